@@ -1,0 +1,49 @@
+# Platform Core: every entry point a developer or CI needs. `make run` and `make test` bootstrap what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+ENV ?= dev-uaenorth
+
+.PHONY: help venv node run test test-py lint bench clean infra-check gitops-check
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+# The virtualenv is rebuilt only when a requirements file changes, so a second run is quick.
+$(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+venv: $(VENV_STAMP) ## create/refresh the Python virtualenv
+
+# Azurite (Storage emulator) and the offline schema packages come from the npm lock file.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+node: $(NODE_STAMP) ## install the npm tools (Azurite) from the lock file
+
+run: $(VENV_STAMP) $(NODE_STAMP) ## run the app locally on the sandbox (127.0.0.1:7071); Ctrl-C stops everything
+	$(PY) -m shared.local.run --env $(ENV)
+
+test: $(VENV_STAMP) $(NODE_STAMP) ## the whole suite: Python tests, infra and gitops checks
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory infra-check gitops-check
+
+lint: $(VENV_STAMP) ## ruff
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV_STAMP) ## benchmarks (print numbers)
+	$(PY) bench/cold_start.py
+
+clean: ## remove virtualenvs, node_modules and local state
+	rm -rf $(VENV) .venv-checkov node_modules .local
+
+-include infra/infra.mk
+-include gitops/gitops.mk

@@ -1,0 +1,8 @@
+"""Platform Core: domain logic and adapters for the automation app.
+
+Importing this package must stay cheap: the Functions host imports it on cold start. Heavy SDKs
+(azure.mgmt.*, azure.keyvault.*, azure.storage.*, azure.data.tables, kubernetes, cloudflare, gitlab)
+are imported inside the adapters' methods, on first use.
+"""
+
+__version__ = "0.1.0"

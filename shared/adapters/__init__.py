@@ -1,0 +1,90 @@
+"""Adapters: one per external system, each a small ``Protocol`` plus an implementation on the
+official SDK. Every SDK exception is translated here, at the seam, into ``shared.errors``:
+
+- throttling (429), 5xx, timeouts, connection errors, "operation in progress" -> TemporaryError
+  (with the server's Retry-After when it sent one);
+- 404 -> NotFoundError; 409/412 preconditions -> ConflictError;
+- 401/403, validation errors, quota -> PermanentError with remediation text.
+
+SDK modules are imported inside functions so that importing an adapter module is free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from shared.errors import ConflictError, NotFoundError, PermanentError, TemporaryError
+from shared.logs import redact_text
+
+
+@dataclass(frozen=True)
+class HttpOptions:
+    """Transport settings every SDK client is built with."""
+
+    #: Retries the SDK makes by itself before raising; our retry policy wraps that.
+    max_retries: int = 3
+    #: Seconds for one call (connect + read).
+    timeout: float = 30.0
+    #: PEM bundle to trust in addition to the system's (the sandbox CA locally); None = system only.
+    ca_bundle: str | None = None
+
+    @property
+    def verify(self) -> bool | str:
+        return self.ca_bundle or True
+
+
+def retry_after_seconds(headers: Any) -> float | None:
+    """Parse Retry-After (seconds or HTTP date) or the ms variants Azure sends; None when absent."""
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("x-ms-retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name) if hasattr(headers, "get") else None
+        if value is None and hasattr(headers, "get"):
+            value = headers.get(name.title())
+        if value is None:
+            continue
+        try:
+            return max(0.0, float(value) * scale)
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+            import datetime as dt
+
+            try:
+                when = parsedate_to_datetime(value)
+                return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
+            except (TypeError, ValueError):
+                return None
+    return None
+
+
+def map_azure_error(exc: Exception, *, what: str, remediation_403: str = "") -> Exception:
+    """Translate an azure-core exception into our tree. Returns the exception to raise."""
+    from azure.core import exceptions as az
+
+    message = redact_text(f"{what}: {getattr(exc, 'message', None) or exc}")
+    response = getattr(exc, "response", None)
+    status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
+    code = getattr(getattr(exc, "error", None), "code", None) or type(exc).__name__
+    headers = getattr(response, "headers", None)
+
+    if isinstance(exc, az.ClientAuthenticationError) or status in (401, 403):
+        return PermanentError(
+            message, code=code or "AuthorizationFailed",
+            remediation=remediation_403 or "check the app's managed identity has the role assignment "
+            "declared in infra/modules/automation, then retry",
+        )
+    if isinstance(exc, az.ResourceNotFoundError) or status == 404:
+        return NotFoundError(message, code=code or "NotFound", remediation="check the name in platform.yaml")
+    if isinstance(exc, az.ResourceModifiedError) or status == 412:
+        return ConflictError(message, code=code or "PreconditionFailed",
+                             remediation="the resource changed concurrently; re-read it and decide again")
+    if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError) or status is None:
+        return TemporaryError(message, code="ServiceUnreachable", retry_after=None)
+    if status == 429 or status >= 500:
+        return TemporaryError(message, code=code or f"HTTP{status}", retry_after=retry_after_seconds(headers))
+    if status == 409:
+        return ConflictError(message, code=code or "Conflict",
+                             remediation="another change holds this resource; retry after it finishes")
+    return PermanentError(message, code=code or f"HTTP{status}",
+                          remediation="the request was refused as invalid; see the message")

@@ -1,0 +1,171 @@
+"""Typed settings from environment variables (Azure app settings), validated once at start-up.
+
+``Settings.from_env`` collects every problem and raises one ``ConfigError`` listing them all with
+the expected form, so a misconfigured deployment fails fast with a readable message. Secret
+settings are registered with the log redactor as soon as they are read.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from shared import logs
+from shared.errors import ConfigError
+from shared.platform import DEFAULT_CONFIG_DIR, ENVIRONMENTS
+
+# Every setting the app reads: name -> (required, secret, description). The README's table and
+# local.settings.sample.json are checked against this by a test, so the three never disagree.
+SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
+    "PLATFORM_ENV": ("required", False, f"which environment this app manages: {' | '.join(ENVIRONMENTS)}"),
+    "PLATFORM_CONFIG_DIR": ("optional", False, "folder holding <env>/platform.yaml (default: infra/envs in the app)"),
+    "PLATFORM_STORAGE_ACCOUNT": (
+        "one of two", False, "storage account name for state and queues, reached with the managed identity",
+    ),
+    "PLATFORM_STORAGE_CONNECTION_STRING": (
+        "one of two", True, "connection string for state and queues instead (local/Azurite)",
+    ),
+    "AZURE_CREDENTIAL": (
+        "optional", False, "'default' (DefaultAzureCredential, managed identity in Azure) or 'static' (sandbox)",
+    ),
+    "ARM_ENDPOINT": ("optional", False, "Azure Resource Manager base URL (default https://management.azure.com)"),
+    "KEYVAULT_URL": ("optional", False, "Key Vault URL (default https://<key_vault.name>.vault.azure.net)"),
+    "CLOUDFLARE_BASE_URL": ("optional", False, "Cloudflare API base (default https://api.cloudflare.com/client/v4)"),
+    "CLOUDFLARE_API_TOKEN": ("optional", True, "Cloudflare API token with Zone > SSL and Certificates > Edit"),
+    "KUBERNETES_API_URL": ("optional", False, "Kubernetes API server URL (default: the AKS cluster's, via ARM)"),
+    "GITLAB_URL": ("optional", False, "GitLab base URL (default: gitlab.url in platform.yaml)"),
+    "GITLAB_TOKEN": ("optional", True, "GitLab project access token (api scope) for merge requests"),
+    "GITLAB_WEBHOOK_SECRET": ("optional", True, "shared secret GitLab sends in X-Gitlab-Token"),
+    "SLACK_SIGNING_SECRET": ("optional", True, "Slack app signing secret for ChatOps requests"),
+    "TLS_CA_BUNDLE": ("optional", False, "extra CA bundle (PEM path) to trust, e.g. the local sandbox's CA"),
+    "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
+    "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
+    "LOG_LEVEL": ("optional", False, "DEBUG | INFO | WARNING | ERROR (default INFO)"),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    config_dir: Path
+    #: Exactly one of these two is set.
+    storage_account: str | None
+    storage_connection_string: str | None = field(repr=False)
+    credential_mode: str  # "default" | "static"
+    arm_endpoint: str
+    keyvault_url: str | None
+    cloudflare_base_url: str
+    cloudflare_api_token: str | None = field(repr=False)
+    kubernetes_api_url: str | None = None
+    gitlab_url: str | None = None
+    gitlab_token: str | None = field(default=None, repr=False)
+    gitlab_webhook_secret: str | None = field(default=None, repr=False)
+    slack_signing_secret: str | None = field(default=None, repr=False)
+    tls_ca_bundle: str | None = None
+    #: Retries the SDK makes on its own for one call; our retry policy wraps that.
+    sdk_max_retries: int = 3
+    #: Seconds for one HTTP call to an external API.
+    http_timeout: float = 30.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def get(name: str) -> str | None:
+            value = env.get(name)
+            return value.strip() if value and value.strip() else None
+
+        def url(name: str, default: str | None) -> str | None:
+            value = get(name) or default
+            if value is not None:
+                parsed = urlparse(value)
+                if parsed.scheme not in ("http", "https") or not parsed.netloc:
+                    problems.append(f"{name}: expected an http(s) URL, got {value!r}")
+            return value.rstrip("/") if value else value
+
+        def number(name: str, default: float, cast: type, low: float, high: float) -> float:
+            raw = get(name)
+            if raw is None:
+                return default
+            try:
+                value = cast(raw)
+            except ValueError:
+                problems.append(f"{name}: expected a number in [{low}, {high}], got {raw!r}")
+                return default
+            if not low <= value <= high:
+                problems.append(f"{name}: expected a number in [{low}, {high}], got {raw!r}")
+            return value
+
+        platform_env = get("PLATFORM_ENV")
+        if platform_env is None:
+            problems.append(f"PLATFORM_ENV: required, one of {', '.join(ENVIRONMENTS)}")
+        elif platform_env not in ENVIRONMENTS:
+            problems.append(f"PLATFORM_ENV: expected one of {', '.join(ENVIRONMENTS)}, got {platform_env!r}")
+
+        config_dir = Path(get("PLATFORM_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
+        if not config_dir.is_dir():
+            problems.append(f"PLATFORM_CONFIG_DIR: {config_dir} is not a folder")
+
+        account = get("PLATFORM_STORAGE_ACCOUNT")
+        connection = get("PLATFORM_STORAGE_CONNECTION_STRING")
+        if bool(account) == bool(connection):
+            problems.append(
+                "PLATFORM_STORAGE_ACCOUNT or PLATFORM_STORAGE_CONNECTION_STRING: set exactly one "
+                "(an account name in Azure, a connection string such as UseDevelopmentStorage=true locally)"
+            )
+        if account and not (3 <= len(account) <= 24 and account.isalnum() and account.islower()):
+            problems.append(f"PLATFORM_STORAGE_ACCOUNT: expected 3-24 lower-case letters and digits, got {account!r}")
+
+        mode = get("AZURE_CREDENTIAL") or "default"
+        if mode not in ("default", "static"):
+            problems.append(f"AZURE_CREDENTIAL: expected 'default' or 'static', got {mode!r}")
+
+        ca = get("TLS_CA_BUNDLE")
+        if ca and not Path(ca).is_file():
+            problems.append(f"TLS_CA_BUNDLE: {ca} is not a file")
+
+        level = (get("LOG_LEVEL") or "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            problems.append(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
+
+        settings = cls(
+            env=platform_env or "",
+            config_dir=config_dir,
+            storage_account=account,
+            storage_connection_string=connection,
+            credential_mode=mode,
+            arm_endpoint=url("ARM_ENDPOINT", "https://management.azure.com") or "",
+            keyvault_url=url("KEYVAULT_URL", None),
+            cloudflare_base_url=url("CLOUDFLARE_BASE_URL", "https://api.cloudflare.com/client/v4") or "",
+            cloudflare_api_token=get("CLOUDFLARE_API_TOKEN"),
+            kubernetes_api_url=url("KUBERNETES_API_URL", None),
+            gitlab_url=url("GITLAB_URL", None),
+            gitlab_token=get("GITLAB_TOKEN"),
+            gitlab_webhook_secret=get("GITLAB_WEBHOOK_SECRET"),
+            slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            tls_ca_bundle=ca,
+            sdk_max_retries=int(number("SDK_MAX_RETRIES", 3, int, 0, 10)),
+            http_timeout=float(number("HTTP_TIMEOUT_SECONDS", 30.0, float, 1, 230)),
+            log_level=level,
+        )
+        for secret in (connection, settings.cloudflare_api_token, settings.gitlab_token,
+                       settings.gitlab_webhook_secret, settings.slack_signing_secret):
+            logs.register_secret(secret)
+        if problems:
+            raise ConfigError(problems)
+        return settings
+
+    def configured(self) -> dict[str, bool]:
+        """Which optional integrations have what they need (for health); never the values."""
+        return {
+            "storage": True,
+            "cloudflare": bool(self.cloudflare_api_token),
+            "gitlab": bool(self.gitlab_token),
+            "gitlab_webhooks": bool(self.gitlab_webhook_secret),
+            "slack": bool(self.slack_signing_secret),
+        }
