@@ -165,3 +165,10 @@ def configure(level: str = "INFO", stream: Any = None) -> None:
 
 def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
+
+
+def install_host_filter() -> None:
+    """Attach the redacting filter to the root logger's handlers (the Functions host's). Idempotent."""
+    root = logging.getLogger()
+    if not any(isinstance(f, RedactingFilter) for f in root.filters):
+        root.addFilter(RedactingFilter())

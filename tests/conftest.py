@@ -24,3 +24,22 @@ def credential() -> StaticTokenCredential:
 def dev_platform():
     """The dev-uaenorth platform facts from infra/envs (the same file Terraform reads)."""
     return load_environment("dev-uaenorth")
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory):
+    """One Azurite process for the session, on free ports; stopped at the end."""
+    from shared.local.azurite import Azurite
+
+    with Azurite(tmp_path_factory.mktemp("azurite")) as running:
+        yield running
+
+
+@pytest.fixture
+def storage(azurite):
+    from shared.adapters import HttpOptions
+    from shared.adapters.storage import AzureStorage
+
+    client = AzureStorage(connection_string=azurite.connection_string, http=HttpOptions(max_retries=0, timeout=5))
+    yield client
+    client.close()

@@ -1,0 +1,17 @@
+"""The Functions app: create it and register one Blueprint per capability. Nothing else.
+
+Heavy SDKs load on first use inside the adapters, so indexing this module stays fast (bench/cold_start.py).
+"""
+
+import azure.functions as func
+
+from functions import health, housekeeping
+from shared import logs
+
+app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+for blueprint in (health.bp, housekeeping.bp):
+    app.register_functions(blueprint)
+
+# The Functions host owns the log handlers; make sure whatever it emits is redacted.
+logs.install_host_filter()

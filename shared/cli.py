@@ -1,0 +1,139 @@
+"""platformctl: the operator CLI. It calls the same services as the functions, for dry runs and
+break-glass work. Every command takes ``--env``, ``--dry-run`` and ``--json``; output is readable by
+default; failures print a clear message and exit non-zero.
+
+Settings come from the environment (as in Azure), optionally loaded first from a local.settings.json
+style file with ``--settings`` (``make run`` writes one for its sandbox).
+
+Exit codes: 0 ok, 1 the operation failed or a dependency is unhealthy, 2 bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shared import __version__, logs
+from shared.errors import BadInputError, ConfigError, PermanentError, PlatformError, TemporaryError
+from shared.platform import ENVIRONMENTS
+
+Command = Callable[[Any, argparse.Namespace], tuple[int, Any, str]]
+COMMANDS: dict[str, tuple[str, Command]] = {}
+
+
+def command(name: str, help_text: str) -> Callable[[Command], Command]:
+    def register(fn: Command) -> Command:
+        COMMANDS[name] = (help_text, fn)
+        return fn
+
+    return register
+
+
+@command("health", "what is configured and what is reachable (one cheap read per dependency)")
+def cmd_health(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
+    from shared.services import health
+
+    described = health.describe(ctx)
+    statuses = health.probe(ctx)
+    unhealthy = [s for s in statuses if s.configured and not s.reachable]
+    data = {**described, "status": "degraded" if unhealthy else "ok",
+            "probes": [vars(s) for s in statuses]}
+    lines = [f"platform-core {__version__}  environment {ctx.platform.name}", ""]
+    width = max(len(s.name) for s in statuses)
+    for s in statuses:
+        mark = "-" if s.reachable is None else ("ok" if s.reachable else "FAIL")
+        lines.append(f"  {s.name:<{width}}  {mark:<4}  {s.detail}  ({s.seconds:.2f}s)" if s.configured
+                     else f"  {s.name:<{width}}  {mark:<4}  not configured")
+    lines += ["", f"{len(statuses) - len(unhealthy)} of {len(statuses)} dependencies healthy"
+              + (f"; unhealthy: {', '.join(s.name for s in unhealthy)}" if unhealthy else "")]
+    return (1 if unhealthy else 0), data, "\n".join(lines)
+
+
+def load_settings_file(path: str) -> dict[str, str]:
+    """Read the ``Values`` of a local.settings.json file (Core Tools' format)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"--settings: {path} not found (is `make run` running?)"]) from None
+    except ValueError as exc:
+        raise ConfigError([f"--settings: {path} is not JSON: {exc}"]) from None
+    values = data.get("Values") if isinstance(data, dict) else None
+    if not isinstance(values, dict):
+        raise ConfigError([f"--settings: {path} has no \"Values\" object"])
+    return {str(k): str(v) for k, v in values.items()}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="platformctl", description="Platform Core operator CLI.")
+    parser.add_argument("--version", action="version", version=f"platformctl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        # The common options are accepted before or after the command name.
+        for target in (parser, p):
+            target.add_argument("--env", choices=ENVIRONMENTS, default=argparse.SUPPRESS,
+                                help="environment (default: PLATFORM_ENV)")
+            target.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
+                                help="decide and show the plan; change nothing")
+            target.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                                help="machine-readable output")
+            target.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS,
+                                help="load settings from a local.settings.json file first")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name, default in (("env", None), ("dry_run", False), ("json", False), ("settings", None)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    if not args.command:
+        parser.print_help(sys.stderr)
+        return 2
+    logs.configure(os.environ.get("LOG_LEVEL", "WARNING"))
+    try:
+        environ = dict(os.environ)
+        if args.settings:
+            environ = {**load_settings_file(args.settings), **{k: v for k, v in os.environ.items()
+                                                                if k.startswith("PLATFORM_ENV")}}
+        if args.env:
+            environ["PLATFORM_ENV"] = args.env
+        from shared.context import Context
+
+        ctx = Context.from_env(environ)
+        code, data, text = COMMANDS[args.command][1](ctx, args)
+    except ConfigError as exc:
+        return _fail(args, exc, 2, "configuration")
+    except BadInputError as exc:
+        return _fail(args, exc, 2, "bad input")
+    except TemporaryError as exc:
+        return _fail(args, exc, 1, "temporary failure (try again)")
+    except PermanentError as exc:
+        return _fail(args, exc, 1, "failed")
+    except PlatformError as exc:
+        return _fail(args, exc, 1, "failed")
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(text)
+    return code
+
+
+def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -> int:
+    message = logs.redact_text(str(exc))
+    if args.json:
+        print(json.dumps({"error": exc.code, "message": message,
+                          "remediation": getattr(exc, "remediation", "") or None}, indent=2))
+    else:
+        print(f"platformctl: {label}: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

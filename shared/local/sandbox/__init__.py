@@ -1,0 +1,62 @@
+"""The sandbox: every external service the app drives, emulated on loopback with its real REST
+contract, seeded with a realistic estate for one environment (dev-uaenorth by default).
+
+``Sandbox.start()`` returns the settings (environment variables) that point the app at it; the real
+SDKs reach the emulators through those settings only (base URLs, CA bundle), never by patching code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from shared.local.sandbox.base import Emulator, Fault, SandboxCA
+from shared.platform import PlatformEnvironment
+
+__all__ = ["Emulator", "Fault", "Sandbox", "SandboxCA"]
+
+
+class Sandbox:
+    def __init__(self, platform: PlatformEnvironment, workdir: Path | str) -> None:
+        from shared.local.sandbox.arm import ArmEmulator
+        from shared.local.sandbox.cloudflare import CloudflareEmulator
+        from shared.local.sandbox.gitlab import GitLabEmulator
+        from shared.local.sandbox.keyvault import KeyVaultEmulator
+        from shared.local.sandbox.kubernetes import KubernetesEmulator
+
+        self.platform = platform
+        self.workdir = Path(workdir)
+        self.ca: SandboxCA | None = None
+        self.arm = ArmEmulator(platform)
+        self.keyvault = KeyVaultEmulator(platform)
+        self.cloudflare = CloudflareEmulator(platform)
+        self.kubernetes = KubernetesEmulator(platform)
+        self.gitlab = GitLabEmulator(platform)
+
+    @property
+    def emulators(self) -> dict[str, Emulator]:
+        return {e.name: e for e in (self.arm, self.keyvault, self.cloudflare, self.kubernetes, self.gitlab)}
+
+    def start(self) -> dict[str, str]:
+        self.ca = SandboxCA(self.workdir / "tls")
+        for emulator in self.emulators.values():
+            emulator.start(self.ca)
+        return self.settings_env()
+
+    def settings_env(self) -> dict[str, str]:
+        assert self.ca is not None, "start the sandbox first"
+        env: dict[str, str] = {"AZURE_CREDENTIAL": "static", "TLS_CA_BUNDLE": str(self.ca.ca_path)}
+        for emulator in self.emulators.values():
+            env.update(emulator.settings_env())
+        return env
+
+    def stop(self) -> None:
+        for emulator in self.emulators.values():
+            emulator.stop()
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
