@@ -14,7 +14,7 @@ from typing import Any
 class StaticTokenCredential:
     """A TokenCredential returning a fixed, non-secret token (for loopback emulators only)."""
 
-    def __init__(self, token: str = "sandbox-token", lifetime: int = 3600) -> None:
+    def __init__(self, token: str = "sandbox-token", lifetime: int = 3600) -> None:  # noqa: S107 - not a secret
         self._token = token
         self._lifetime = lifetime
         #: Scopes asked for, in order: tests assert that clients ask for the right audience.

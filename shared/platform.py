@@ -100,7 +100,9 @@ def load_environment(name: str, config_dir: Path | str | None = None) -> Platfor
     return parse_environment(raw, source=str(path), expected_name=name)
 
 
-def parse_environment(raw: Any, *, source: str = "platform.yaml", expected_name: str | None = None) -> PlatformEnvironment:
+def parse_environment(
+    raw: Any, *, source: str = "platform.yaml", expected_name: str | None = None
+) -> PlatformEnvironment:
     problems: list[str] = []
     r = _Reader(raw if isinstance(raw, dict) else {}, source, problems)
     if not isinstance(raw, dict):

@@ -20,7 +20,7 @@ from shared.platform import DEFAULT_CONFIG_DIR, ENVIRONMENTS
 # Every setting the app reads: name -> (required, secret, description). The README's table and
 # local.settings.sample.json are checked against this by a test, so the three never disagree.
 SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
-    "PLATFORM_ENV": ("required", False, f"which environment this app manages: {' | '.join(ENVIRONMENTS)}"),
+    "PLATFORM_ENV": ("required", False, f"which environment this app manages: {', '.join(ENVIRONMENTS)}"),
     "PLATFORM_CONFIG_DIR": ("optional", False, "folder holding <env>/platform.yaml (default: infra/envs in the app)"),
     "PLATFORM_STORAGE_ACCOUNT": (
         "one of two", False, "storage account name for state and queues, reached with the managed identity",
@@ -43,7 +43,7 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "TLS_CA_BUNDLE": ("optional", False, "extra CA bundle (PEM path) to trust, e.g. the local sandbox's CA"),
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
-    "LOG_LEVEL": ("optional", False, "DEBUG | INFO | WARNING | ERROR (default INFO)"),
+    "LOG_LEVEL": ("optional", False, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
 }
 
 

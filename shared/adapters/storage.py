@@ -213,7 +213,7 @@ class AzureStorage:
         if etag:
             kwargs = {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
-            self._call(lambda: client.delete_entity(partition, row, **kwargs), f"delete from table {table}")
+            self._call(lambda: client.delete_entity(partition, row, **kwargs), f"remove a row of table {table}")
         except NotFoundError:
             pass
 

@@ -68,11 +68,22 @@ def _route_pattern(route: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$")
 
 
+_indexed: dict[int, tuple[Any, list[Any]]] = {}
+
+
+def app_functions(app: Any) -> list[Any]:
+    """``app.get_functions()`` may be called only once per app object: remember its answer."""
+    key = id(app)
+    if key not in _indexed or _indexed[key][0] is not app:
+        _indexed[key] = (app, app.get_functions())
+    return _indexed[key][1]
+
+
 def index(app: Any) -> list[LocalFunction]:
     """Read the app's functions (``app.get_functions()``, once) into what the host needs."""
     functions = []
     problems = []
-    for f in app.get_functions():
+    for f in app_functions(app):
         meta = json.loads(f.get_function_json())
         trigger = next(b for b in meta["bindings"] if b["type"].endswith("Trigger"))
         kind = trigger["type"]
@@ -201,7 +212,8 @@ class LocalHost:
 
     # -- HTTP ------------------------------------------------------------------------------
 
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, method: str, raw_path: str, headers: dict[str, str],
+               body: bytes) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(raw_path)
         path = unquote(split.path)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
@@ -308,7 +320,7 @@ class LocalHost:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _serve(self) -> None:

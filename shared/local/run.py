@@ -26,7 +26,7 @@ Platform Core is running locally on the sandbox ({env}).
 
 Try:
   curl -s http://127.0.0.1:{port}/api/health
-  curl -s -X POST http://127.0.0.1:{port}/admin/functions/state_housekeeping -H 'content-type: application/json' -d '{{}}'
+  curl -s -X POST http://127.0.0.1:{port}/admin/functions/state_housekeeping -d '{{}}'
   .venv/bin/platformctl --settings {settings} health
   .venv/bin/platformctl --settings {settings} --json health
 
@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     from shared.local.sandbox import Sandbox
 
     # Azurite's usual ports when free, so Storage Explorer finds it; otherwise any free ports.
-    ports = {k: (p if _port_free(p) else free_port()) for k, p in (("blob", 10000), ("queue", 10001), ("table", 10002))}
-    azurite = Azurite(workdir / "azurite", blob_port=ports["blob"], queue_port=ports["queue"], table_port=ports["table"])
+    usual = {"blob": 10000, "queue": 10001, "table": 10002}
+    ports = {kind: (port if _port_free(port) else free_port()) for kind, port in usual.items()}
+    azurite = Azurite(workdir / "azurite", blob_port=ports["blob"], queue_port=ports["queue"],
+                      table_port=ports["table"])
     sandbox = Sandbox(platform, workdir / "sandbox")
     host = None
     try:

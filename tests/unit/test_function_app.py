@@ -21,7 +21,7 @@ def indexed():
         "import json, sys, function_app\n"
         "fs = function_app.app.get_functions()\n"
         "print(json.dumps({'functions': [json.loads(f.get_function_json()) | {'name': f.get_function_name()}"
-        " for f in fs], 'heavy': sorted(m for m in sys.modules if m.startswith(%r))}))" % (HEAVY,)
+        f" for f in fs], 'heavy': sorted(m for m in sys.modules if m.startswith({HEAVY!r}))}}))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])

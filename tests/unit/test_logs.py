@@ -16,7 +16,7 @@ PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIB
         ("a truncated PEM private key", "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIB", "MHcCAQEEIB"),
         ("a bearer token", "Authorization: Bearer abcdef0123456789", "abcdef0123456789"),
         ("a JWT", "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sgnature", "eyJzdWIiOiIxIn0"),
-        ("a storage account key", "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=c2VjcmV0a2V5==;", "c2VjcmV0"),
+        ("a storage account key", "Protocol=https;AccountName=a;AccountKey=c2VjcmV0a2V5==;", "c2VjcmV0"),
         ("a SAS signature", "https://a.blob.core.windows.net/c?sv=2024&sig=abc%2Fdef&se=1", "abc%2Fdef"),
         ("a GitLab token", "token glpat-AbCdEf0123456789xyz", "glpat-AbCdEf0123456789xyz"),
         ("an HMAC header", "Authorization: HMAC c2lnbmF0dXJlMTIzNDU2", "c2lnbmF0dXJlMTIzNDU2"),

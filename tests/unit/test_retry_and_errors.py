@@ -21,7 +21,7 @@ def run(errors, policy=RetryPolicy(attempts=4, base_delay=1, max_delay=8)):
     op = Flaky(errors)
     try:
         result = retry(op, policy, sleep=sleeps.append, rand=lambda: 1.0)
-    except Exception as exc:  # noqa: BLE001 - the table below says which
+    except Exception as exc:
         result = exc
     return result, op.calls, sleeps
 
