@@ -47,8 +47,8 @@ def retry_after_seconds(headers: Any) -> float | None:
         try:
             return max(0.0, float(value) * scale)
         except ValueError:
-            from email.utils import parsedate_to_datetime
             import datetime as dt
+            from email.utils import parsedate_to_datetime
 
             try:
                 when = parsedate_to_datetime(value)
@@ -79,6 +79,10 @@ def map_azure_error(exc: Exception, *, what: str, remediation_403: str = "") -> 
     if isinstance(exc, az.ResourceModifiedError) or status == 412:
         return ConflictError(message, code=code or "PreconditionFailed",
                              remediation="the resource changed concurrently; re-read it and decide again")
+    if isinstance(exc, az.ResourceExistsError):
+        # Checked by type, not status: azure-storage-queue raises it for a 204 "queue already exists".
+        return ConflictError(message, code=code or "Conflict",
+                             remediation="another change holds this resource; retry after it finishes")
     if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError) or status is None:
         return TemporaryError(message, code="ServiceUnreachable", retry_after=None)
     if status == 429 or status >= 500:
