@@ -62,33 +62,43 @@ def map_azure_error(exc: Exception, *, what: str, remediation_403: str = "") -> 
     """Translate an azure-core exception into our tree. Returns the exception to raise."""
     from azure.core import exceptions as az
 
-    message = redact_text(f"{what}: {getattr(exc, 'message', None) or exc}")
+    error = getattr(exc, "error", None)  # ODataV4Format: the service's own code and message
+    detail = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
+    message = redact_text(f"{what}: {detail}")
     response = getattr(exc, "response", None)
     status = getattr(exc, "status_code", None) or getattr(response, "status_code", None)
-    code = getattr(getattr(exc, "error", None), "code", None) or type(exc).__name__
+    service_code = getattr(error, "code", None) or getattr(exc, "error_code", None)
+    service_code = str(getattr(service_code, "value", service_code)) if service_code else None
     headers = getattr(response, "headers", None)
+    retry_after = retry_after_seconds(headers)
+    busy = service_code == "AnotherOperationInProgress" or (
+        service_code == "OperationNotAllowed" and "in progress" in detail.lower())
 
     if isinstance(exc, az.ClientAuthenticationError) or status in (401, 403):
         return PermanentError(
-            message, code=code or "AuthorizationFailed",
+            message, code=service_code or "AuthorizationFailed",
             remediation=remediation_403 or "check the app's managed identity has the role assignment "
             "declared in infra/modules/automation, then retry",
         )
     if isinstance(exc, az.ResourceNotFoundError) or status == 404:
-        return NotFoundError(message, code=code or "NotFound", remediation="check the name in platform.yaml")
+        return NotFoundError(message, code=service_code or "NotFound", remediation="check the name in platform.yaml")
     if isinstance(exc, az.ResourceModifiedError) or status == 412:
-        return ConflictError(message, code=code or "PreconditionFailed",
+        return ConflictError(message, code=service_code or "PreconditionFailed",
                              remediation="the resource changed concurrently; re-read it and decide again")
-    if isinstance(exc, az.ResourceExistsError):
-        # Checked by type, not status: azure-storage-queue raises it for a 204 "queue already exists".
-        return ConflictError(message, code=code or "Conflict",
+    if busy:
+        # ARM allows one operation per resource at a time: this one clears by itself.
+        return TemporaryError(message, code=service_code or "OperationNotAllowed", retry_after=retry_after)
+    if isinstance(exc, az.ResourceExistsError) or status == 409:
+        # By type as well as status: azure-storage-queue raises it for a 204 "queue already exists".
+        return ConflictError(message, code=service_code or "Conflict",
                              remediation="another change holds this resource; retry after it finishes")
     if isinstance(exc, az.ServiceRequestError | az.ServiceResponseError) or status is None:
         return TemporaryError(message, code="ServiceUnreachable", retry_after=None)
     if status == 429 or status >= 500:
-        return TemporaryError(message, code=code or f"HTTP{status}", retry_after=retry_after_seconds(headers))
-    if status == 409:
-        return ConflictError(message, code=code or "Conflict",
-                             remediation="another change holds this resource; retry after it finishes")
-    return PermanentError(message, code=code or f"HTTP{status}",
+        return TemporaryError(message, code=service_code or f"HTTP{status}", retry_after=retry_after)
+    if status < 400:
+        # A long-running operation that ended in failure arrives with the poll's 200.
+        return PermanentError(message, code=service_code or "OperationFailed",
+                              remediation="the operation was accepted but failed; see the message")
+    return PermanentError(message, code=service_code or f"HTTP{status}",
                           remediation="the request was refused as invalid; see the message")

@@ -1,0 +1,536 @@
+"""An Azure Resource Manager emulator for the one resource provider we drive: Microsoft.ContainerService.
+
+It speaks the REST contract azure-mgmt-containerservice uses (paths, ``api-version``, ARM's error
+envelope, ``nextLink`` paging, ``properties.eTag`` + ``If-Match``, the ``Azure-AsyncOperation`` long-
+running-operation protocol) and enforces the rules that shape our scaling code:
+
+- one operation per pool at a time (a second PUT answers 409 OperationNotAllowed "in progress");
+- autoscaler-enabled pools refuse a changed ``count``; min/max bounds are validated;
+- per-VM-family core quota (409 OperationNotAllowed "exceeding approved ... Cores quota");
+- every call needs ``Authorization: Bearer <token>``.
+
+The estate is seeded from the platform facts (``infra/envs/<env>/platform.yaml``), so the sandbox and
+the tests see the same pools Terraform declares.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+import uuid
+from typing import Any
+
+from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, iso, utc_now
+from shared.platform import PlatformEnvironment
+
+_PROVIDER = "Microsoft.ContainerService"
+_CLUSTER_PATH = (
+    r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
+    r"(?i:Microsoft\.ContainerService)/(?i:managedClusters)/(?P<cluster>[^/]+)"
+)
+# ARM accepts date-shaped api versions, with an optional -preview suffix.
+_API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+_POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # AKS: lower-case alphanumerics, 1-12, letter first
+_OPERATION_API_VERSION = "2016-03-30"  # what AKS puts in its Azure-AsyncOperation URLs
+_GPU_TAINTS = {"nvidia": "nvidia.com/gpu=present:NoSchedule", "amd": "amd.com/gpu=present:NoSchedule"}
+_UNLIMITED = 1_000_000
+
+
+def vm_family(vm_size: str) -> str:
+    """The quota family of a VM size, as ARM names it: Standard_NC40ads_H100_v5 -> 'NCadsH100v5'."""
+    parts = vm_size.split("_")[1:] if vm_size.lower().startswith("standard_") else vm_size.split("_")
+    if not parts:
+        return vm_size
+    head = re.sub(r"\d+", "", parts[0])  # the vCPU count is not part of the family
+    return head + "".join(parts[1:])
+
+
+def vm_cores(vm_size: str) -> int:
+    """vCPUs of a VM size, read from its name (Standard_ND96isr_MI300X_v5 -> 96)."""
+    parts = vm_size.split("_")
+    first = parts[1] if len(parts) > 1 and parts[0].lower() == "standard" else parts[0]
+    match = re.search(r"\d+", first)
+    return int(match.group(0)) if match else 1
+
+
+class ArmEmulator(Emulator):
+    name = "arm"
+    tls = True  # azure-core refuses to send bearer tokens over http
+
+    #: Pools per page in list answers: small so that every test exercises ``nextLink``.
+    page_size = 2
+
+    def __init__(
+        self,
+        platform: PlatformEnvironment,
+        *,
+        operation_seconds: float = 0.0,
+        private_cluster: bool = False,
+        kubernetes_version: str = "1.32.6",
+    ) -> None:
+        self.platform = platform
+        #: How long a PUT's operation stays InProgress; 0 = it completes on the first read after the PUT.
+        self.operation_seconds = operation_seconds
+        #: Tokens accepted; None = any non-empty bearer token (tests narrow it to exercise 401).
+        self.accepted_tokens: set[str] | None = None
+        #: vm size prefix (or family name) -> approved cores in the region.
+        self.quotas: dict[str, int] = {}
+        #: api-version values clients sent, to notice when an SDK upgrade moves it.
+        self.api_versions: set[str] = set()
+        #: operation id -> {"pool", "started", "status", "error", "final": props to apply}
+        self.operations: dict[str, dict[str, Any]] = {}
+        #: Set by ``fail_next_operation``: the next accepted PUT's operation ends Failed with this error.
+        self._next_failure: dict[str, str] | None = None
+        self._initial = (operation_seconds, private_cluster, kubernetes_version)
+        self._pools: dict[str, dict[str, Any]] = {}
+        self._cluster = self._seed_cluster(private_cluster, kubernetes_version)
+        super().__init__()
+
+    def reset(self, *, private_cluster: bool | None = None) -> None:
+        """Back to the seeded estate (pools, operations, quotas, faults, request log), keeping the port.
+
+        Restarting a server costs ~0.5 s (``shutdown`` polls); tests share one emulator and reset it.
+        """
+        operation_seconds, private, version = self._initial
+        with self.lock:
+            self.operation_seconds = operation_seconds
+            self.accepted_tokens = None
+            self.quotas.clear()
+            self.api_versions.clear()
+            self.operations.clear()
+            self._next_failure = None
+            self.faults.clear()
+            self.requests.clear()
+            self._pools = {}
+            self._cluster = self._seed_cluster(private if private_cluster is None else private_cluster, version)
+
+    # -- seed -------------------------------------------------------------------------------
+
+    def _seed_cluster(self, private: bool, version: str) -> dict[str, Any]:
+        p = self.platform
+        suffix = uuid.uuid5(uuid.NAMESPACE_DNS, p.cluster_name).hex[:8]
+        dns_prefix = f"{p.cluster_name}-dns"
+        fqdn = f"{dns_prefix}-{suffix}.hcp.{p.location}.azmk8s.io"
+        cluster: dict[str, Any] = {
+            "id": self._cluster_id(),
+            "location": p.location,
+            "name": p.cluster_name,
+            "type": f"{_PROVIDER}/ManagedClusters",
+            "tags": {"environment": p.name, "managed-by": "terraform"},
+            "sku": {"name": "Base", "tier": "Standard"},
+            "identity": {"type": "SystemAssigned", "principalId": str(uuid.uuid4()), "tenantId": p.tenant_id},
+            "properties": {
+                "provisioningState": "Succeeded",
+                "powerState": {"code": "Running"},
+                "kubernetesVersion": version.rsplit(".", 1)[0],
+                "currentKubernetesVersion": version,
+                "dnsPrefix": dns_prefix,
+                "fqdn": fqdn,
+                "azurePortalFQDN": f"{dns_prefix}-{suffix}.portal.hcp.{p.location}.azmk8s.io",
+                "nodeResourceGroup": f"MC_{p.resource_group}_{p.cluster_name}_{p.location}",
+                "enableRBAC": True,
+                "disableLocalAccounts": True,
+                "aadProfile": {"managed": True, "enableAzureRBAC": True, "tenantID": p.tenant_id},
+                "oidcIssuerProfile": {"enabled": True,
+                                      "issuerURL": f"https://{p.location}.oic.prod-aks.azure.com/{p.tenant_id}/"},
+                "securityProfile": {"workloadIdentity": {"enabled": True}},
+                "networkProfile": {"networkPlugin": "azure", "networkPluginMode": "overlay",
+                                   "podCidr": "10.244.0.0/16", "serviceCidr": "10.0.0.0/16",
+                                   "dnsServiceIP": "10.0.0.10", "outboundType": "loadBalancer",
+                                   "loadBalancerSku": "standard"},
+                "apiServerAccessProfile": {"enablePrivateCluster": private},
+                "maxAgentPools": 100,
+            },
+        }
+        if private:
+            cluster["properties"]["privateFQDN"] = f"{dns_prefix}-{suffix}.privatelink.{p.location}.azmk8s.io"
+            cluster["properties"].pop("fqdn")
+        self._pools["system"] = self._new_pool(
+            "system", mode="System", vmSize="Standard_D4ds_v5", count=2, enableAutoScaling=True,
+            minCount=2, maxCount=3, nodeTaints=["CriticalAddonsOnly=true:NoSchedule"],
+            nodeLabels={"kubernetes.azure.com/mode": "system"}, orchestratorVersion=version,
+        )
+        for gpu in self.platform.gpu_pools:
+            props: dict[str, Any] = {
+                "mode": "User", "vmSize": gpu.vm_size, "count": gpu.min_count,
+                # The automation scales GPU pools itself from queue depth; the autoscaler stays off.
+                "enableAutoScaling": False, "minCount": gpu.min_count, "maxCount": gpu.max_count,
+                "nodeTaints": [_GPU_TAINTS.get(gpu.vendor, _GPU_TAINTS["nvidia"])],
+                "nodeLabels": {"platform.ai/gpu-pool": gpu.name, "platform.ai/gpu-vendor": gpu.vendor,
+                               "platform.ai/gpus-per-node": str(gpu.gpus_per_node)},
+                "scaleDownMode": "Deallocate", "orchestratorVersion": version,
+            }
+            if gpu.mig_profile:
+                props["gpuInstanceProfile"] = gpu.mig_profile
+            self._pools[gpu.name] = self._new_pool(gpu.name, **props)
+        return cluster
+
+    def _new_pool(self, name: str, **props: Any) -> dict[str, Any]:
+        base = {
+            "eTag": str(uuid.uuid4()),
+            "count": 1, "vmSize": "Standard_D4ds_v5", "osDiskSizeGB": 128, "osDiskType": "Managed",
+            "kubeletDiskType": "OS", "maxPods": 110, "type": "VirtualMachineScaleSets",
+            "availabilityZones": ["1", "2", "3"], "enableAutoScaling": False, "scaleDownMode": "Delete",
+            "provisioningState": "Succeeded", "powerState": {"code": "Running"},
+            "orchestratorVersion": "1.32.6",
+            "currentOrchestratorVersion": props.get("orchestratorVersion", "1.32.6"),
+            "enableNodePublicIP": False, "nodeLabels": {}, "nodeTaints": [], "mode": "User",
+            "osType": "Linux", "osSKU": "Ubuntu",
+            "nodeImageVersion": "AKSUbuntu-2204gen2containerd-202507.21.0",
+            "upgradeSettings": {"maxSurge": "10%"}, "enableFIPS": False,
+        }
+        base.update(props)
+        return {"id": f"{self._cluster_id()}/agentPools/{name}", "name": name,
+                "type": f"{_PROVIDER}/managedClusters/agentPools", "properties": base}
+
+    def _cluster_id(self) -> str:
+        p = self.platform
+        return (f"/subscriptions/{p.subscription_id}/resourcegroups/{p.resource_group}/providers/"
+                f"{_PROVIDER}/managedClusters/{p.cluster_name}")
+
+    # -- helpers for tests and the sandbox ---------------------------------------------------
+
+    def settings_env(self) -> dict[str, str]:
+        return {"ARM_ENDPOINT": self.base_url}
+
+    def pool(self, name: str) -> dict[str, Any]:
+        """A copy of the pool's ARM resource (``properties`` holds the fields)."""
+        with self.lock:
+            self._settle()
+            return copy.deepcopy(self._pools[name])
+
+    def set_pool(self, name: str, **fields: Any) -> dict[str, Any]:
+        """Change a pool's properties behind the API's back (as the autoscaler or a human would)."""
+        with self.lock:
+            props = self._pools[name]["properties"]
+            props.update(fields)
+            props["eTag"] = str(uuid.uuid4())
+            return copy.deepcopy(self._pools[name])
+
+    def set_quota(self, vm_family_prefix: str, cores: int) -> None:
+        """Approved cores for VM sizes starting with this prefix (or of this family, e.g. 'NCadsH100v5')."""
+        with self.lock:
+            self.quotas[vm_family_prefix] = cores
+
+    def fail_next_operation(self, code: str = "InternalOperationError", message: str = "injected") -> None:
+        """The next accepted PUT's operation ends Failed with this error (e.g. a late allocation failure)."""
+        with self.lock:
+            self._next_failure = {"code": code, "message": message}
+
+    # -- framework hooks ----------------------------------------------------------------------
+
+    def routes(self) -> None:
+        self.route("GET", _CLUSTER_PATH, self.get_cluster)
+        self.route("GET", _CLUSTER_PATH + r"/agentPools", self.list_pools)
+        self.route("GET", _CLUSTER_PATH + r"/agentPools/(?P<pool>[^/]+)", self.get_pool)
+        self.route("PUT", _CLUSTER_PATH + r"/agentPools/(?P<pool>[^/]+)", self.put_pool)
+        ops = (r"/subscriptions/(?P<sub>[^/]+)/providers/(?i:Microsoft\.ContainerService)"
+               r"/locations/(?P<loc>[^/]+)")
+        self.route("GET", ops + r"/operations/(?P<op>[^/]+)", self.get_operation)
+        self.route("GET", ops + r"/operationresults/(?P<op>[^/]+)", self.get_operation_result)
+
+    def authenticate(self, request: Request) -> Response | None:
+        token = bearer_token(request)
+        if not token:
+            return self._auth_failure("AuthenticationFailed",
+                                      "Authentication failed. The 'Authorization' header is missing.",
+                                      "The authentication failed because of missing 'Authorization' header.")
+        if self.accepted_tokens is not None and token not in self.accepted_tokens:
+            return self._auth_failure("InvalidAuthenticationToken",
+                                      "The access token is invalid.", "The access token is invalid.")
+        return None
+
+    def _auth_failure(self, code: str, message: str, description: str) -> Response:
+        header = (f'Bearer authorization_uri="https://login.microsoftonline.com/{self.platform.tenant_id}", '
+                  f'error="invalid_token", error_description="{description}"')
+        return Response(401, self.error_body(401, code, message), {"WWW-Authenticate": header})
+
+    def dispatch(self, request: Request) -> Response:
+        # Every ARM answer carries a request id; the SDK logs it and support asks for it.
+        response = super().dispatch(request)
+        response.headers.setdefault("x-ms-request-id", str(uuid.uuid4()))
+        response.headers.setdefault("x-ms-correlation-request-id", str(uuid.uuid4()))
+        return response
+
+    # -- handlers -----------------------------------------------------------------------------
+
+    def _check(self, request: Request, *, api_version: bool = True) -> None:
+        p = self.platform
+        if api_version:
+            version = request.query.get("api-version")
+            if not version:
+                raise HttpError(400, "MissingApiVersionParameter", "The api-version query parameter "
+                                "(?api-version=) is required for all requests.")
+            if not _API_VERSION.match(version):
+                raise HttpError(400, "InvalidApiVersionParameter",
+                                f"The api-version '{version}' is invalid. The supported versions are "
+                                "'2026-08-01,2025-10-01,2025-07-01'.")
+            self.api_versions.add(version)
+        if request.params.get("sub", "").lower() != p.subscription_id.lower():
+            raise HttpError(404, "SubscriptionNotFound",
+                            f"The subscription '{request.params.get('sub')}' could not be found.")
+        if "rg" in request.params and request.params["rg"].lower() != p.resource_group.lower():
+            raise HttpError(404, "ResourceGroupNotFound",
+                            f"Resource group '{request.params['rg']}' could not be found.")
+        if "cluster" in request.params and request.params["cluster"].lower() != p.cluster_name.lower():
+            raise HttpError(404, "ResourceNotFound",
+                            f"The Resource '{_PROVIDER}/managedClusters/{request.params['cluster']}' under "
+                            f"resource group '{request.params['rg']}' was not found. For more details "
+                            "please go to https://aka.ms/ARMResourceNotFoundFix")
+
+    def _find_pool(self, name: str) -> dict[str, Any]:
+        for key, pool in self._pools.items():
+            if key.lower() == name.lower():
+                return pool
+        raise HttpError(404, "NotFound",
+                        f"Could not find agent pool {name} in managed cluster {self.platform.cluster_name}.")
+
+    def get_cluster(self, request: Request) -> Response:
+        self._check(request)
+        self._settle()
+        cluster = copy.deepcopy(self._cluster)
+        profiles = []
+        for pool in self._pools.values():
+            profile = {k: v for k, v in pool["properties"].items() if k != "eTag"}
+            profiles.append({"name": pool["name"], **profile})
+        cluster["properties"]["agentPoolProfiles"] = profiles
+        return Response(200, cluster)
+
+    def list_pools(self, request: Request) -> Response:
+        self._check(request)
+        self._settle()
+        names = sorted(self._pools, key=lambda n: (self._pools[n]["properties"]["mode"] != "System", n))
+        try:
+            start = int(request.query.get("$skipToken", "0"))
+        except ValueError:
+            raise HttpError(400, "InvalidSkipToken", "The $skipToken is invalid.") from None
+        page = names[start:start + self.page_size]
+        body: dict[str, Any] = {"value": [copy.deepcopy(self._pools[n]) for n in page]}
+        if start + self.page_size < len(names):
+            body["nextLink"] = (f"{self.base_url}{request.headers[':raw-path']}?api-version="
+                                f"{request.query['api-version']}&$skipToken={start + self.page_size}")
+        return Response(200, body)
+
+    def get_pool(self, request: Request) -> Response:
+        self._check(request)
+        self._settle()
+        return Response(200, copy.deepcopy(self._find_pool(request.params["pool"])))
+
+    def put_pool(self, request: Request) -> Response:
+        self._check(request)
+        self._settle()
+        name = request.params["pool"]
+        if not _POOL_NAME.match(name):
+            raise HttpError(400, "InvalidParameter",
+                            f"The value of parameter agentPoolProfile.name is invalid: '{name}'. Agent pool "
+                            "names must be 12 characters or fewer, lower-case letters and digits, starting "
+                            "with a letter.")
+        body = request.json()
+        if not isinstance(body, dict) or not isinstance(body.get("properties"), dict):
+            raise HttpError(400, "InvalidRequestContent",
+                            "The request content was invalid and could not be deserialized: "
+                            "'properties' is required.")
+        wanted = body["properties"]
+        existing = next((p for k, p in self._pools.items() if k.lower() == name.lower()), None)
+
+        # Preconditions first, as ARM does: a stale etag is rejected before any validation.
+        if_match = request.header("if-match")
+        if if_match and if_match != "*":
+            current = existing["properties"]["eTag"] if existing else None
+            given = if_match.strip('"')
+            if given != current:
+                raise HttpError(412, "PreconditionFailed",
+                                f"Operation failed because the eTag provided ({given}) does not match the "
+                                f"current eTag ({current}) of agent pool {name}.")
+        if if_match == "*" and existing is None:
+            raise HttpError(412, "PreconditionFailed", f"Agent pool {name} does not exist (If-Match: *).")
+        if request.header("if-none-match") == "*" and existing is not None:
+            raise HttpError(412, "PreconditionFailed", f"Agent pool {name} exists (If-None-Match: *).")
+
+        if existing is not None:
+            busy = self._running_operation(existing["name"])
+            if busy is not None:
+                state = existing["properties"]["provisioningState"].lower()
+                kind = "scale" if state == "scaling" else "update"
+                raise HttpError(409, "OperationNotAllowed",
+                                f"Operation is not allowed because there's an in progress {kind} node pool "
+                                f"operation {busy} started at {self.operations[busy]['started_at']}. Please "
+                                "wait for it to finish before starting a new operation.")
+        current = existing["properties"] if existing else {}
+        merged = self._validate(name, current, wanted)
+        if existing is None:  # a new pool gets AKS's defaults for whatever the body left out
+            merged = {**self._new_pool(name)["properties"], **merged}
+        self._check_quota(name, merged)
+
+        # Accepted: the pool shows the transitional state until the operation settles.
+        op_id = str(uuid.uuid4())
+        final = dict(merged)
+        final["provisioningState"] = "Succeeded"
+        final["eTag"] = str(uuid.uuid4())
+        failure, self._next_failure = self._next_failure, None
+        self.operations[op_id] = {
+            "pool": name, "started": time.monotonic(), "started_at": iso(utc_now()),
+            "status": "InProgress", "error": failure, "final": final,
+        }
+        state = "Creating" if existing is None else (
+            "Scaling" if merged.get("count") != current.get("count") else "Updating")
+        shown = dict(merged)
+        shown["provisioningState"] = state
+        shown["eTag"] = str(uuid.uuid4())
+        resource = existing or self._new_pool(name)
+        resource = {**resource, "name": name, "properties": shown}
+        self._pools[resource["name"]] = resource
+        loc = self.platform.location
+        sub = self.platform.subscription_id
+        operations = f"{self.base_url}/subscriptions/{sub}/providers/{_PROVIDER}/locations/{loc}"
+        headers = {
+            "Azure-AsyncOperation": f"{operations}/operations/{op_id}?api-version={_OPERATION_API_VERSION}",
+            "Location": f"{operations}/operationresults/{op_id}?api-version={_OPERATION_API_VERSION}",
+            "Retry-After": "0",  # tests poll immediately; real AKS says 10-30
+        }
+        return Response(201 if existing is None else 200, copy.deepcopy(resource), headers)
+
+    def _validate(self, name: str, current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
+        """Merge a PUT body over the current pool and apply AKS's rules; raise HttpError 400 on a breach."""
+        read_only = {"provisioningState", "powerState", "eTag", "currentOrchestratorVersion",
+                     "nodeImageVersion"}
+        merged = {**current, **{k: v for k, v in wanted.items() if k not in read_only}}
+        if "powerState" in wanted:  # the one writable part of powerState is start/stop, kept as given
+            merged["powerState"] = wanted["powerState"]
+        if current and wanted.get("vmSize") and wanted["vmSize"] != current.get("vmSize"):
+            raise HttpError(400, "PropertyChangeNotAllowed", "Changing property 'vmSize' is not allowed.")
+        if not merged.get("vmSize"):
+            raise HttpError(400, "InvalidParameter",
+                            "The value of parameter agentPoolProfile.vmSize is invalid.")
+        mode = merged.get("mode") or "User"
+        low = 1 if mode == "System" else 0
+        for key in ("count", "minCount", "maxCount"):
+            value = merged.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or not low <= value <= 1000):
+                raise HttpError(400, "InvalidParameter",
+                                f"The value of parameter agentPoolProfile.{key} is invalid: {value!r}. It "
+                                f"must be within [{low}, 1000] for a {mode} mode agent pool.")
+        if merged.get("enableAutoScaling"):
+            if merged.get("minCount") is None or merged.get("maxCount") is None:
+                raise HttpError(400, "InvalidParameter",
+                                "The value of parameter agentPoolProfile.minCount/maxCount is invalid: "
+                                "both are required when enableAutoScaling is true.")
+            if merged["minCount"] > merged["maxCount"]:
+                raise HttpError(400, "InvalidParameter",
+                                "The value of parameter agentPoolProfile.maxCount is invalid. Error details: "
+                                f"maxCount {merged['maxCount']} must be greater than or equal to minCount "
+                                f"{merged['minCount']}.")
+            # The autoscaler owns count: a changed count is a manual scale, which AKS refuses.
+            changed = "count" in wanted and wanted["count"] != current.get("count")
+            if current.get("enableAutoScaling") and changed:
+                raise HttpError(400, "InvalidParameter",
+                                "Cannot scale cluster autoscaler enabled node pool. The value of parameter "
+                                "agentPoolProfile.count cannot be changed while enableAutoScaling is true.")
+            # Raising minCount above the current count makes the autoscaler scale up to it.
+            if merged.get("count") is not None and merged["count"] < merged["minCount"]:
+                merged["count"] = merged["minCount"]
+        elif merged.get("count") is None:
+            raise HttpError(400, "InvalidParameter",
+                            "The value of parameter agentPoolProfile.count is required.")
+        return merged
+
+    def _quota_for(self, vm_size: str) -> tuple[str, int]:
+        family = vm_family(vm_size)
+        best: tuple[str, int] | None = None
+        for key, cores in self.quotas.items():
+            matches = key == family or vm_size.lower().startswith(key.lower())
+            if matches and (best is None or len(key) > len(best[0])):
+                best = (key, cores)
+        return (best[0], best[1]) if best else (family, _UNLIMITED)
+
+    def _check_quota(self, name: str, merged: dict[str, Any]) -> None:
+        vm_size = merged["vmSize"]
+        key, limit = self._quota_for(vm_size)
+        if limit >= _UNLIMITED:
+            return
+
+        def covered(size: str) -> bool:
+            return vm_family(size) == key or size.lower().startswith(key.lower())
+
+        usage = sum(
+            vm_cores(p["properties"]["vmSize"]) * int(p["properties"].get("count") or 0)
+            for n, p in self._pools.items()
+            if n.lower() != name.lower() and covered(p["properties"]["vmSize"])
+        )
+        current = self._pools.get(name, {}).get("properties", {})
+        current_usage = vm_cores(vm_size) * int(current.get("count") or 0)
+        needed = vm_cores(vm_size) * int(merged.get("count") or 0)
+        if needed <= current_usage or usage + needed <= limit:
+            return  # scaling in, or within quota
+        family = vm_family(vm_size)
+        p = self.platform
+        raise HttpError(
+            409, "OperationNotAllowed",
+            f"Preflight validation check for resource(s) for container service {p.cluster_name} in resource "
+            f"group MC_{p.resource_group}_{p.cluster_name}_{p.location} failed. Message: Operation could not "
+            f"be completed as it results in exceeding approved Standard {family} Family Cores quota. "
+            f"Additional details - Deployment Model: Resource Manager, Location: {p.location}, "
+            f"Current Limit: {limit}, Current Usage: {usage + current_usage}, "
+            f"Additional Required: {needed - current_usage}, "
+            f"(Minimum) New Limit Required: {usage + needed}. Submit a request for Quota increase at "
+            "https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/UsageAndQuota.ReactView by "
+            "specifying parameters listed in the 'Details' section for deployment to succeed. Please read "
+            "more about quota limits at "
+            "https://docs.microsoft.com/en-us/azure/azure-supportability/per-vm-quota-requests",
+        )
+
+    # -- long-running operations --------------------------------------------------------------
+
+    def _running_operation(self, pool: str) -> str | None:
+        for op_id, op in self.operations.items():
+            if op["pool"].lower() == pool.lower() and op["status"] == "InProgress":
+                return op_id
+        return None
+
+    def _settle(self) -> None:
+        """Complete every operation whose time has come (called on each read, under the lock)."""
+        now = time.monotonic()
+        for op in self.operations.values():
+            if op["status"] != "InProgress" or now - op["started"] < self.operation_seconds:
+                continue
+            pool = self._pools.get(op["pool"])
+            if op["error"]:
+                op["status"] = "Failed"
+                if pool is not None:
+                    pool["properties"]["provisioningState"] = "Failed"
+                    pool["properties"]["eTag"] = str(uuid.uuid4())
+            else:
+                op["status"] = "Succeeded"
+                if pool is not None:
+                    pool["properties"] = dict(op["final"])
+            op["ended_at"] = iso(utc_now())
+
+    def _operation(self, request: Request) -> dict[str, Any]:
+        self._check(request)
+        self._settle()
+        op = self.operations.get(request.params["op"])
+        if op is None:
+            raise HttpError(404, "NotFound", f"Operation {request.params['op']} was not found.")
+        return op
+
+    def get_operation(self, request: Request) -> Response:
+        op = self._operation(request)
+        body: dict[str, Any] = {"name": request.params["op"], "status": op["status"],
+                                "startTime": op["started_at"]}
+        if op["status"] != "InProgress":
+            body["endTime"] = op["ended_at"]
+        if op["status"] == "Failed":
+            body["error"] = dict(op["error"])
+        return Response(200, body, {"Retry-After": "0"})
+
+    def get_operation_result(self, request: Request) -> Response:
+        op = self._operation(request)
+        if op["status"] == "InProgress":
+            location = (f"{self.base_url}{request.headers[':raw-path']}"
+                        f"?api-version={request.query['api-version']}")
+            return Response(202, None, {"Retry-After": "0", "Location": location})
+        if op["status"] == "Failed":
+            raise HttpError(400, op["error"]["code"], op["error"]["message"])
+        return Response(204)

@@ -1,0 +1,318 @@
+"""The AKS node-pool adapter through the real azure-mgmt-containerservice SDK against the ARM emulator."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from shared.adapters import HttpOptions
+from shared.adapters.aks import AksNodePools, NodePool
+from shared.credentials import StaticTokenCredential
+from shared.errors import ConflictError, NotFoundError, PermanentError, TemporaryError
+from shared.local.sandbox.arm import ArmEmulator, vm_family
+from shared.local.sandbox.base import Fault
+
+pytestmark = pytest.mark.integration
+APP_ROOT = __file__.rsplit("/tests/", 1)[0]
+
+
+def http(sandbox_ca, timeout: float = 2.0) -> HttpOptions:
+    return HttpOptions(max_retries=0, timeout=timeout, ca_bundle=str(sandbox_ca.ca_path))
+
+
+@pytest.fixture(scope="module")
+def arm_server(sandbox_ca, dev_platform):
+    emulator = ArmEmulator(dev_platform)
+    emulator.start(sandbox_ca)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def arm(arm_server):
+    """The module's emulator, back at its seeded estate for every test."""
+    arm_server.reset()
+    return arm_server
+
+
+@pytest.fixture
+def pools(arm, sandbox_ca, credential, dev_platform) -> AksNodePools:
+    return AksNodePools(credential, dev_platform, arm_endpoint=arm.base_url, http=http(sandbox_ca),
+                        poll_interval=0)
+
+
+@pytest.fixture
+def gpu(dev_platform):
+    """The first GPU pool of the platform file (a manual pool: the automation scales it)."""
+    return dev_platform.gpu_pools[0]
+
+
+# -- reads -------------------------------------------------------------------------------------
+
+
+def test_listing_node_pools_follows_next_link_across_pages(pools, arm, dev_platform):
+    listed = pools.list()
+
+    assert [p.name for p in listed] == ["system", *sorted(p.name for p in dev_platform.gpu_pools)]
+    assert all(isinstance(p, NodePool) for p in listed)
+    pages = arm.count("GET", r"/agentPools$")
+    assert pages == -(-len(listed) // arm.page_size) >= 2  # ceil: one GET per page of two
+
+
+def test_a_gpu_pool_reads_with_its_size_taints_labels_and_bounds(pools, gpu):
+    pool = pools.get(gpu.name)
+
+    assert pool.vm_size == gpu.vm_size
+    assert (pool.count, pool.min_count, pool.max_count) == (gpu.min_count, gpu.min_count, gpu.max_count)
+    assert not pool.autoscaling and pool.mode == "User"
+    assert pool.taints == (f"{'nvidia' if gpu.vendor == 'nvidia' else 'amd'}.com/gpu=present:NoSchedule",)
+    assert pool.label_map["platform.ai/gpu-pool"] == gpu.name
+    assert pool.mig_profile == gpu.mig_profile
+    assert (pool.provisioning_state, pool.power_state, pool.busy) == ("Succeeded", "Running", False)
+    assert pool.etag
+
+
+def test_an_unknown_pool_is_not_found(pools):
+    with pytest.raises(NotFoundError):
+        pools.get("nosuchpool")
+
+
+def test_the_api_server_url_is_the_clusters_fqdn(pools, arm):
+    url = pools.api_server_url()
+
+    assert url == f"https://{arm._cluster['properties']['fqdn']}"
+    assert url.endswith(".hcp.uaenorth.azmk8s.io")
+
+
+def test_a_private_cluster_gives_its_private_fqdn(pools, arm):
+    arm.reset(private_cluster=True)
+
+    assert pools.api_server_url() == f"https://{arm._cluster['properties']['privateFQDN']}"
+    assert ".privatelink.uaenorth.azmk8s.io" in pools.api_server_url()
+
+
+def test_the_probe_is_one_human_line_with_every_pool(pools, dev_platform):
+    line = pools.probe()
+
+    assert line.startswith(f"{1 + len(dev_platform.gpu_pools)} node pools in {dev_platform.cluster_name} (")
+    for gpu in dev_platform.gpu_pools:
+        assert f"{gpu.name}: {gpu.min_count} node" in line
+
+
+# -- scaling -----------------------------------------------------------------------------------
+
+
+def test_scaling_a_manual_pool_sets_its_count_through_the_long_running_operation(pools, arm, gpu):
+    target = min(gpu.max_count, gpu.min_count + 1)
+
+    pool = pools.scale(gpu.name, count=target)
+
+    assert (pool.count, pool.provisioning_state, pool.busy) == (target, "Succeeded", False)
+    assert arm.pool(gpu.name)["properties"]["count"] == target
+    assert arm.count("GET", r"/operations/") >= 1  # the poller followed Azure-AsyncOperation
+
+
+def test_scaling_to_the_current_count_sends_nothing(pools, arm, gpu):
+    pools.scale(gpu.name, count=gpu.min_count)
+
+    assert arm.count("PUT") == 0
+
+
+def test_scaling_without_waiting_returns_the_pool_while_it_is_still_scaling(pools, arm, gpu):
+    arm.operation_seconds = 60
+
+    pool = pools.scale(gpu.name, count=gpu.min_count + 1, wait=False)
+
+    assert (pool.count, pool.provisioning_state, pool.busy) == (gpu.min_count + 1, "Scaling", True)
+    assert arm.count("GET", r"/operations/") == 0
+    assert pools.get(gpu.name).busy
+
+
+def test_a_second_scale_while_one_runs_is_a_temporary_error_with_retry_after(pools, arm, gpu):
+    arm.operation_seconds = 60
+    pools.scale(gpu.name, count=gpu.min_count + 1, wait=False)
+
+    with pytest.raises(TemporaryError) as caught:
+        pools.scale(gpu.name, count=gpu.min_count + 2, wait=False)
+
+    assert caught.value.code == "OperationNotAllowed"
+    assert caught.value.retry_after == 30  # AKS sent no Retry-After: our default
+    assert "in progress" in str(caught.value)
+
+
+def test_an_in_progress_409_with_retry_after_uses_the_servers_delay(pools, arm, gpu):
+    arm.inject(Fault(status=409, method="PUT", path=f"/agentPools/{gpu.name}$", code="OperationNotAllowed",
+                     message="Operation is not allowed because there's an in progress scale node pool operation",
+                     retry_after=12))
+
+    with pytest.raises(TemporaryError) as caught:
+        pools.scale(gpu.name, count=gpu.min_count + 1)
+
+    assert (caught.value.code, caught.value.retry_after) == ("OperationNotAllowed", 12)
+
+
+def test_scaling_an_autoscaling_pool_moves_min_and_max_and_keeps_count(pools, arm):
+    before = pools.get("system")
+    assert before.autoscaling
+
+    after = pools.scale("system", min_count=before.min_count, max_count=before.max_count + 2)
+
+    assert (after.count, after.min_count, after.max_count) == (before.count, before.min_count, before.max_count + 2)
+    assert arm.pool("system")["properties"]["enableAutoScaling"] is True
+
+
+def test_a_count_for_an_autoscaling_pool_becomes_its_new_floor(pools, arm):
+    before = pools.get("system")
+
+    after = pools.scale("system", count=before.max_count + 1)
+
+    assert after.min_count == after.max_count == before.max_count + 1
+    assert after.count == before.max_count + 1  # the autoscaler scales up to the new floor
+    assert after.autoscaling
+
+
+def test_the_emulator_refuses_a_changed_count_on_an_autoscaling_pool(arm, sandbox_ca, dev_platform):
+    # What the adapter protects us from, checked on the raw SDK so the emulator's rule is real.
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    client = ContainerServiceClient(StaticTokenCredential(), dev_platform.subscription_id, base_url=arm.base_url,
+                                    connection_verify=str(sandbox_ca.ca_path), retry_total=0)
+    pool = client.agent_pools.get(dev_platform.resource_group, dev_platform.cluster_name, "system")
+    pool.count = pool.count + 1
+    with pytest.raises(HttpResponseError) as caught:
+        client.agent_pools.begin_create_or_update(dev_platform.resource_group, dev_platform.cluster_name,
+                                                  "system", pool)
+    assert caught.value.status_code == 400
+    assert "autoscaler" in caught.value.message
+
+
+def test_exceeding_core_quota_is_a_permanent_quota_error_with_remediation(pools, arm, gpu):
+    arm.set_quota(gpu.vm_size, 0)
+
+    with pytest.raises(PermanentError) as caught:
+        pools.scale(gpu.name, count=gpu.min_count + 1)
+
+    error = caught.value
+    assert error.code == "QuotaExceeded"
+    assert f"Standard {vm_family(gpu.vm_size)}" in error.remediation
+    assert "uaenorth" in error.remediation and "fall back to another pool" in error.remediation
+    assert arm.pool(gpu.name)["properties"]["count"] == gpu.min_count
+
+
+def test_scaling_in_is_allowed_even_over_quota(pools, arm, gpu):
+    arm.set_pool(gpu.name, count=gpu.min_count + 1)
+    arm.set_quota(vm_family(gpu.vm_size), 0)
+
+    assert pools.scale(gpu.name, count=gpu.min_count).count == gpu.min_count
+
+
+def test_a_stale_etag_is_a_conflict_and_the_current_one_goes_through(pools, arm, gpu):
+    seen = pools.get(gpu.name)
+    arm.set_pool(gpu.name, count=gpu.min_count + 1)  # someone else scaled it meanwhile
+
+    with pytest.raises(ConflictError):
+        pools.scale(gpu.name, count=gpu.min_count + 2, expected_etag=seen.etag)
+
+    fresh = pools.get(gpu.name)
+    assert pools.scale(gpu.name, count=gpu.min_count + 2, expected_etag=fresh.etag).count == gpu.min_count + 2
+    assert [r.status for r in arm.requests if r.method == "PUT"] == [412, 200]
+
+
+def test_quota_families_are_named_as_arm_names_them():
+    assert vm_family("Standard_NC40ads_H100_v5") == "NCadsH100v5"
+    assert vm_family("Standard_ND96isr_MI300X_v5") == "NDisrMI300Xv5"
+    assert vm_family("Standard_D4ds_v5") == "Ddsv5"
+
+
+def test_an_operation_that_fails_after_acceptance_is_a_permanent_error(pools, arm, gpu):
+    arm.fail_next_operation("InternalOperationError", "the node pool could not be scaled")
+
+    with pytest.raises(PermanentError) as caught:
+        pools.scale(gpu.name, count=gpu.min_count + 1)
+
+    assert caught.value.code == "InternalOperationError"
+    assert arm.pool(gpu.name)["properties"]["provisioningState"] == "Failed"
+
+
+def test_a_gpu_allocation_failure_is_temporary(pools, arm, gpu):
+    arm.fail_next_operation("ZonalAllocationFailed", "Allocation failed. We do not have sufficient capacity")
+
+    with pytest.raises(TemporaryError) as caught:
+        pools.scale(gpu.name, count=gpu.min_count + 1)
+
+    assert caught.value.code == "ZonalAllocationFailed"
+
+
+# -- faults ------------------------------------------------------------------------------------
+
+
+def test_throttling_is_temporary_with_the_servers_retry_after(pools, arm, gpu):
+    arm.inject(Fault(status=429, method="GET", path=f"/agentPools/{gpu.name}$", code="TooManyRequests",
+                     message="too many requests", retry_after=7))
+
+    with pytest.raises(TemporaryError) as caught:
+        pools.get(gpu.name)
+
+    assert caught.value.retry_after == 7
+
+
+def test_a_server_error_is_temporary(pools, arm):
+    arm.inject(Fault(status=500, path=r"/agentPools$", code="InternalServerError", message="boom"))
+
+    with pytest.raises(TemporaryError):
+        pools.list()
+
+
+def test_a_refused_token_is_permanent_with_role_remediation(pools, arm, gpu):
+    arm.accepted_tokens = {"some-other-token"}
+
+    with pytest.raises(PermanentError) as caught:
+        pools.get(gpu.name)
+
+    assert "Azure Kubernetes Service Contributor Role" in caught.value.remediation
+    assert "sandbox-token" not in str(caught.value)
+
+
+def test_a_forbidden_answer_is_permanent(pools, arm, gpu):
+    arm.inject(Fault(status=403, path=f"/agentPools/{gpu.name}$", code="AuthorizationFailed",
+                     message="The client does not have authorization to perform action"))
+
+    with pytest.raises(PermanentError) as caught:
+        pools.get(gpu.name)
+
+    assert caught.value.code == "AuthorizationFailed"
+
+
+def test_an_answer_slower_than_the_timeout_is_temporary(arm, sandbox_ca, credential, dev_platform, gpu):
+    adapter = AksNodePools(credential, dev_platform, arm_endpoint=arm.base_url, http=http(sandbox_ca, timeout=0.5))
+    arm.inject(Fault(status=None, path=f"/agentPools/{gpu.name}$", delay=1.0))
+
+    with pytest.raises(TemporaryError):
+        adapter.get(gpu.name)
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+def test_the_context_builds_the_adapter_from_the_sandbox_settings(arm, sandbox_ca, credential, dev_platform):
+    from shared.context import Context
+    from shared.settings import Settings
+
+    settings = Settings.from_env({
+        "PLATFORM_ENV": dev_platform.name, "PLATFORM_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+        "AZURE_CREDENTIAL": "static", "TLS_CA_BUNDLE": str(sandbox_ca.ca_path), "SDK_MAX_RETRIES": "0",
+        **arm.settings_env(),
+    })
+    ctx = Context(settings=settings, platform=dev_platform, credential=credential)
+
+    assert ctx.node_pools.get("system").mode == "System"
+    assert credential.scopes[0] == "https://management.azure.com/.default"
+
+
+def test_importing_the_adapter_does_not_import_the_sdk():
+    code = ("import shared.adapters.aks, sys; "
+            "assert 'azure.mgmt.containerservice' not in sys.modules; assert 'azure.core' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], cwd=APP_ROOT, check=True, timeout=30)
