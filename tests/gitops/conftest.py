@@ -1,0 +1,111 @@
+"""Shared fixtures for the offline GitOps checks (tests/gitops): builds every overlay once per session."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+GITOPS = REPO / "gitops"
+SCHEMAS = GITOPS / "schemas"
+ENVS = ("dev-uaenorth", "stg-uaenorth", "prd-uaenorth")
+# Every overlay Flux applies, relative to gitops/: the entry points and the three layers they chain.
+LAYERS = ("clusters", "infrastructure/controllers", "infrastructure/configs", "apps")
+OVERLAYS = [(layer, env) for layer in LAYERS for env in ENVS]
+# Namespaces of the platform's own controllers (chart-rendered; exempt from the workload policies, as in
+# gitops/infrastructure/configs/base/policies).
+SYSTEM_NAMESPACES = {
+    "kube-system", "kube-public", "kube-node-lease", "flux-system", "gpu-operator", "kube-amd-gpu",
+    "monitoring", "cert-manager", "external-secrets", "keda", "kyverno", "ingress-nginx",
+}
+# Workload-identity client IDs the root Kustomization (infra's fluxConfiguration, post_build.substitute) provides.
+SUBSTITUTION_KEYS = {"EXTERNAL_SECRETS_CLIENT_ID", "KEDA_CLIENT_ID", "MLFLOW_CLIENT_ID"}
+POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
+
+
+def overlay_id(overlay: tuple[str, str]) -> str:
+    return f"{overlay[0]}/{overlay[1]}"
+
+
+def kubectl() -> str | None:
+    return shutil.which("kubectl")
+
+
+def kustomize_build(path: Path) -> list[dict]:
+    exe = kubectl()
+    proc = subprocess.run([exe, "kustomize", str(path)], capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"kubectl kustomize {path.relative_to(REPO)} failed:\n{proc.stderr}")
+    return [d for d in yaml.safe_load_all(proc.stdout) if d]
+
+
+@pytest.fixture(scope="session")
+def builds() -> dict[tuple[str, str], list[dict] | Exception]:
+    """`kubectl kustomize` output of every overlay, built once, in parallel. Skips without kubectl."""
+    if not kubectl():
+        pytest.skip("kubectl not found on PATH: overlay builds, schema and policy checks need `kubectl kustomize`")
+
+    def build(overlay):
+        try:
+            return kustomize_build(GITOPS / overlay[0] / overlay[1])
+        except Exception as exc:  # reported by test_every_overlay_builds; other tests skip that overlay
+            return exc
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(zip(OVERLAYS, pool.map(build, OVERLAYS), strict=True))
+
+
+@pytest.fixture(scope="session")
+def objects(builds) -> dict[tuple[str, str], list[dict]]:
+    """Built objects of the overlays that built (failures are reported once, by test_every_overlay_builds)."""
+    return {k: v for k, v in builds.items() if not isinstance(v, Exception)}
+
+
+@cache
+def platform(env: str) -> dict:
+    return yaml.safe_load((REPO / "infra" / "envs" / env / "platform.yaml").read_text())
+
+
+@cache
+def versions() -> dict:
+    return yaml.safe_load((SCHEMAS / "versions.yaml").read_text())
+
+
+@cache
+def crd_schema(api_version: str, kind: str) -> dict | None:
+    path = SCHEMAS / api_version / f"{kind}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def name_of(obj: dict) -> str:
+    meta = obj.get("metadata", {})
+    ns = meta.get("namespace")
+    return f"{obj.get('kind')}/{ns + '/' if ns else ''}{meta.get('name')}"
+
+
+def pod_specs(objs: list[dict]):
+    """(object, pod spec) for every workload that runs pods."""
+    for obj in objs:
+        kind = obj.get("kind")
+        if kind == "Pod":
+            yield obj, obj["spec"]
+        elif kind in POD_TEMPLATE_KINDS:
+            yield obj, obj["spec"]["template"]["spec"]
+        elif kind == "CronJob":
+            yield obj, obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+
+
+def containers(spec: dict):
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        yield from spec.get(key) or []
+
+
+def find(objs: list[dict], kind: str, name: str | None = None) -> list[dict]:
+    return [o for o in objs if o.get("kind") == kind and (name is None or o["metadata"]["name"] == name)]
