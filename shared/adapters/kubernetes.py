@@ -1,0 +1,245 @@
+"""The AKS cluster's API server: read and merge-patch objects, list nodes, ask Flux to reconcile.
+
+Built on the official ``kubernetes`` client (``Configuration`` + ``ApiClient``). One generic path
+builder serves core (``/api/v1``) and grouped (``/apis/{group}/{version}``) resources alike, so
+``CustomObjectsApi``'s group/version split and ``CoreV1Api``'s typed models are not needed: the
+automations work on plain dicts, exactly as the objects sit in git.
+
+Auth: AKS with Entra ID accepts an Entra token for the AKS server application; the credential is
+asked for it again shortly before it expires (``refresh_api_key_hook`` runs before every call).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import quote
+
+from shared.adapters import HttpOptions, retry_after_seconds
+from shared.errors import ConflictError, NotFoundError, PermanentError, PlatformError, TemporaryError
+from shared.logs import redact_text
+
+if TYPE_CHECKING:
+    from shared.context import Context
+
+#: The AKS Entra ID server application: the audience of every AKS-managed-AAD token.
+AKS_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
+REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+RBAC_REMEDIATION = ("grant the app's managed identity an 'Azure Kubernetes Service RBAC' role on the cluster "
+                    "(declared in infra/modules/automation) and check KUBERNETES_API_URL")
+#: Refresh the token this many seconds before it expires.
+_TOKEN_MARGIN = 300
+
+
+class Cluster(Protocol):
+    def get(self, api_version: str, kind_plural: str, name: str, namespace: str | None = None) -> dict | None: ...
+
+    def list(self, api_version: str, plural: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict]: ...
+
+    def patch_merge(self, api_version: str, plural: str, name: str, patch: dict,
+                    namespace: str | None = None) -> dict: ...
+
+    def nodes(self, label_selector: str | None = None) -> list[dict]: ...
+
+    def request_reconcile(self, api_version: str, plural: str, name: str, namespace: str, token: str) -> dict: ...
+
+    def probe(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+    expires_on: float
+
+
+def resource_path(api_version: str, plural: str, name: str | None = None, namespace: str | None = None) -> str:
+    """``v1`` -> ``/api/v1/...``; ``group/version`` -> ``/apis/group/version/...``; each segment escaped."""
+    base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    parts = [base]
+    if namespace:
+        parts.append(f"namespaces/{quote(namespace, safe='')}")
+    parts.append(quote(plural, safe=""))
+    if name:
+        parts.append(quote(name, safe=""))
+    return "/".join(parts)
+
+
+class KubernetesCluster:
+    """``Cluster`` on the ``kubernetes`` client. ``host`` may be a callable (resolved on first use)."""
+
+    def __init__(self, host: str | Callable[[], str], credential: Any, http: HttpOptions | None = None,
+                 page_size: int = 250) -> None:
+        self._host = host
+        self._credential = credential
+        self._http = http or HttpOptions()
+        self._page_size = page_size
+        self._lock = threading.Lock()
+        self._client: Any = None
+        self._token: _Token | None = None
+
+    # -- client -------------------------------------------------------------------------------
+
+    def _fresh_token(self) -> str:
+        token = self._token
+        if token is None or token.expires_on - time.time() < _TOKEN_MARGIN:
+            access = self._credential.get_token(AKS_SCOPE)
+            if not access.token:
+                raise PermanentError("Kubernetes: the Azure credential returned an empty token",
+                                     code="EmptyToken", remediation=RBAC_REMEDIATION)
+            token = self._token = _Token(access.token, float(access.expires_on))
+        return token.value
+
+    def _api(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                from kubernetes import client
+
+                host = self._host() if callable(self._host) else self._host
+                config = client.Configuration()
+                config.host = host.rstrip("/")
+                if host.startswith("https") and self._http.ca_bundle:
+                    config.ssl_ca_cert = self._http.ca_bundle
+                config.retries = self._http.max_retries
+                config.api_key_prefix["BearerToken"] = "Bearer"
+                config.api_key["BearerToken"] = self._fresh_token()
+
+                def refresh(cfg: Any) -> None:
+                    cfg.api_key["BearerToken"] = self._fresh_token()
+
+                config.refresh_api_key_hook = refresh
+                self._client = client.ApiClient(config)
+            return self._client
+
+    @property
+    def host(self) -> str:
+        return self._api().configuration.host
+
+    def _call(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
+              body: Any = None, content_type: str | None = None, what: str) -> Any:
+        api = self._api()
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            request = api.param_serialize(method=method, resource_path=path, query_params=query or [],
+                                          header_params=headers, body=body, auth_settings=["BearerToken"])
+            response = api.call_api(*request, _request_timeout=self._http.timeout)
+            response.read()
+            return api.response_deserialize(response, {"2XX": "object"}).data
+        except Exception as exc:
+            raise _map_error(exc, what) from None
+
+    # -- operations ---------------------------------------------------------------------------
+
+    def get(self, api_version: str, kind_plural: str, name: str, namespace: str | None = None) -> dict | None:
+        try:
+            return self._call("GET", resource_path(api_version, kind_plural, name, namespace),
+                              what=f"get {_describe(api_version, kind_plural, name, namespace)}")
+        except NotFoundError:
+            return None
+
+    def list(self, api_version: str, plural: str, namespace: str | None = None,
+             label_selector: str | None = None) -> list[dict]:
+        path = resource_path(api_version, plural, None, namespace)
+        items: list[dict] = []
+        cont: str | None = None
+        while True:
+            query = [("limit", str(self._page_size))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if cont:
+                query.append(("continue", cont))
+            page = self._call("GET", path, query=query, what=f"list {_describe(api_version, plural, None, namespace)}")
+            items.extend(page.get("items") or [])
+            cont = (page.get("metadata") or {}).get("continue")
+            if not cont:
+                return items
+
+    def patch_merge(self, api_version: str, plural: str, name: str, patch: dict,
+                    namespace: str | None = None) -> dict:
+        # JSON merge patch works for built-ins and custom resources alike (strategic merge does not for CRs).
+        return self._call("PATCH", resource_path(api_version, plural, name, namespace), body=patch,
+                          content_type="application/merge-patch+json",
+                          what=f"patch {_describe(api_version, plural, name, namespace)}")
+
+    def nodes(self, label_selector: str | None = None) -> list[dict]:
+        return self.list("v1", "nodes", label_selector=label_selector)
+
+    def request_reconcile(self, api_version: str, plural: str, name: str, namespace: str, token: str) -> dict:
+        """Flux handles this when ``status.lastHandledReconcileAt`` equals ``token``."""
+        return self.patch_merge(api_version, plural, name,
+                                {"metadata": {"annotations": {REQUESTED_AT: token}}}, namespace)
+
+    def probe(self) -> str:
+        version = self._call("GET", "/version", what="read the API server version")
+        return f"Kubernetes {version.get('gitVersion', '?')} at {self.host}"
+
+
+def _describe(api_version: str, plural: str, name: str | None, namespace: str | None) -> str:
+    where = f" in {namespace}" if namespace else ""
+    return f"{plural}.{api_version}{'/' + name if name else ''}{where}"
+
+
+def _status_body(body: Any) -> dict[str, Any]:
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    if isinstance(body, str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return {"message": body[:300]}
+    return body if isinstance(body, dict) else {}
+
+
+def _map_error(exc: Exception, what: str) -> PlatformError:
+    """Translate ``ApiException`` / urllib3 errors into our tree (the seam)."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    if isinstance(exc, PlatformError):
+        return exc
+    if isinstance(exc, urllib3.exceptions.HTTPError):
+        if isinstance(exc, urllib3.exceptions.SSLError) or isinstance(getattr(exc, "reason", None),
+                                                                       urllib3.exceptions.SSLError):
+            return PermanentError(redact_text(f"Kubernetes: {what}: TLS verification failed"), code="TlsError",
+                                  remediation="check TLS_CA_BUNDLE trusts the API server's certificate")
+        return TemporaryError(redact_text(f"Kubernetes: {what}: cannot reach the API server "
+                                          f"({type(exc).__name__})"), code="ServiceUnreachable")
+    if not isinstance(exc, ApiException):
+        return PermanentError(redact_text(f"Kubernetes: {what}: {type(exc).__name__}: {exc}"),
+                              code=type(exc).__name__, remediation="unexpected client failure; see the logs")
+
+    status = exc.status or 0
+    body = _status_body(exc.body)
+    reason = body.get("reason") or exc.reason or f"HTTP{status}"
+    detail = body.get("message") or exc.reason or ""
+    message = redact_text(f"Kubernetes: {what}: {status} {reason}: {detail}".rstrip(": "))
+    retry_after = retry_after_seconds(exc.headers)
+    if status == 0:  # the client's own transport failure (e.g. TLS), no answer from the server
+        if "SSL" in str(exc.reason):
+            return PermanentError(message, code="TlsError",
+                                  remediation="check TLS_CA_BUNDLE trusts the API server's certificate")
+        return TemporaryError(message, code="ServiceUnreachable")
+    if status in (401, 403):
+        return PermanentError(message, code=reason, remediation=RBAC_REMEDIATION)
+    if status == 404:
+        return NotFoundError(message, code=reason, remediation="check the resource's name, namespace and apiVersion")
+    if status in (409, 412):
+        return ConflictError(message, code=reason, remediation="the object changed concurrently; re-read it and retry")
+    if status == 410:  # an expired list continue token: start the list again
+        return TemporaryError(message, code=reason, retry_after=retry_after)
+    if status == 429 or status >= 500:
+        return TemporaryError(message, code=reason, retry_after=retry_after)
+    return PermanentError(message, code=reason, remediation="the API server refused the request as invalid")
+
+
+def build(ctx: Context) -> KubernetesCluster:
+    url = ctx.settings.kubernetes_api_url
+    # Without an explicit URL, ask ARM for the cluster's FQDN; only then, and only on first use.
+    host: str | Callable[[], str] = url if url else (lambda: ctx.node_pools.api_server_url())
+    return KubernetesCluster(host, ctx.azure_credential, ctx.http)

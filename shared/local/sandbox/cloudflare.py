@@ -1,0 +1,273 @@
+"""Cloudflare Origin CA emulator: ``/client/v4/certificates`` with the v4 envelope on every answer.
+
+The official SDK unwraps ``result`` itself and silently yields ``None`` for a bare body, so every
+answer here, errors and injected faults included, is wrapped in ``{success, errors, messages,
+result}``. Certificates are real X.509 leaves signed by a throwaway "CloudFlare Origin SSL
+Certificate Authority" root, so a caller can parse SANs and expiry exactly as in production.
+
+Error codes: Cloudflare does not publish a full list for Origin CA; the ones used here follow what
+is seen in the wild (10000 authentication, 7003 unknown zone, 971 throttled, 1100/1201 transient
+database/signing failures) and a plausible 1000-range for request validation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, iso, utc_now
+from shared.platform import PlatformEnvironment
+
+VALIDITY_DAYS = (7, 30, 90, 365, 730, 1095, 5475)
+REQUEST_TYPES = ("origin-rsa", "origin-ecc", "keyless-certificate")
+MAX_HOSTNAMES = 200
+_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+# Envelope codes for failures raised with a symbolic code (faults, routing): keep them numeric.
+_STATUS_CODES = {400: 1001, 401: 10000, 403: 10000, 404: 1003, 405: 10405, 409: 1009, 429: 971}
+
+
+def cloudflare_time(t: dt.datetime) -> str:
+    """``expires_on`` as the Origin CA API writes it (Go's time format), e.g. ``2026-01-01 05:20:00 +0000 UTC``."""
+    return t.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC")
+
+
+class _OriginRoot:
+    """The emulator's Origin CA root: one RSA and one ECC root, made on first use (RSA keygen is slow)."""
+
+    def __init__(self) -> None:
+        self._roots: dict[str, tuple[Any, Any]] = {}
+
+    def get(self, kind: str) -> tuple[Any, Any]:
+        if kind not in self._roots:
+            from cryptography import x509
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import ec, rsa
+            from cryptography.x509.oid import NameOID
+
+            key = rsa.generate_private_key(65537, 2048) if kind == "rsa" else ec.generate_private_key(ec.SECP384R1())
+            name = x509.Name([
+                x509.NameAttribute(NameOID.COUNTRY_NAME, "US"),
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CloudFlare, Inc."),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CloudFlare Origin SSL Certificate Authority"
+                                   if kind == "rsa" else "CloudFlare Origin SSL ECC Certificate Authority"),
+                x509.NameAttribute(NameOID.LOCALITY_NAME, "San Francisco"),
+                x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "California"),
+            ])
+            now = utc_now()
+            cert = (
+                x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=365 * 20))
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256())
+            )
+            self._roots[kind] = (key, cert)
+        return self._roots[kind]
+
+    def pem(self, kind: str) -> str:
+        from cryptography.hazmat.primitives import serialization
+
+        return self.get(kind)[1].public_bytes(serialization.Encoding.PEM).decode()
+
+
+class CloudflareEmulator(Emulator):
+    name = "cloudflare"
+    tls = False  # the SDK (httpx) accepts plain http on loopback
+
+    def __init__(self, platform: PlatformEnvironment, *, token: str = "sandbox-cloudflare-token",  # noqa: S107
+                 default_per_page: int = 20) -> None:
+        self.platform = platform
+        self.token = token
+        self.default_per_page = default_per_page
+        #: zone_id -> zone name, from the platform's certificate specs.
+        self.zones = {c.zone_id: c.zone for c in platform.certificates}
+        #: Issued certificates by id (serial number in decimal, as Cloudflare does), in issue order.
+        self.certificates: dict[str, dict[str, Any]] = {}
+        self.roots = _OriginRoot()
+        super().__init__()
+
+    def settings_env(self) -> dict[str, str]:
+        return {"CLOUDFLARE_BASE_URL": self.base_url + "/client/v4", "CLOUDFLARE_API_TOKEN": self.token}
+
+    # -- envelope, auth -----------------------------------------------------------------------
+
+    def error_body(self, status: int, code: str, message: str) -> Any:
+        number = int(code) if str(code).isdigit() else _STATUS_CODES.get(status, 10002 if status >= 500 else 1000)
+        return {"success": False, "errors": [{"code": number, "message": message}], "messages": [], "result": None}
+
+    @staticmethod
+    def ok(result: Any, status: int = 200, **extra: Any) -> Response:
+        return Response(status, {"success": True, "errors": [], "messages": [], "result": result, **extra})
+
+    def authenticate(self, request: Request) -> Response | None:
+        token = bearer_token(request)
+        if token is None:
+            return Response(401, self.error_body(401, "10000", "Authentication error"))
+        if token != self.token:
+            return Response(403, self.error_body(403, "10000", "Authentication error"))
+        return None
+
+    # -- routes -------------------------------------------------------------------------------
+
+    def routes(self) -> None:
+        self.route("GET", r"/client/v4/certificates", self.list_certificates)
+        self.route("POST", r"/client/v4/certificates", self.create_certificate)
+        self.route("GET", r"/client/v4/certificates/(?P<id>[^/]+)", self.get_certificate)
+        self.route("DELETE", r"/client/v4/certificates/(?P<id>[^/]+)", self.revoke_certificate)
+        self.route("GET", r"/client/v4/user/tokens/verify", self.verify_token)
+
+    def verify_token(self, request: Request) -> Response:
+        # Reached only with the right token (authenticate refused the others).
+        return self.ok({"id": "0" * 32, "status": "active", "not_before": None, "expires_on": None})
+
+    def _public(self, cert: dict[str, Any]) -> dict[str, Any]:
+        keys = ("id", "certificate", "expires_on", "csr", "hostnames", "request_type", "requested_validity")
+        out = {k: cert[k] for k in keys}
+        if cert.get("revoked_at"):
+            out["revoked_at"] = cert["revoked_at"]
+        return out
+
+    def _find(self, cert_id: str) -> dict[str, Any]:
+        cert = self.certificates.get(cert_id)
+        if cert is None:
+            raise HttpError(404, "1003", f"Certificate {cert_id} not found")
+        return cert
+
+    def list_certificates(self, request: Request) -> Response:
+        zone_id = request.query.get("zone_id")
+        if not zone_id:
+            raise HttpError(400, "1001", "zone_id is required")
+        zone = self.zones.get(zone_id)
+        if zone is None:
+            raise HttpError(404, "7003", f"Could not route to /zones/{zone_id}, perhaps your object identifier "
+                                         "is invalid?")
+        try:
+            page = max(1, int(float(request.query.get("page", 1))))
+            per_page = min(100, max(1, int(float(request.query.get("per_page", self.default_per_page)))))
+        except ValueError:
+            raise HttpError(400, "1001", "page and per_page must be numbers") from None
+        # Revoked certificates no longer serve traffic: the listing shows active ones only.
+        matching = [c for c in self.certificates.values()
+                    if not c.get("revoked_at") and any(_in_zone(h, zone) for h in c["hostnames"])]
+        chunk = matching[(page - 1) * per_page: page * per_page]
+        total_pages = (len(matching) + per_page - 1) // per_page
+        return self.ok([self._public(c) for c in chunk], result_info={
+            "page": page, "per_page": per_page, "count": len(chunk), "total_count": len(matching),
+            "total_pages": total_pages,
+        })
+
+    def get_certificate(self, request: Request) -> Response:
+        return self.ok(self._public(self._find(request.params["id"])))
+
+    def revoke_certificate(self, request: Request) -> Response:
+        cert = self._find(request.params["id"])
+        if cert.get("revoked_at"):
+            raise HttpError(400, "1005", f"Certificate {cert['id']} has already been revoked")
+        cert["revoked_at"] = iso(utc_now())
+        return self.ok({"id": cert["id"], "revoked_at": cert["revoked_at"]})
+
+    def create_certificate(self, request: Request) -> Response:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise HttpError(400, "1001", "Invalid request: the body must be a JSON object")
+        request_type = body.get("request_type")
+        if request_type not in REQUEST_TYPES:
+            raise HttpError(400, "1015", f"Invalid request_type {request_type!r}: use one of "
+                                         f"{', '.join(REQUEST_TYPES)}")
+        validity = body.get("requested_validity", 5475)  # omitted means 15 years, as the real API does
+        if validity not in VALIDITY_DAYS:
+            raise HttpError(400, "1014", f"Invalid requested_validity {validity!r}: use one of "
+                                         f"{', '.join(map(str, VALIDITY_DAYS))}")
+        hostnames = body.get("hostnames")
+        if not isinstance(hostnames, list) or not hostnames:
+            raise HttpError(400, "1012", "hostnames must be a non-empty list")
+        if len(hostnames) > MAX_HOSTNAMES:
+            raise HttpError(400, "1013", f"Too many hostnames: at most {MAX_HOSTNAMES} per certificate")
+        for host in hostnames:
+            problem = self._hostname_problem(host)
+            if problem:
+                raise HttpError(400, "1012", problem)
+        csr_pem = body.get("csr")
+        public_key = self._check_csr(csr_pem, request_type)
+        cert = self._issue(public_key, [h.lower() for h in hostnames], request_type, int(validity))
+        cert["csr"] = csr_pem
+        self.certificates[cert["id"]] = cert
+        return self.ok(self._public(cert))
+
+    # -- validation and issuance --------------------------------------------------------------
+
+    def _hostname_problem(self, host: Any) -> str | None:
+        if not isinstance(host, str) or not host.strip():
+            return "Invalid hostname: hostnames must be non-empty strings"
+        name = host.lower().rstrip(".")
+        bare = name[2:] if name.startswith("*.") else name
+        if "*" in bare:
+            return f"Invalid hostname {host!r}: a wildcard is only allowed as a single leading '*.' label"
+        labels = bare.split(".")
+        if len(labels) < 2 or not all(_LABEL.match(label) for label in labels):
+            return f"Invalid hostname {host!r}"
+        if not any(_in_zone(bare, zone) for zone in self.zones.values()):
+            return f"Hostname {host!r} does not belong to a zone on this account"
+        return None
+
+    @staticmethod
+    def _check_csr(csr_pem: Any, request_type: str) -> Any:
+        from cryptography import x509
+        from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+        if not isinstance(csr_pem, str) or "BEGIN CERTIFICATE REQUEST" not in csr_pem:
+            raise HttpError(400, "1010", "Failed to read CSR: expected a PEM certificate request")
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem.encode())
+        except ValueError:
+            raise HttpError(400, "1010", "Failed to read CSR: not a valid PEM certificate request") from None
+        if not csr.is_signature_valid:
+            raise HttpError(400, "1010", "Failed to read CSR: signature does not verify")
+        key = csr.public_key()
+        if request_type == "origin-rsa" and not (isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048):
+            raise HttpError(400, "1011", "CSR key does not match request_type origin-rsa (RSA 2048+ expected)")
+        if request_type == "origin-ecc" and not (isinstance(key, ec.EllipticCurvePublicKey)
+                                                 and isinstance(key.curve, ec.SECP256R1)):
+            raise HttpError(400, "1011", "CSR key does not match request_type origin-ecc (EC P-256 expected)")
+        return key
+
+    def _issue(self, public_key: Any, hostnames: list[str], request_type: str, validity: int) -> dict[str, Any]:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.x509.oid import NameOID
+
+        root_key, root_cert = self.roots.get("ecc" if request_type == "origin-ecc" else "rsa")
+        now = utc_now().replace(microsecond=0)
+        expires = now + dt.timedelta(days=validity)
+        serial = x509.random_serial_number()
+        leaf = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CloudFlare, Inc."),
+                x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "CloudFlare Origin CA"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "CloudFlare Origin Certificate"),
+            ]))
+            .issuer_name(root_cert.subject).public_key(public_key).serial_number(serial)
+            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(expires)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hostnames]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(root_key, hashes.SHA256())
+        )
+        return {
+            "id": str(serial),
+            "certificate": leaf.public_bytes(serialization.Encoding.PEM).decode(),
+            "expires_on": cloudflare_time(expires),
+            "hostnames": hostnames,
+            "request_type": request_type,
+            "requested_validity": validity,
+            "revoked_at": None,
+        }
+
+
+def _in_zone(host: str, zone: str) -> bool:
+    host = host.lower().removeprefix("*.")
+    return host == zone or host.endswith("." + zone)

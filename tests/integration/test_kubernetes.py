@@ -1,0 +1,257 @@
+"""The cluster adapter through the real ``kubernetes`` client against the API server emulator."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+from _fixtures_saas import closed_port_url, imported_modules_after, sandbox_context
+
+from shared.adapters import HttpOptions
+from shared.adapters.kubernetes import AKS_SCOPE, KubernetesCluster
+from shared.credentials import StaticTokenCredential
+from shared.errors import ConflictError, NotFoundError, PermanentError, TemporaryError
+from shared.local.sandbox.base import Fault
+from shared.local.sandbox.kubernetes import KubernetesEmulator
+
+pytestmark = pytest.mark.integration
+
+KS = "kustomize.toolkit.fluxcd.io/v1"
+HR = "helm.toolkit.fluxcd.io/v2"
+
+
+@pytest.fixture(scope="module")
+def kube(dev_platform):
+    emulator = KubernetesEmulator(dev_platform)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_faults(kube):
+    kube.clear_faults()
+    yield
+    kube.clear_faults()
+    kube.reconcile_delay = 0.0
+
+
+@pytest.fixture(scope="module")
+def cluster(kube, dev_platform):
+    return sandbox_context(dev_platform, kube).cluster
+
+
+def direct(url: str, credential=None, page_size: int = 250) -> KubernetesCluster:
+    return KubernetesCluster(url, credential or StaticTokenCredential(), HttpOptions(max_retries=0, timeout=2),
+                             page_size=page_size)
+
+
+# -- happy paths -----------------------------------------------------------------------------
+
+
+def test_build_from_the_context_uses_an_entra_token_for_the_aks_server_app(kube, dev_platform):
+    credential = StaticTokenCredential("aks-entra-token")
+    cluster = sandbox_context(dev_platform, kube, credential=credential).cluster
+
+    assert cluster.probe().startswith("Kubernetes v1.32")
+    assert credential.scopes == [AKS_SCOPE]
+    assert kube.tokens_seen[-1] == "aks-entra-token"
+
+
+def test_https_with_the_sandbox_ca_bundle_works(dev_platform, sandbox_ca):
+    emulator = KubernetesEmulator(dev_platform, tls=True)
+    emulator.start(sandbox_ca)
+    try:
+        cluster = KubernetesCluster(emulator.base_url, StaticTokenCredential(),
+                                    HttpOptions(max_retries=0, timeout=2, ca_bundle=str(sandbox_ca.ca_path)))
+        assert emulator.base_url.startswith("https://") and cluster.probe().startswith("Kubernetes")
+        with pytest.raises(PermanentError, match="TLS"):  # without the bundle, verification fails for good
+            direct(emulator.base_url).probe()
+    finally:
+        emulator.stop()
+
+
+def test_the_token_is_asked_for_again_when_it_is_about_to_expire(kube):
+    short_lived = StaticTokenCredential(lifetime=60)  # inside the refresh margin: refresh on every call
+    cluster = direct(kube.base_url, short_lived)
+    cluster.probe()
+    cluster.probe()
+    assert len(short_lived.scopes) >= 2
+
+    long_lived = StaticTokenCredential(lifetime=3600)
+    cluster = direct(kube.base_url, long_lived)
+    cluster.probe()
+    cluster.probe()
+    assert long_lived.scopes == [AKS_SCOPE]
+
+
+def test_nodes_are_selected_by_agent_pool_with_the_aks_labels_and_taints(cluster, kube, dev_platform):
+    system = cluster.nodes("kubernetes.azure.com/agentpool=system")
+    assert len(system) == 2
+    assert system[0]["spec"]["taints"][0]["key"] == "CriticalAddonsOnly"
+
+    pool = dev_platform.gpu_pools[0]
+    assert cluster.nodes(f"kubernetes.azure.com/agentpool={pool.name}") == []  # dev runs GPU pools at min 0
+    kube.scale_pool(pool.name, 3)
+    gpu = cluster.nodes(f"kubernetes.azure.com/agentpool={pool.name}")
+    assert len(gpu) == 3
+    labels = gpu[0]["metadata"]["labels"]
+    assert labels["node.kubernetes.io/instance-type"] == pool.vm_size
+    assert labels["platform.example.com/gpu-vendor"] == pool.vendor
+    assert gpu[0]["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
+    assert len(cluster.nodes("kubernetes.azure.com/agentpool in (system, " + pool.name + ")")) == 5
+    kube.scale_pool(pool.name, 0)
+
+
+def test_listing_custom_resources_pages_with_limit_and_continue(kube):
+    paged = direct(kube.base_url, page_size=2)
+    before = sum(1 for r in kube.requests if "continue" in r.query)
+
+    items = paged.list(KS, "kustomizations", namespace="flux-system")
+
+    assert sorted(i["metadata"]["name"] for i in items) == ["apps", "flux-system", "infra-configs",
+                                                            "infra-controllers"]
+    assert sum(1 for r in kube.requests if "continue" in r.query) - before == 1  # two pages of two
+
+
+def test_label_selectors_filter_custom_resources_across_namespaces(cluster):
+    releases = cluster.list(HR, "helmreleases")
+    assert {r["metadata"]["namespace"] for r in releases} == {"ingress-nginx", "cert-manager", "monitoring"}
+    infra = cluster.list(KS, "kustomizations", "flux-system", label_selector="platform.example.com/layer=infra")
+    assert {k["metadata"]["name"] for k in infra} == {"infra-controllers", "infra-configs"}
+    assert cluster.list(KS, "kustomizations", "flux-system", label_selector="!platform.example.com/layer") == []
+
+
+def test_seeded_flux_objects_look_reconciled(cluster):
+    apps = cluster.get(KS, "kustomizations", "apps", "flux-system")
+    status = apps["status"]
+    assert status["observedGeneration"] == apps["metadata"]["generation"]
+    assert status["lastAppliedRevision"].startswith("main@sha1:") and len(status["lastAppliedRevision"]) == 50
+    assert {"type": "Ready", "status": "True"}.items() <= status["conditions"][0].items()
+    assert "inference_vllm_apps_Deployment" in {e["id"] for e in status["inventory"]["entries"]}
+    vllm = cluster.get("apps/v1", "deployments", "vllm", "inference")
+    assert vllm["spec"]["template"]["spec"]["nodeSelector"]["kubernetes.azure.com/agentpool"] == "h100"
+
+
+def test_get_returns_none_for_a_missing_object(cluster):
+    assert cluster.get("v1", "configmaps", "nope", "flux-system") is None
+    assert cluster.get("v1", "configmaps", "platform-facts", "flux-system")["data"]["environment"] == "dev-uaenorth"
+
+
+def test_a_merge_patch_bumps_generation_only_when_the_spec_changes(cluster):
+    before = cluster.get(HR, "helmreleases", "cert-manager", "cert-manager")
+    generation, version = before["metadata"]["generation"], int(before["metadata"]["resourceVersion"])
+
+    labelled = cluster.patch_merge(HR, "helmreleases", "cert-manager", {"metadata": {"labels": {"team": "core"}}},
+                                   "cert-manager")
+    assert labelled["metadata"]["generation"] == generation
+    assert int(labelled["metadata"]["resourceVersion"]) > version
+
+    changed = cluster.patch_merge(HR, "helmreleases", "cert-manager", {"spec": {"suspend": True}}, "cert-manager")
+    assert changed["metadata"]["generation"] == generation + 1
+    assert changed["spec"]["suspend"] is True and changed["metadata"]["labels"]["team"] == "core"
+    assert changed["status"]["observedGeneration"] == generation + 1  # the simulated helm-controller caught up
+
+    scaled = cluster.patch_merge("apps/v1", "deployments", "vllm", {"spec": {"replicas": 2}}, "inference")
+    assert scaled["status"]["observedGeneration"] == scaled["metadata"]["generation"]
+
+
+def test_a_reconcile_request_is_handled_by_the_simulated_flux(cluster, kube):
+    kube.reconcile_delay = 0.2
+    token = f"{time.time()}"
+
+    answer = cluster.request_reconcile(KS, "kustomizations", "infra-configs", "flux-system", token)
+
+    assert answer["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] == token
+    assert answer["status"].get("lastHandledReconcileAt") != token  # not yet: Flux takes a moment
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        handled = cluster.get(KS, "kustomizations", "infra-configs", "flux-system")["status"]
+        if handled.get("lastHandledReconcileAt") == token:
+            break
+        time.sleep(0.05)
+    assert handled.get("lastHandledReconcileAt") == token
+
+
+# -- errors mapped at the seam ---------------------------------------------------------------------
+
+
+def test_patching_a_missing_object_is_not_found(cluster):
+    with pytest.raises(NotFoundError, match="NotFound"):
+        cluster.patch_merge(KS, "kustomizations", "ghost", {"spec": {"suspend": True}}, "flux-system")
+
+
+def test_a_stale_resource_version_in_the_patch_is_a_conflict(cluster):
+    with pytest.raises(ConflictError, match="the object has been modified"):
+        cluster.patch_merge(KS, "kustomizations", "apps", {"metadata": {"resourceVersion": "1"}}, "flux-system")
+
+
+def test_throttling_carries_the_retry_after_the_server_sent(cluster, kube):
+    kube.inject(Fault(status=429, code="TooManyRequests", message="too many requests", retry_after=3))
+    with pytest.raises(TemporaryError) as err:
+        cluster.nodes()
+    assert err.value.retry_after == 3
+
+
+def test_a_server_error_is_temporary(cluster, kube):
+    kube.inject(Fault(status=500, code="InternalError", message="etcdserver: request timed out"))
+    with pytest.raises(TemporaryError, match="etcdserver"):
+        cluster.get(KS, "kustomizations", "apps", "flux-system")
+
+
+def test_the_emulator_refuses_a_request_without_a_bearer_token_with_a_status_object(kube):
+    answer = httpx.get(kube.base_url + "/api/v1/nodes")
+    assert answer.status_code == 401
+    assert answer.json() | {"message": ""} == {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                                "status": "Failure", "message": "", "reason": "Unauthorized",
+                                                "code": 401}
+
+
+def test_unauthorized_is_permanent_with_rbac_advice(cluster, kube):
+    kube.inject(Fault(status=401, code="Unauthorized", message="Unauthorized"))
+    with pytest.raises(PermanentError) as err:
+        cluster.nodes()
+    assert "Unauthorized" in str(err.value) and "RBAC" in err.value.remediation
+
+
+def test_an_empty_token_from_the_credential_is_refused_before_any_request(kube):
+    before = len(kube.requests)
+    with pytest.raises(PermanentError, match="empty token"):
+        direct(kube.base_url, StaticTokenCredential(token="")).nodes()
+    assert len(kube.requests) == before
+
+
+def test_forbidden_names_the_role_to_grant_and_never_shows_the_token(cluster, kube):
+    kube.inject(Fault(status=403, code="Forbidden", message='kustomizations is forbidden: token '
+                                                            'Bearer eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln'))
+    with pytest.raises(PermanentError) as err:
+        cluster.request_reconcile(KS, "kustomizations", "apps", "flux-system", "now")
+    assert "eyJhbGci" not in str(err.value) and "Azure Kubernetes Service RBAC" in err.value.remediation
+
+
+def test_an_unreachable_api_server_is_a_temporary_error():
+    with pytest.raises(TemporaryError, match="cannot reach"):
+        direct(closed_port_url()).probe()
+
+
+def test_without_an_explicit_url_the_host_comes_from_aks_only_on_first_use(kube, dev_platform):
+    class Pools:  # our own NodePools seam, not an SDK object
+        calls = 0
+
+        def api_server_url(self) -> str:
+            Pools.calls += 1
+            return kube.base_url
+
+    ctx = sandbox_context(dev_platform, credential=StaticTokenCredential())
+    ctx.overrides["node_pools"] = Pools()
+    cluster = ctx.cluster
+    assert Pools.calls == 0
+    assert cluster.probe().startswith("Kubernetes")
+    cluster.probe()
+    assert Pools.calls == 1
+
+
+def test_importing_the_adapter_does_not_import_the_sdk():
+    loaded = imported_modules_after("shared.adapters.kubernetes")
+    assert "kubernetes" not in loaded and "urllib3" not in loaded
