@@ -9,6 +9,10 @@ VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 ENV ?= dev-uaenorth
 
+# Feature targets (infra-*, gitops-*): included before the rules that name their stamps.
+include infra/infra.mk
+include gitops/gitops.mk
+
 .PHONY: help venv node run test test-py lint bench clean infra-check gitops-check
 
 help: ## list targets
@@ -34,9 +38,9 @@ node: $(NODE_STAMP) ## install the npm tools (Azurite) from the lock file
 run: $(VENV_STAMP) $(NODE_STAMP) ## run the app locally on the sandbox (127.0.0.1:7071); Ctrl-C stops everything
 	$(PY) -m shared.local.run --env $(ENV)
 
-test: $(VENV_STAMP) $(NODE_STAMP) ## the whole suite: Python tests, infra and gitops checks
+# One pytest run covers everything: tests/unit, tests/integration (Azurite + sandbox), tests/infra, tests/gitops.
+test: $(VENV_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## the whole suite: unit, integration, infra and gitops checks
 	$(PY) -m pytest
-	$(MAKE) --no-print-directory infra-check gitops-check
 
 lint: $(VENV_STAMP) ## ruff
 	$(VENV)/bin/ruff check .
@@ -45,7 +49,5 @@ bench: $(VENV_STAMP) ## benchmarks (print numbers)
 	$(PY) bench/cold_start.py
 
 clean: ## remove virtualenvs, node_modules and local state
-	rm -rf $(VENV) .venv-checkov node_modules .local
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local
 
--include infra/infra.mk
--include gitops/gitops.mk
