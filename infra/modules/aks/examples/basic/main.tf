@@ -1,0 +1,93 @@
+terraform {
+  required_version = ">= 1.9, < 2.0"
+  required_providers {
+    azurerm = {
+      source  = "hashicorp/azurerm"
+      version = ">= 4.40, < 5.0"
+    }
+  }
+}
+
+variable "subscription_id" {
+  type        = string
+  description = "Required. Sandbox subscription to run the example in."
+}
+
+provider "azurerm" {
+  subscription_id     = var.subscription_id
+  storage_use_azuread = true
+  features {}
+}
+
+resource "azurerm_resource_group" "example" {
+  name     = "rg-example-aks"
+  location = "uaenorth"
+}
+
+module "monitoring" {
+  source = "../../../monitoring"
+
+  name_suffix         = "platform-example"
+  location            = azurerm_resource_group.example.location
+  resource_group_name = azurerm_resource_group.example.name
+  alert_emails        = ["platform-oncall@example.com"]
+}
+
+module "network" {
+  source = "../../../network"
+
+  name_suffix         = "platform-example"
+  location            = azurerm_resource_group.example.location
+  resource_group_name = azurerm_resource_group.example.name
+  hub_address_space   = "10.90.0.0/22"
+  spoke_address_space = "10.91.0.0/16"
+  subnets = {
+    system_nodes      = "10.91.0.0/22"
+    gpu_nodes         = "10.91.4.0/22"
+    private_endpoints = "10.91.8.0/24"
+    ingress_internal  = "10.91.9.0/24"
+    functions         = "10.91.10.0/24"
+  }
+  git_fqdns                  = ["gitlab.example.com"]
+  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+}
+
+module "aks" {
+  source = "../.."
+
+  name                            = "aks-platform-example"
+  location                        = azurerm_resource_group.example.location
+  resource_group_name             = azurerm_resource_group.example.name
+  tenant_id                       = "00000000-0000-0000-0000-0000000000aa"
+  kubernetes_version              = "1.32"
+  sku_tier                        = "Free"
+  private_cluster_enabled         = false
+  api_server_authorized_ip_ranges = ["203.0.113.0/24"]
+  firewall_public_ip              = module.network.firewall_public_ip
+  subnet_ids = {
+    system_nodes = module.network.subnet_ids.system_nodes
+    gpu_nodes    = module.network.subnet_ids.gpu_nodes
+  }
+  route_table_id = module.network.route_table_id
+  system_pool    = { vm_size = "Standard_D4ds_v5", min_count = 1, max_count = 2 }
+  cpu_pool       = { vm_size = "Standard_D8ds_v5", min_count = 0, max_count = 2 }
+  gpu_pools = [
+    # An H100 pool split into seven MIG slices; it scales from zero.
+    { name = "h100", vendor = "nvidia", vm_size = "Standard_NC40ads_H100_v5", gpus_per_node = 1, min_count = 0, max_count = 1, mig_profile = "MIG1g", inference_queue = "inference-h100" },
+  ]
+  maintenance_window         = { day_of_week = "Monday", start_time = "02:00" }
+  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  monitor_workspace_id       = module.monitoring.monitor_workspace_id
+  flux = {
+    repository_url = "https://gitlab.example.com/platform/platform-core.git"
+    branch         = "main"
+    path           = "gitops/clusters/dev-uaenorth"
+  }
+
+  depends_on = [module.network]
+}
+
+output "gpu_pool_scheduling" {
+  description = "Taint and labels of each GPU pool."
+  value       = module.aks.gpu_pool_scheduling
+}

@@ -1,0 +1,38 @@
+resource "azurerm_kubernetes_cluster_extension" "flux" {
+  name              = "flux"
+  cluster_id        = azurerm_kubernetes_cluster.this.id
+  extension_type    = "microsoft.flux"
+  release_namespace = "flux-system"
+
+  configuration_settings = {
+    # Image automation would let the cluster write to Git; promotion goes through merge requests.
+    "image-automation-controller.enabled" = "false"
+    "image-reflector-controller.enabled"  = "false"
+  }
+}
+
+resource "azurerm_kubernetes_flux_configuration" "platform" {
+  name       = "platform"
+  cluster_id = azurerm_kubernetes_cluster.this.id
+  namespace  = "flux-system"
+  scope      = "cluster"
+
+  git_repository {
+    url                      = var.flux.repository_url
+    reference_type           = "branch"
+    reference_value          = var.flux.branch
+    sync_interval_in_seconds = var.flux.sync_interval_seconds
+    # A Secret in flux-system, never a credential in Terraform state.
+    local_auth_reference = var.flux.auth_secret_name
+  }
+
+  # gitops/clusters/<env> holds only Flux entry points; they order controllers, configs and apps.
+  kustomizations {
+    name                       = "cluster"
+    path                       = var.flux.path
+    sync_interval_in_seconds   = var.flux.sync_interval_seconds
+    garbage_collection_enabled = true
+  }
+
+  depends_on = [azurerm_kubernetes_cluster_extension.flux]
+}

@@ -1,0 +1,81 @@
+locals {
+  cluster_resource_group_id = regex("^(/subscriptions/[^/]+/resourceGroups/[^/]+)", var.cluster_id)[0]
+}
+
+# Scaling GPU pools: read and write agent pools of one cluster, nothing else of AKS (no
+# credentials, no cluster settings). Built-in roles all grant more.
+resource "azurerm_role_definition" "node_pool_scaler" {
+  name        = "Platform node pool scaler (${var.environment})"
+  scope       = local.cluster_resource_group_id
+  description = "Read the cluster and read/update its agent pools (min/max count). Used by the Platform Core automation app."
+
+  permissions {
+    actions = [
+      "Microsoft.ContainerService/managedClusters/read",
+      "Microsoft.ContainerService/managedClusters/agentPools/read",
+      "Microsoft.ContainerService/managedClusters/agentPools/write",
+    ]
+    not_actions = []
+  }
+
+  assignable_scopes = [local.cluster_resource_group_id]
+}
+
+resource "azurerm_role_assignment" "node_pools" {
+  scope              = var.cluster_id
+  role_definition_id = azurerm_role_definition.node_pool_scaler.role_definition_resource_id
+  principal_id       = azurerm_user_assigned_identity.app.principal_id
+  principal_type     = "ServicePrincipal"
+}
+
+# Origin certificates: the app imports new versions. Vault scope, because a certificate that
+# does not exist yet cannot be a role scope.
+resource "azurerm_role_assignment" "certificates" {
+  scope                = var.key_vault.id
+  role_definition_name = "Key Vault Certificates Officer"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+# Key Vault references (Cloudflare, GitLab and Slack secrets) are read with this identity.
+resource "azurerm_role_assignment" "secrets" {
+  scope                = var.key_vault.id
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+# Each inference queue and each state table individually, not the whole account.
+resource "azurerm_role_assignment" "queues" {
+  for_each = var.storage.queue_ids
+
+  scope                = each.value
+  role_definition_name = "Storage Queue Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_role_assignment" "tables" {
+  for_each = var.storage.table_ids
+
+  scope                = each.value
+  role_definition_name = "Storage Table Data Contributor"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+# The Functions host keeps its own containers (locks, timers, the deployment package) and the
+# automation's leases in blobs; identity-based host storage requires Blob Data Owner.
+resource "azurerm_role_assignment" "host_storage" {
+  scope                = var.storage.id
+  role_definition_name = "Storage Blob Data Owner"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
+resource "azurerm_role_assignment" "telemetry" {
+  scope                = var.application_insights.id
+  role_definition_name = "Monitoring Metrics Publisher"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
+}

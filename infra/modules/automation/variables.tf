@@ -1,0 +1,162 @@
+variable "name" {
+  type        = string
+  description = "Required. Function app name, e.g. `func-platform-dev-uaenorth` (at most 32 characters to avoid host ID collisions)."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$", var.name))
+    error_message = "name must be 2-32 lowercase letters, digits or hyphens."
+  }
+}
+
+variable "environment" {
+  type        = string
+  description = "Required. Environment name, e.g. `dev-uaenorth`; the app reads it as PLATFORM_ENV and loads the matching platform.yaml."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^(dev|stg|prd)-[a-z0-9]+$", var.environment))
+    error_message = "environment must look like dev-uaenorth, stg-uaenorth or prd-uaenorth."
+  }
+}
+
+variable "location" {
+  type        = string
+  description = "Required. Azure region."
+  nullable    = false
+}
+
+variable "resource_group_name" {
+  type        = string
+  description = "Required. Resource group of the app, its plan, identity and Event Grid topic."
+  nullable    = false
+}
+
+variable "subnet_id" {
+  type        = string
+  description = "Required. Subnet delegated to Microsoft.App/environments: outbound traffic goes through the hub firewall and reaches Key Vault and Storage over their private endpoints."
+  nullable    = false
+}
+
+variable "storage" {
+  type = object({
+    id                   = string
+    name                 = string
+    blob_endpoint        = string
+    deployment_container = string
+    deadletter_container = string
+    queue_ids            = map(string)
+    table_ids            = map(string)
+  })
+  description = "Required. The platform storage account: host storage, deployment package container, inference queues and state tables (Resource Manager IDs, used as role scopes)."
+  nullable    = false
+}
+
+variable "key_vault" {
+  type = object({
+    id   = string
+    name = string
+  })
+  description = "Required. The platform Key Vault: certificates the app rotates and secrets it reads through Key Vault references."
+  nullable    = false
+}
+
+variable "key_vault_secret_settings" {
+  type        = map(string)
+  description = "Optional. App setting name => Key Vault secret name. Each becomes a Key Vault reference: the value never passes through Terraform."
+  default = {
+    #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
+    CLOUDFLARE_API_TOKEN = "cloudflare-api-token"
+    #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
+    GITLAB_TOKEN = "gitlab-token"
+    #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
+    GITLAB_WEBHOOK_SECRET = "gitlab-webhook-secret"
+    #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
+    SLACK_SIGNING_SECRET = "slack-signing-secret"
+  }
+  nullable = false
+
+  validation {
+    condition     = alltrue([for s in values(var.key_vault_secret_settings) : can(regex("^[0-9a-zA-Z-]{1,127}$", s))])
+    error_message = "Values are Key Vault secret names (letters, digits, hyphens), not secret values."
+  }
+}
+
+variable "app_settings" {
+  type        = map(string)
+  description = "Optional. Further plain (non-secret) app settings. Secrets belong in key_vault_secret_settings."
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([for v in values(var.app_settings) :
+    !can(regex("(?i)(AccountKey=|SharedAccessSignature=|sig=|-----BEGIN|password=|glpat-|xox[abp]-)", v))])
+    error_message = "app_settings must not carry credentials; use key_vault_secret_settings."
+  }
+}
+
+variable "cluster_id" {
+  type        = string
+  description = "Required. The AKS cluster whose node pools the app scales (and nothing else)."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft.ContainerService/managedClusters/[^/]+$", var.cluster_id))
+    error_message = "cluster_id must be an AKS managed cluster resource ID."
+  }
+}
+
+variable "application_insights" {
+  type = object({
+    id                = string
+    connection_string = string
+  })
+  description = "Required. Application Insights for the app's telemetry (Entra ID authenticated)."
+  nullable    = false
+  sensitive   = true
+}
+
+variable "maximum_instance_count" {
+  type        = number
+  description = "Optional. Upper bound of Flex Consumption instances."
+  default     = 40
+  nullable    = false
+
+  validation {
+    condition     = var.maximum_instance_count >= 1 && var.maximum_instance_count <= 1000
+    error_message = "maximum_instance_count must be between 1 and 1000."
+  }
+}
+
+variable "instance_memory_mb" {
+  type        = number
+  description = "Optional. Memory per instance: 2048 or 4096 MB."
+  default     = 2048
+  nullable    = false
+
+  validation {
+    condition     = contains([2048, 4096], var.instance_memory_mb)
+    error_message = "instance_memory_mb must be 2048 or 4096."
+  }
+}
+
+variable "certificate_events_enabled" {
+  type        = bool
+  description = "Optional. Subscribe the app's Event Grid function to the vault's certificate events. Event Grid validates the endpoint, so this needs the app code deployed: false on an environment's very first apply."
+  default     = true
+  nullable    = false
+}
+
+variable "certificate_event_function" {
+  type        = string
+  description = "Optional. Name of the Event Grid triggered function in the app."
+  default     = "keyvault_certificate_events"
+  nullable    = false
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "Optional. Tags applied to every resource."
+  default     = {}
+  nullable    = false
+}

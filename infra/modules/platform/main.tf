@@ -1,0 +1,181 @@
+locals {
+  p           = var.platform
+  env         = local.p.environment
+  name_suffix = "platform-${local.env}"
+  tags        = merge({ environment = local.env, managed-by = "terraform" }, local.p.tags)
+
+  gitlab_host           = regex("^https?://([^/:]+)", local.p.gitlab.url)[0]
+  flux_repository_url   = "${trimsuffix(local.p.gitlab.url, "/")}/${local.p.gitlab.project}.git"
+  private_dns_zone_aks  = "privatelink.${local.p.location}.azmk8s.io"
+  deployment_container  = "app-package"
+  deadletter_container  = "eventgrid-deadletter"
+  automation_containers = ["leases", local.deployment_container, local.deadletter_container]
+}
+
+resource "azurerm_resource_group" "platform" {
+  name     = local.p.resource_group
+  location = local.p.location
+  tags     = local.tags
+}
+
+module "monitoring" {
+  source = "../monitoring"
+
+  name_suffix         = local.name_suffix
+  location            = local.p.location
+  resource_group_name = azurerm_resource_group.platform.name
+  log_retention_days  = local.p.monitoring.log_retention_days
+  alert_emails        = local.p.monitoring.alert_emails
+  tags                = local.tags
+}
+
+module "network" {
+  source = "../network"
+
+  name_suffix                = local.name_suffix
+  location                   = local.p.location
+  resource_group_name        = azurerm_resource_group.platform.name
+  hub_address_space          = local.p.network.hub_address_space
+  spoke_address_space        = local.p.network.spoke_address_space
+  subnets                    = local.p.network.subnets
+  firewall_sku_tier          = local.p.network.firewall_sku_tier
+  zones                      = local.p.cluster.zones
+  git_fqdns                  = [local.gitlab_host]
+  automation_fqdns           = local.p.network.automation_fqdns
+  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  tags                       = local.tags
+}
+
+module "aks" {
+  source = "../aks"
+
+  name                            = local.p.cluster.name
+  location                        = local.p.location
+  resource_group_name             = azurerm_resource_group.platform.name
+  tenant_id                       = local.p.tenant_id
+  admin_group_object_ids          = local.p.cluster.admin_group_object_ids
+  kubernetes_version              = local.p.cluster.kubernetes_version
+  sku_tier                        = local.p.cluster.sku_tier
+  upgrade_channel                 = local.p.cluster.upgrade_channel
+  private_cluster_enabled         = local.p.cluster.private_api_server
+  api_server_authorized_ip_ranges = local.p.network.api_server_authorized_ip_ranges
+  private_dns_zone_id             = module.network.private_dns_zone_ids[local.private_dns_zone_aks]
+  firewall_public_ip              = module.network.firewall_public_ip
+  subnet_ids = {
+    system_nodes = module.network.subnet_ids.system_nodes
+    gpu_nodes    = module.network.subnet_ids.gpu_nodes
+  }
+  route_table_id = module.network.route_table_id
+  zones          = local.p.cluster.zones
+  network = {
+    pod_cidr       = local.p.cluster.pod_cidr
+    service_cidr   = local.p.cluster.service_cidr
+    dns_service_ip = local.p.cluster.dns_service_ip
+  }
+  system_pool        = local.p.cluster.system_pool
+  cpu_pool           = local.p.cluster.cpu_pool
+  gpu_pools          = local.p.gpu_pools
+  maintenance_window = local.p.cluster.maintenance_window
+
+  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  monitor_workspace_id       = module.monitoring.monitor_workspace_id
+
+  flux = {
+    repository_url   = local.flux_repository_url
+    branch           = local.p.gitlab.default_branch
+    path             = local.p.gitlab.gitops_path
+    auth_secret_name = local.p.gitlab.flux_auth_secret
+  }
+
+  tags = local.tags
+
+  # Nodes must never boot before the default route to the firewall and the NSGs are in place.
+  depends_on = [module.network]
+}
+
+module "acr" {
+  source = "../acr"
+
+  name                       = local.p.acr.name
+  location                   = local.p.location
+  resource_group_name        = azurerm_resource_group.platform.name
+  zone_redundancy_enabled    = local.p.acr.zone_redundancy
+  private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
+  private_dns_zone_id        = module.network.private_dns_zone_ids["privatelink.azurecr.io"]
+  pull_principal_ids         = { kubelet = module.aks.kubelet_identity_object_id }
+  tags                       = local.tags
+}
+
+module "keyvault" {
+  source = "../keyvault"
+
+  name                       = local.p.key_vault.name
+  location                   = local.p.location
+  resource_group_name        = azurerm_resource_group.platform.name
+  tenant_id                  = local.p.tenant_id
+  purge_protection_enabled   = local.p.key_vault.purge_protection
+  soft_delete_retention_days = local.p.key_vault.soft_delete_retention_days
+  private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
+  private_dns_zone_id        = module.network.private_dns_zone_ids["privatelink.vaultcore.azure.net"]
+  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  tags                       = local.tags
+}
+
+module "storage" {
+  source = "../storage"
+
+  account_name               = local.p.storage.account_name
+  location                   = local.p.location
+  resource_group_name        = azurerm_resource_group.platform.name
+  replication_type           = local.p.storage.replication_type
+  inference_queues           = [for pool in local.p.gpu_pools : pool.inference_queue]
+  state_tables               = ["dedup", "audit"]
+  containers                 = local.automation_containers
+  private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
+  private_dns_zone_ids = {
+    blob  = module.network.private_dns_zone_ids["privatelink.blob.core.windows.net"]
+    queue = module.network.private_dns_zone_ids["privatelink.queue.core.windows.net"]
+    table = module.network.private_dns_zone_ids["privatelink.table.core.windows.net"]
+  }
+  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  tags                       = local.tags
+}
+
+module "automation" {
+  source = "../automation"
+
+  name                   = local.p.automation.function_app_name
+  environment            = local.env
+  location               = local.p.location
+  resource_group_name    = azurerm_resource_group.platform.name
+  subnet_id              = module.network.subnet_ids.functions
+  maximum_instance_count = local.p.automation.maximum_instance_count
+  cluster_id             = module.aks.id
+  key_vault = {
+    id   = module.keyvault.id
+    name = module.keyvault.name
+  }
+  storage = {
+    id                   = module.storage.id
+    name                 = module.storage.name
+    blob_endpoint        = module.storage.primary_blob_endpoint
+    deployment_container = local.deployment_container
+    deadletter_container = local.deadletter_container
+    queue_ids            = module.storage.queue_ids
+    table_ids            = module.storage.table_ids
+  }
+  application_insights = {
+    id                = module.monitoring.application_insights_id
+    connection_string = module.monitoring.application_insights_connection_string
+  }
+  certificate_events_enabled = local.p.automation.certificate_events_enabled
+  tags                       = local.tags
+}
+
+# The cluster's Key Vault secrets provider mounts the origin certificates into the ingress.
+resource "azurerm_role_assignment" "cluster_reads_secrets" {
+  scope                = module.keyvault.id
+  role_definition_name = "Key Vault Secrets User"
+  principal_id         = module.aks.key_vault_secrets_provider_object_id
+  principal_type       = "ServicePrincipal"
+}

@@ -1,0 +1,43 @@
+output "resource_group_name" {
+  description = "Resource group of the platform."
+  value       = azurerm_resource_group.platform.name
+}
+
+output "cluster" {
+  description = "AKS cluster: id, name, OIDC issuer and per-GPU-pool scheduling (taint and labels)."
+  value = {
+    id                  = module.aks.id
+    name                = module.aks.name
+    oidc_issuer_url     = module.aks.oidc_issuer_url
+    gpu_pool_scheduling = module.aks.gpu_pool_scheduling
+  }
+}
+
+output "registry_login_server" {
+  description = "Login server of the platform registry."
+  value       = module.acr.login_server
+}
+
+output "key_vault_uri" {
+  description = "Data plane URI of the platform Key Vault."
+  value       = module.keyvault.vault_uri
+}
+
+output "storage_account_name" {
+  description = "Storage account of queues, tables and leases (PLATFORM_STORAGE_ACCOUNT)."
+  value       = module.storage.name
+}
+
+output "automation" {
+  description = "The automation app: name, host name (webhook target) and identity client ID."
+  value = {
+    name             = module.automation.name
+    default_hostname = module.automation.default_hostname
+    client_id        = module.automation.identity.client_id
+  }
+}
+
+output "egress_ip" {
+  description = "Public egress IP of the platform (hub firewall)."
+  value       = module.network.firewall_public_ip
+}

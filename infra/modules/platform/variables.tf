@@ -1,0 +1,123 @@
+variable "platform" {
+  type = object({
+    environment     = string
+    location        = string
+    subscription_id = string
+    tenant_id       = string
+    resource_group  = string
+    tags            = optional(map(string), {})
+    network = object({
+      hub_address_space               = string
+      spoke_address_space             = string
+      api_server_authorized_ip_ranges = list(string)
+      firewall_sku_tier               = optional(string, "Standard")
+      subnets = object({
+        system_nodes      = string
+        gpu_nodes         = string
+        private_endpoints = string
+        ingress_internal  = string
+        functions         = string
+      })
+      automation_fqdns = optional(list(string), [])
+    })
+    cluster = object({
+      name                   = string
+      kubernetes_version     = string
+      sku_tier               = optional(string, "Standard")
+      upgrade_channel        = optional(string, "patch")
+      admin_group_object_ids = optional(list(string), [])
+      pod_cidr               = optional(string, "192.168.0.0/16")
+      service_cidr           = optional(string, "172.16.0.0/16")
+      dns_service_ip         = optional(string, "172.16.0.10")
+      maintenance_window = object({
+        day_of_week    = string
+        start_time     = string
+        utc_offset     = optional(string, "+04:00")
+        duration_hours = optional(number, 4)
+      })
+      private_api_server = bool
+      zones              = list(string)
+      system_pool        = object({ vm_size = string, min_count = number, max_count = number })
+      cpu_pool           = object({ vm_size = string, min_count = number, max_count = number })
+    })
+    key_vault = object({
+      name                       = string
+      purge_protection           = bool
+      soft_delete_retention_days = optional(number, 90)
+    })
+    storage = object({
+      account_name     = string
+      replication_type = optional(string, "ZRS")
+    })
+    acr = object({
+      name            = string
+      zone_redundancy = optional(bool, true)
+    })
+    monitoring = object({
+      log_retention_days = optional(number, 30)
+      alert_emails       = list(string)
+    })
+    automation = object({
+      function_app_name          = string
+      maximum_instance_count     = optional(number, 40)
+      certificate_events_enabled = optional(bool, true)
+    })
+    gpu_pools = list(object({
+      name            = string
+      vendor          = string
+      vm_size         = string
+      gpus_per_node   = number
+      min_count       = number
+      max_count       = number
+      mig_profile     = optional(string)
+      inference_queue = string
+    }))
+    gitlab = object({
+      url              = string
+      project          = string
+      default_branch   = string
+      gitops_path      = string
+      flux_auth_secret = optional(string)
+    })
+  })
+  description = <<-EOT
+    Required. The decoded `infra/envs/<env>/platform.yaml` (yamldecode), the one source of truth
+    shared with the automation app. Keys Terraform does not use (certificates, requests_per_gpu,
+    ...) are dropped by type conversion. See infra/README.md for every key.
+  EOT
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^(dev|stg|prd)-[a-z0-9]+$", var.platform.environment))
+    error_message = "environment must be <dev|stg|prd>-<region>."
+  }
+  validation {
+    condition     = endswith(var.platform.environment, var.platform.location)
+    error_message = "environment must end with its location (dev-uaenorth is in uaenorth)."
+  }
+  # Production guarantees, enforced at plan time as well as by tests/infra.
+  validation {
+    condition     = !startswith(var.platform.environment, "prd-") || var.platform.cluster.private_api_server
+    error_message = "prd needs a private API server (cluster.private_api_server: true)."
+  }
+  validation {
+    condition     = !startswith(var.platform.environment, "prd-") || var.platform.key_vault.purge_protection
+    error_message = "prd needs Key Vault purge protection (key_vault.purge_protection: true)."
+  }
+  validation {
+    condition     = !startswith(var.platform.environment, "prd-") || length(setintersection(toset(var.platform.cluster.zones), toset(["1", "2", "3"]))) == 3
+    error_message = "prd must be zone redundant (cluster.zones: [\"1\", \"2\", \"3\"])."
+  }
+  validation {
+    condition     = !startswith(var.platform.environment, "prd-") || contains(["ZRS", "GZRS", "RAGZRS"], coalesce(var.platform.storage.replication_type, "ZRS"))
+    error_message = "prd storage must be zone redundant (ZRS, GZRS or RAGZRS)."
+  }
+  validation {
+    condition     = length(distinct([for p in var.platform.gpu_pools : p.inference_queue])) == length(var.platform.gpu_pools)
+    error_message = "Every GPU pool needs its own inference_queue."
+  }
+  validation {
+    condition     = endswith(var.platform.gitlab.gitops_path, "/${var.platform.environment}")
+    error_message = "gitlab.gitops_path must be gitops/clusters/<environment>."
+  }
+}

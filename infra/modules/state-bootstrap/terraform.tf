@@ -1,0 +1,12 @@
+terraform {
+  # 1.9 is the first release whose variable validations may refer to other variables.
+  required_version = ">= 1.9, < 2.0"
+
+  required_providers {
+    azurerm = {
+      source = "hashicorp/azurerm"
+      # 4.40 carries gpu_driver on node pools and the Flex Consumption function app resource.
+      version = ">= 4.40, < 5.0"
+    }
+  }
+}
