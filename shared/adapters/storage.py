@@ -56,6 +56,11 @@ class AzureStorage:
                  credential: Any = None, http: HttpOptions = HttpOptions()) -> None:
         if bool(connection_string) == bool(account):
             raise ValueError("give exactly one of connection_string or account")
+        # Import the three SDKs now, in the constructing thread: first use may come from several
+        # threads at once, and concurrent first imports of azure.core can deadlock.
+        import azure.data.tables
+        import azure.storage.blob
+        import azure.storage.queue  # noqa: F401
         self._connection_string = connection_string
         self._account = account
         self._credential = credential

@@ -46,31 +46,46 @@ def describe(ctx: Any) -> dict[str, Any]:
 def probe(ctx: Any, timeout: float = 15.0) -> list[DependencyStatus]:
     """One cheap read against each configured dependency, in parallel."""
     configured = ctx.settings.configured()
-    checks: dict[str, tuple[bool, Callable[[], str]]] = {
-        "storage": (True, lambda: ctx.storage.probe()),
-        "aks": (True, lambda: ctx.node_pools.probe()),
-        "keyvault": (True, lambda: ctx.certificates.probe()),
-        "cloudflare": (configured["cloudflare"], lambda: ctx.origin_ca.probe()),
-        "kubernetes": (True, lambda: ctx.cluster.probe()),
-        "gitlab": (configured["gitlab"], lambda: ctx.git.probe()),
+    adapters: dict[str, tuple[bool, Callable[[], Any]]] = {
+        "storage": (True, lambda: ctx.storage),
+        "aks": (True, lambda: ctx.node_pools),
+        "keyvault": (True, lambda: ctx.certificates),
+        "cloudflare": (configured["cloudflare"], lambda: ctx.origin_ca),
+        "kubernetes": (True, lambda: ctx.cluster),
+        "gitlab": (configured["gitlab"], lambda: ctx.git),
     }
-
-    def run(name: str, enabled: bool, check: Callable[[], str]) -> DependencyStatus:
+    # Build the adapters one after another: that is where the SDKs are imported, and importing
+    # azure.core from several threads at once can deadlock on its circular imports.
+    built: dict[str, Any] = {}
+    failed: dict[str, DependencyStatus] = {}
+    for name, (enabled, get) in adapters.items():
         if not enabled:
-            return DependencyStatus(name, False, None, "not configured", 0.0)
+            failed[name] = DependencyStatus(name, False, None, "not configured", 0.0)
+            continue
+        try:
+            built[name] = get()
+        except Exception as exc:
+            failed[name] = DependencyStatus(name, True, False, _describe_failure(exc), 0.0)
+
+    def run(name: str, adapter: Any) -> DependencyStatus:
         start = time.monotonic()
         try:
-            detail, ok = check(), True
-        except TemporaryError as exc:
-            detail, ok = f"unreachable ({exc.code}): {exc}", False
-        except PermanentError as exc:
-            detail, ok = f"refused ({exc.code}): {exc}", False
-        except PlatformError as exc:
-            detail, ok = f"failed ({exc.code}): {exc}", False
-        except Exception as exc:  # a bug in an adapter must not hide the other results
-            detail, ok = f"error: {type(exc).__name__}: {exc}", False
+            detail, ok = adapter.probe(), True
+        except Exception as exc:  # a bug in one adapter must not hide the other results
+            detail, ok = _describe_failure(exc), False
         return DependencyStatus(name, True, ok, redact_text(detail)[:500], round(time.monotonic() - start, 3))
 
-    with ThreadPoolExecutor(max_workers=len(checks)) as pool:
-        futures = [pool.submit(run, name, enabled, check) for name, (enabled, check) in checks.items()]
-        return [f.result(timeout=timeout) for f in futures]
+    with ThreadPoolExecutor(max_workers=max(1, len(built))) as pool:
+        futures = {name: pool.submit(run, name, adapter) for name, adapter in built.items()}
+        results = {name: future.result(timeout=timeout) for name, future in futures.items()}
+    return [results.get(name) or failed[name] for name in adapters]
+
+
+def _describe_failure(exc: Exception) -> str:
+    if isinstance(exc, TemporaryError):
+        return f"unreachable ({exc.code}): {exc}"
+    if isinstance(exc, PermanentError):
+        return f"refused ({exc.code}): {exc}"
+    if isinstance(exc, PlatformError):
+        return f"failed ({exc.code}): {exc}"
+    return redact_text(f"error: {type(exc).__name__}: {exc}")

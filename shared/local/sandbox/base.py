@@ -302,7 +302,7 @@ class Emulator:
             protocol_version = "HTTP/1.1"
             disable_nagle_algorithm = True  # otherwise every small response waits ~40 ms
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
             def _serve(self) -> None:
