@@ -10,15 +10,21 @@ Why it looks the way it does:
   count back untouched.
 - A scale is a long-running operation (minutes for GPU nodes). ``wait=False`` returns as soon as AKS
   accepted it, so a Function invocation does not sit on a poller.
+- The API server's certificate is signed by the **cluster's own CA**, which no public store trusts.
+  ``api_server_endpoint`` reads the cluster *user* kubeconfig (``listClusterUserCredential``: on Entra
+  ID clusters with local accounts disabled it holds no secret, only a kubelogin exec stanza) and keeps
+  just the server URL and that CA. The kubeconfig itself is never logged nor kept.
 
 The SDK is imported inside methods so that importing this module costs nothing.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
 from shared.adapters import HttpOptions, map_azure_error, retry_after_seconds
@@ -40,6 +46,15 @@ _ALLOCATION_CODES = {"AllocationFailed", "ZonalAllocationFailed", "Overconstrain
                      "SkuNotAvailable", "OverconstrainedZonalAllocationRequest"}
 _BUSY_HINTS = ("in progress", "another operation", "operation is not allowed because there's an in progress")
 _FAMILY = re.compile(r"approved\s+(?P<family>.+?)\s+Family\s+Cores\s+quota", re.IGNORECASE)
+_PEM_CERT = b"-----BEGIN CERTIFICATE-----"
+
+
+@dataclass(frozen=True)
+class ApiServerEndpoint:
+    """Where the cluster's API server listens and the CA (PEM) that signed its certificate."""
+
+    url: str
+    ca_pem: bytes = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,8 @@ class NodePools(Protocol):
     ) -> NodePool: ...
 
     def api_server_url(self) -> str: ...
+
+    def api_server_endpoint(self) -> ApiServerEndpoint: ...
 
     def probe(self) -> str: ...
 
@@ -172,6 +189,26 @@ class AksNodePools:
                                  remediation="check the cluster's provisioning state in the portal")
         return f"https://{host}"
 
+    def api_server_endpoint(self) -> ApiServerEndpoint:
+        """The API server URL and cluster CA, from the cluster user kubeconfig (never logged).
+
+        Needs ``Microsoft.ContainerService/managedClusters/listClusterUserCredential/action``, which
+        "Azure Kubernetes Service Cluster User Role" grants. No ``format``: the server and CA are the
+        same in the ``exec`` and ``azure`` variants, only the (unused) user stanza differs.
+        """
+        what = f"read the API server endpoint of cluster {self._cluster}"
+        try:
+            result = self._client.managed_clusters.list_cluster_user_credentials(self._rg, self._cluster)
+            kubeconfigs = list(result.kubeconfigs or ())
+        except Exception as exc:
+            self._raise(exc, what=what, remediation_403=(
+                "grant the app's managed identity 'Azure Kubernetes Service Cluster User Role' on cluster "
+                f"{self._cluster} in {self._rg} (infra/modules/automation), then retry"))
+        if not kubeconfigs or not kubeconfigs[0].value:
+            raise PermanentError(f"{what}: AKS returned no kubeconfig", code="NoKubeconfig",
+                                 remediation="check the cluster's provisioning state in the portal")
+        return parse_kubeconfig_endpoint(kubeconfigs[0].value, what=what)
+
     def probe(self) -> str:
         pools = self.list()
         parts = ", ".join(
@@ -250,14 +287,16 @@ class AksNodePools:
         except Exception as exc:
             self._raise(exc, what=f"read node pool {pool} of {self._cluster}")
 
-    def _raise(self, exc: Exception, *, what: str, vm_size: str | None = None) -> NoReturn:
+    def _raise(self, exc: Exception, *, what: str, vm_size: str | None = None,
+               remediation_403: str | None = None) -> NoReturn:
         """Raise our error for an SDK one (chained, for debugging); anything else propagates as is."""
-        mapped = self._map(exc, what=what, vm_size=vm_size)
+        mapped = self._map(exc, what=what, vm_size=vm_size, remediation_403=remediation_403)
         if mapped is exc:
             raise exc
         raise mapped from exc
 
-    def _map(self, exc: Exception, *, what: str, vm_size: str | None = None) -> Exception:
+    def _map(self, exc: Exception, *, what: str, vm_size: str | None = None,
+             remediation_403: str | None = None) -> Exception:
         """Translate an SDK error, telling AKS's two kinds of 409 OperationNotAllowed apart."""
         from azure.core.exceptions import AzureError
 
@@ -293,12 +332,47 @@ class AksNodePools:
                                               "cluster's activity log, then decide again")
         return map_azure_error(
             exc, what=what,
-            remediation_403=(
+            remediation_403=remediation_403 or (
                 "grant the app's managed identity 'Azure Kubernetes Service Contributor Role' (or a role "
                 "with Microsoft.ContainerService/managedClusters/agentPools/write) on cluster "
                 f"{self._cluster} in {self._rg} (infra/modules/automation), then retry"
             ),
         )
+
+
+def parse_kubeconfig_endpoint(kubeconfig: bytes | str, *, what: str = "parse the kubeconfig") -> ApiServerEndpoint:
+    """``clusters[0].cluster.server`` and its decoded ``certificate-authority-data``; nothing else kept.
+
+    Errors name the missing field only: neither the YAML parser's message (it quotes the offending
+    line) nor the content reaches an exception, since a kubeconfig may carry a token.
+    """
+    import yaml
+
+    def invalid(reason: str) -> PermanentError:
+        return PermanentError(f"{what}: the kubeconfig AKS returned {reason}", code="InvalidKubeconfig",
+                              remediation="check the cluster's provisioning state in the portal")
+
+    try:
+        config = yaml.safe_load(kubeconfig)
+    except yaml.YAMLError:
+        raise invalid("is not valid YAML") from None
+    clusters = config.get("clusters") if isinstance(config, dict) else None
+    cluster = clusters[0].get("cluster") if isinstance(clusters, list) and clusters \
+        and isinstance(clusters[0], dict) else None
+    if not isinstance(cluster, dict):
+        raise invalid("has no clusters[0].cluster")
+    server, ca_data = cluster.get("server"), cluster.get("certificate-authority-data")
+    if not isinstance(server, str) or not server.startswith("https://"):
+        raise invalid("has no https server URL")
+    if not isinstance(ca_data, str) or not ca_data:
+        raise invalid("has no certificate-authority-data")
+    try:
+        ca_pem = base64.b64decode(ca_data, validate=True)
+    except (binascii.Error, ValueError):
+        raise invalid("has certificate-authority-data that is not base64") from None
+    if _PEM_CERT not in ca_pem:
+        raise invalid("has certificate-authority-data that is not a PEM certificate")
+    return ApiServerEndpoint(url=server, ca_pem=ca_pem)
 
 
 def build(ctx: Any) -> AksNodePools:

@@ -7,19 +7,29 @@ automations work on plain dicts, exactly as the objects sit in git.
 
 Auth: AKS with Entra ID accepts an Entra token for the AKS server application; the credential is
 asked for it again shortly before it expires (``refresh_api_key_hook`` runs before every call).
+
+TLS: with ``KUBERNETES_API_URL`` set, the server is trusted through ``TLS_CA_BUNDLE`` (or the system
+store). Without it, ARM gives both the URL and the cluster's own CA (AKS signs the API server's
+certificate with it; no public store trusts it): the CA goes to a private (0600) temp file, since
+the client only takes a path, written once per adapter and removed with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
 from shared.adapters import HttpOptions, retry_after_seconds
+from shared.adapters.aks import ApiServerEndpoint
 from shared.errors import ConflictError, NotFoundError, PermanentError, PlatformError, TemporaryError
 from shared.logs import redact_text
 
@@ -31,6 +41,8 @@ AKS_SCOPE = "6dae42f8-4368-4678-94ff-3960e28e3630/.default"
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 RBAC_REMEDIATION = ("grant the app's managed identity an 'Azure Kubernetes Service RBAC' role on the cluster "
                     "(declared in infra/modules/automation) and check KUBERNETES_API_URL")
+TLS_REMEDIATION = ("check the API server's certificate is trusted: by TLS_CA_BUNDLE when KUBERNETES_API_URL "
+                   "is set, otherwise by the cluster CA AKS reports")
 #: Refresh the token this many seconds before it expires.
 _TOKEN_MARGIN = 300
 
@@ -69,11 +81,33 @@ def resource_path(api_version: str, plural: str, name: str | None = None, namesp
     return "/".join(parts)
 
 
-class KubernetesCluster:
-    """``Cluster`` on the ``kubernetes`` client. ``host`` may be a callable (resolved on first use)."""
+def _write_private_pem(pem: bytes) -> str:
+    """A new 0600 temp file holding ``pem``; the caller removes it."""
+    fd, path = tempfile.mkstemp(prefix="aks-cluster-ca-", suffix=".pem")  # mkstemp: 0600, O_EXCL
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # explicit, whatever the platform's default
+            handle.write(pem)
+    except BaseException:
+        _unlink_quietly(path)
+        raise
+    return path
 
-    def __init__(self, host: str | Callable[[], str], credential: Any, http: HttpOptions | None = None,
-                 page_size: int = 250) -> None:
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+class KubernetesCluster:
+    """``Cluster`` on the ``kubernetes`` client.
+
+    ``host`` is a URL or a callable resolved on first use, returning a URL or an ``ApiServerEndpoint``
+    (URL + cluster CA, which then replaces ``http.ca_bundle`` for this server).
+    """
+
+    def __init__(self, host: str | Callable[[], str | ApiServerEndpoint], credential: Any,
+                 http: HttpOptions | None = None, page_size: int = 250) -> None:
         self._host = host
         self._credential = credential
         self._http = http or HttpOptions()
@@ -81,6 +115,9 @@ class KubernetesCluster:
         self._lock = threading.Lock()
         self._client: Any = None
         self._token: _Token | None = None
+        #: The cluster CA's temp file, once written (removed by ``close``, on collection or at exit).
+        self.ca_path: str | None = None
+        self._ca_cleanup: weakref.finalize | None = None
 
     # -- client -------------------------------------------------------------------------------
 
@@ -99,11 +136,19 @@ class KubernetesCluster:
             if self._client is None:
                 from kubernetes import client
 
-                host = self._host() if callable(self._host) else self._host
+                target = self._host() if callable(self._host) else self._host
                 config = client.Configuration()
+                if isinstance(target, ApiServerEndpoint):
+                    host = target.url
+                    if self.ca_path is None:
+                        self.ca_path = _write_private_pem(target.ca_pem)
+                        self._ca_cleanup = weakref.finalize(self, _unlink_quietly, self.ca_path)
+                    config.ssl_ca_cert = self.ca_path
+                else:
+                    host = target
+                    if host.startswith("https") and self._http.ca_bundle:
+                        config.ssl_ca_cert = self._http.ca_bundle
                 config.host = host.rstrip("/")
-                if host.startswith("https") and self._http.ca_bundle:
-                    config.ssl_ca_cert = self._http.ca_bundle
                 config.retries = self._http.max_retries
                 config.api_key_prefix["BearerToken"] = "Bearer"
                 config.api_key["BearerToken"] = self._fresh_token()
@@ -114,6 +159,16 @@ class KubernetesCluster:
                 config.refresh_api_key_hook = refresh
                 self._client = client.ApiClient(config)
             return self._client
+
+    def close(self) -> None:
+        """Close the connections and remove the CA file; a later call starts afresh."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+            if self._ca_cleanup is not None:
+                self._ca_cleanup()
+                self._ca_cleanup = self.ca_path = None
 
     @property
     def host(self) -> str:
@@ -207,7 +262,7 @@ def _map_error(exc: Exception, what: str) -> PlatformError:
         if isinstance(exc, urllib3.exceptions.SSLError) or isinstance(getattr(exc, "reason", None),
                                                                        urllib3.exceptions.SSLError):
             return PermanentError(redact_text(f"Kubernetes: {what}: TLS verification failed"), code="TlsError",
-                                  remediation="check TLS_CA_BUNDLE trusts the API server's certificate")
+                                  remediation=TLS_REMEDIATION)
         return TemporaryError(redact_text(f"Kubernetes: {what}: cannot reach the API server "
                                           f"({type(exc).__name__})"), code="ServiceUnreachable")
     if not isinstance(exc, ApiException):
@@ -222,8 +277,7 @@ def _map_error(exc: Exception, what: str) -> PlatformError:
     retry_after = retry_after_seconds(exc.headers)
     if status == 0:  # the client's own transport failure (e.g. TLS), no answer from the server
         if "SSL" in str(exc.reason):
-            return PermanentError(message, code="TlsError",
-                                  remediation="check TLS_CA_BUNDLE trusts the API server's certificate")
+            return PermanentError(message, code="TlsError", remediation=TLS_REMEDIATION)
         return TemporaryError(message, code="ServiceUnreachable")
     if status in (401, 403):
         return PermanentError(message, code=reason, remediation=RBAC_REMEDIATION)
@@ -240,6 +294,7 @@ def _map_error(exc: Exception, what: str) -> PlatformError:
 
 def build(ctx: Context) -> KubernetesCluster:
     url = ctx.settings.kubernetes_api_url
-    # Without an explicit URL, ask ARM for the cluster's FQDN; only then, and only on first use.
-    host: str | Callable[[], str] = url if url else (lambda: ctx.node_pools.api_server_url())
+    # Without an explicit URL, ask ARM for the cluster's URL and CA; only then, and only on first use.
+    host: str | Callable[[], str | ApiServerEndpoint] = url if url else (
+        lambda: ctx.node_pools.api_server_endpoint())
     return KubernetesCluster(host, ctx.azure_credential, ctx.http)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import base64
 import subprocess
 import sys
 
 import pytest
+import yaml
 
 from shared.adapters import HttpOptions
-from shared.adapters.aks import AksNodePools, NodePool
+from shared.adapters.aks import AksNodePools, ApiServerEndpoint, NodePool, parse_kubeconfig_endpoint
 from shared.credentials import StaticTokenCredential
 from shared.errors import ConflictError, NotFoundError, PermanentError, TemporaryError
 from shared.local.sandbox.arm import ArmEmulator, vm_family
-from shared.local.sandbox.base import Fault
+from shared.local.sandbox.base import Fault, SandboxCA
 
 pytestmark = pytest.mark.integration
 APP_ROOT = __file__.rsplit("/tests/", 1)[0]
@@ -91,6 +93,69 @@ def test_a_private_cluster_gives_its_private_fqdn(pools, arm):
 
     assert pools.api_server_url() == f"https://{arm._cluster['properties']['privateFQDN']}"
     assert ".privatelink.uaenorth.azmk8s.io" in pools.api_server_url()
+
+
+def test_the_api_server_endpoint_is_the_fqdn_and_cluster_ca_from_the_user_kubeconfig(pools, arm, sandbox_ca):
+    endpoint = pools.api_server_endpoint()
+
+    assert endpoint == ApiServerEndpoint(f"https://{arm._cluster['properties']['fqdn']}:443",
+                                         sandbox_ca.ca_path.read_bytes())
+    assert arm.count("POST", r"/listClusterUserCredential$") == 1
+    assert "BEGIN CERTIFICATE" not in repr(endpoint)  # the PEM stays out of logs and reprs
+
+
+def test_the_api_server_endpoint_follows_what_the_cluster_advertises(pools, arm, tmp_path):
+    cluster_ca = SandboxCA(tmp_path).ca_path.read_bytes()
+    arm.set_api_server("https://127.0.0.1:6443", cluster_ca)
+
+    assert pools.api_server_endpoint() == ApiServerEndpoint("https://127.0.0.1:6443", cluster_ca)
+
+    arm.reset(private_cluster=True)
+    assert pools.api_server_endpoint().url == f"https://{arm._cluster['properties']['privateFQDN']}:443"
+
+
+def test_the_user_kubeconfig_is_an_entra_exec_one_with_no_secret(arm, sandbox_ca, dev_platform):
+    # The emulator's answer through the raw SDK: the shape real Entra ID clusters return.
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    client = ContainerServiceClient(StaticTokenCredential(), dev_platform.subscription_id, base_url=arm.base_url,
+                                    connection_verify=str(sandbox_ca.ca_path), retry_total=0)
+    result = client.managed_clusters.list_cluster_user_credentials(dev_platform.resource_group,
+                                                                   dev_platform.cluster_name)
+    assert [k.name for k in result.kubeconfigs] == ["clusterUser"]
+    assert isinstance(result.kubeconfigs[0].value, bytes)  # the SDK already decoded the base64
+    config = yaml.safe_load(result.kubeconfigs[0].value)
+    user = config["users"][0]["user"]
+    assert user["exec"]["command"] == "kubelogin" and "token" not in user and "client-key-data" not in user
+    assert base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]) \
+        == sandbox_ca.ca_path.read_bytes()
+
+    legacy = client.managed_clusters.list_cluster_user_credentials(
+        dev_platform.resource_group, dev_platform.cluster_name, format="azure")
+    assert yaml.safe_load(legacy.kubeconfigs[0].value)["users"][0]["user"]["auth-provider"]["name"] == "azure"
+
+
+def test_a_forbidden_credential_listing_names_the_cluster_user_role(pools, arm):
+    arm.inject(Fault(status=403, method="POST", path=r"/listClusterUserCredential$", code="AuthorizationFailed",
+                     message="The client does not have authorization to perform action 'Microsoft."
+                             "ContainerService/managedClusters/listClusterUserCredential/action'"))
+
+    with pytest.raises(PermanentError) as caught:
+        pools.api_server_endpoint()
+
+    assert caught.value.code == "AuthorizationFailed"
+    assert "Azure Kubernetes Service Cluster User Role" in caught.value.remediation
+    assert "Contributor" not in caught.value.remediation
+
+
+def test_a_broken_kubeconfig_is_permanent_and_never_quoted():
+    secret = "token: eyJhbGciOiJSUzI1NiJ9.c2VjcmV0"
+    for text in (f"clusters: [\n  {secret}\n  - : :", f"users: [{{user: {{{secret}}}}}]\n",
+                 "clusters: [{cluster: {server: 'https://x:443', certificate-authority-data: '!!'}}]"):
+        with pytest.raises(PermanentError) as caught:
+            parse_kubeconfig_endpoint(text)
+        assert caught.value.code == "InvalidKubeconfig"
+        assert "eyJhbGci" not in str(caught.value) and caught.value.__cause__ is None
 
 
 def test_the_probe_is_one_human_line_with_every_pool(pools, dev_platform):

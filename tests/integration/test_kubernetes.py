@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 
 import httpx
@@ -12,7 +14,8 @@ from shared.adapters import HttpOptions
 from shared.adapters.kubernetes import AKS_SCOPE, KubernetesCluster
 from shared.credentials import StaticTokenCredential
 from shared.errors import ConflictError, NotFoundError, PermanentError, TemporaryError
-from shared.local.sandbox.base import Fault
+from shared.local.sandbox.arm import ArmEmulator
+from shared.local.sandbox.base import Fault, SandboxCA
 from shared.local.sandbox.kubernetes import KubernetesEmulator
 
 pytestmark = pytest.mark.integration
@@ -27,6 +30,36 @@ def kube(dev_platform):
     emulator.start()
     yield emulator
     emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def arm(sandbox_ca, dev_platform):
+    emulator = ArmEmulator(dev_platform)
+    emulator.start(sandbox_ca)
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster_ca(tmp_path_factory):
+    """The AKS cluster's own CA: a second CA that TLS_CA_BUNDLE (the sandbox CA) does not contain."""
+    return SandboxCA(tmp_path_factory.mktemp("cluster-ca"))
+
+
+@pytest.fixture(scope="module")
+def aks_api(dev_platform, cluster_ca):
+    """The API server as AKS serves it: https, with a certificate from the cluster CA."""
+    emulator = KubernetesEmulator(dev_platform, tls=True)
+    emulator.start(cluster_ca)
+    yield emulator
+    emulator.stop()
+
+
+def via_arm(dev_platform, arm, sandbox_ca):
+    """A context as in Azure: no KUBERNETES_API_URL, so the API server comes from ARM."""
+    ctx = sandbox_context(dev_platform, arm, TLS_CA_BUNDLE=str(sandbox_ca.ca_path))
+    assert ctx.settings.kubernetes_api_url is None
+    return ctx
 
 
 @pytest.fixture(autouse=True)
@@ -235,21 +268,43 @@ def test_an_unreachable_api_server_is_a_temporary_error():
         direct(closed_port_url()).probe()
 
 
-def test_without_an_explicit_url_the_host_comes_from_aks_only_on_first_use(kube, dev_platform):
-    class Pools:  # our own NodePools seam, not an SDK object
-        calls = 0
+def test_without_an_explicit_url_the_server_and_its_cluster_ca_come_from_aks_on_first_use(
+        arm, aks_api, cluster_ca, sandbox_ca, dev_platform):
+    arm.reset()
+    arm.set_api_server(aks_api.base_url, cluster_ca.ca_path.read_bytes())
+    cluster = via_arm(dev_platform, arm, sandbox_ca).cluster
+    assert arm.count("POST", r"/listClusterUserCredential$") == 0
 
-        def api_server_url(self) -> str:
-            Pools.calls += 1
-            return kube.base_url
+    assert len(cluster.nodes("kubernetes.azure.com/agentpool=system")) == 2
+    assert cluster.probe() == f"Kubernetes v1.32.4 at {aks_api.base_url}"
+    assert arm.count("POST", r"/listClusterUserCredential$") == 1  # once per adapter, not per call
 
-    ctx = sandbox_context(dev_platform, credential=StaticTokenCredential())
-    ctx.overrides["node_pools"] = Pools()
-    cluster = ctx.cluster
-    assert Pools.calls == 0
-    assert cluster.probe().startswith("Kubernetes")
-    cluster.probe()
-    assert Pools.calls == 1
+    ca_file = cluster.ca_path
+    assert stat.S_IMODE(os.stat(ca_file).st_mode) == 0o600
+    with open(ca_file, "rb") as handle:
+        assert handle.read() == cluster_ca.ca_path.read_bytes()
+    cluster.close()
+    assert not os.path.exists(ca_file)
+
+
+def test_a_cluster_ca_that_does_not_sign_the_server_is_a_tls_error(arm, aks_api, sandbox_ca, dev_platform):
+    # The sandbox CA is TLS_CA_BUNDLE, yet it did not sign the API server's certificate: only AKS's CA counts.
+    arm.reset()
+    arm.set_api_server(aks_api.base_url, sandbox_ca.ca_path.read_bytes())
+    with pytest.raises(PermanentError) as caught:
+        via_arm(dev_platform, arm, sandbox_ca).cluster.nodes()
+    assert caught.value.code == "TlsError" and "cluster CA" in caught.value.remediation
+
+
+def test_a_refused_credential_listing_stops_before_the_api_server(arm, aks_api, sandbox_ca, dev_platform):
+    arm.reset()
+    arm.inject(Fault(status=403, method="POST", path=r"/listClusterUserCredential$", code="AuthorizationFailed",
+                     message="no listClusterUserCredential/action"))
+    before = len(aks_api.requests)
+    with pytest.raises(PermanentError) as caught:
+        via_arm(dev_platform, arm, sandbox_ca).cluster.nodes()
+    assert "Azure Kubernetes Service Cluster User Role" in caught.value.remediation
+    assert len(aks_api.requests) == before
 
 
 def test_importing_the_adapter_does_not_import_the_sdk():

@@ -9,19 +9,34 @@ running-operation protocol) and enforces the rules that shape our scaling code:
 - per-VM-family core quota (409 OperationNotAllowed "exceeding approved ... Cores quota");
 - every call needs ``Authorization: Bearer <token>``.
 
+``listClusterUserCredential`` answers a kubeconfig as an Entra ID cluster with local accounts disabled
+does: the server URL, the cluster CA and a kubelogin exec (or, with ``format=azure``, auth-provider)
+user stanza, with no secret in it. The server is the cluster's FQDN unless a test points it at a
+Kubernetes emulator with ``set_api_server``.
+
 The estate is seeded from the platform facts (``infra/envs/<env>/platform.yaml``), so the sandbox and
 the tests see the same pools Terraform declares.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import re
 import time
 import uuid
 from typing import Any
 
-from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, iso, utc_now
+from shared.local.sandbox.base import (
+    Emulator,
+    HttpError,
+    Request,
+    Response,
+    SandboxCA,
+    bearer_token,
+    iso,
+    utc_now,
+)
 from shared.platform import PlatformEnvironment
 
 _PROVIDER = "Microsoft.ContainerService"
@@ -35,6 +50,9 @@ _POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # AKS: lower-case alphanumeri
 _OPERATION_API_VERSION = "2016-03-30"  # what AKS puts in its Azure-AsyncOperation URLs
 _GPU_TAINTS = {"nvidia": "nvidia.com/gpu=present:NoSchedule", "amd": "amd.com/gpu=present:NoSchedule"}
 _UNLIMITED = 1_000_000
+#: kubelogin's ids, as AKS writes them into Entra ID kubeconfigs (public, not secrets).
+_AKS_SERVER_ID = "6dae42f8-4368-4678-94ff-3960e28e3630"
+_AZURE_CLI_CLIENT_ID = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
 
 
 def vm_family(vm_size: str) -> str:
@@ -82,6 +100,10 @@ class ArmEmulator(Emulator):
         self.operations: dict[str, dict[str, Any]] = {}
         #: Set by ``fail_next_operation``: the next accepted PUT's operation ends Failed with this error.
         self._next_failure: dict[str, str] | None = None
+        #: Set by ``set_api_server``: (url, CA PEM) the user kubeconfig advertises instead of the FQDN.
+        self._api_server: tuple[str, bytes] | None = None
+        #: The CA PEM advertised by default: the one this emulator serves with (known after ``start``).
+        self._default_ca_pem = b""
         self._initial = (operation_seconds, private_cluster, kubernetes_version)
         self._pools: dict[str, dict[str, Any]] = {}
         self._cluster = self._seed_cluster(private_cluster, kubernetes_version)
@@ -100,6 +122,7 @@ class ArmEmulator(Emulator):
             self.api_versions.clear()
             self.operations.clear()
             self._next_failure = None
+            self._api_server = None
             self.faults.clear()
             self.requests.clear()
             self._pools = {}
@@ -213,6 +236,16 @@ class ArmEmulator(Emulator):
         with self.lock:
             self.quotas[vm_family_prefix] = cores
 
+    def set_api_server(self, url: str, ca_pem: bytes) -> None:
+        """Advertise this API server URL and cluster CA (PEM) in ``listClusterUserCredential``."""
+        with self.lock:
+            self._api_server = (url, bytes(ca_pem))
+
+    def start(self, ca: SandboxCA | None = None, port: int = 0) -> str:
+        if ca is not None:
+            self._default_ca_pem = ca.ca_path.read_bytes()
+        return super().start(ca, port)
+
     def fail_next_operation(self, code: str = "InternalOperationError", message: str = "injected") -> None:
         """The next accepted PUT's operation ends Failed with this error (e.g. a late allocation failure)."""
         with self.lock:
@@ -222,6 +255,7 @@ class ArmEmulator(Emulator):
 
     def routes(self) -> None:
         self.route("GET", _CLUSTER_PATH, self.get_cluster)
+        self.route("POST", _CLUSTER_PATH + r"/listClusterUserCredential", self.list_user_credentials)
         self.route("GET", _CLUSTER_PATH + r"/agentPools", self.list_pools)
         self.route("GET", _CLUSTER_PATH + r"/agentPools/(?P<pool>[^/]+)", self.get_pool)
         self.route("PUT", _CLUSTER_PATH + r"/agentPools/(?P<pool>[^/]+)", self.put_pool)
@@ -296,6 +330,51 @@ class ArmEmulator(Emulator):
             profiles.append({"name": pool["name"], **profile})
         cluster["properties"]["agentPoolProfiles"] = profiles
         return Response(200, cluster)
+
+    def list_user_credentials(self, request: Request) -> Response:
+        self._check(request)
+        fmt = (request.query.get("format") or "exec").lower()
+        if fmt not in ("exec", "azure"):
+            raise HttpError(400, "InvalidParameter", f"The value of parameter format is invalid: '{fmt}'. "
+                            "Supported values are 'azure' and 'exec'.")
+        props = self._cluster["properties"]
+        host = props.get("fqdn") or props.get("privateFQDN")
+        url, ca_pem = self._api_server or (f"https://{host}:443", self._default_ca_pem)
+        value = self._user_kubeconfig(url, ca_pem, fmt)
+        return Response(200, {"kubeconfigs": [{"name": "clusterUser",
+                                               "value": base64.b64encode(value).decode()}]})
+
+    def _user_kubeconfig(self, server: str, ca_pem: bytes, fmt: str) -> bytes:
+        import yaml
+
+        p = self.platform
+        user = f"clusterUser_{p.resource_group}_{p.cluster_name}"
+        if fmt == "azure":  # the deprecated auth-provider stanza
+            credentials: dict[str, Any] = {"auth-provider": {"name": "azure", "config": {
+                "apiserver-id": _AKS_SERVER_ID, "client-id": _AZURE_CLI_CLIENT_ID, "config-mode": "1",
+                "environment": "AzurePublicCloud", "tenant-id": p.tenant_id}}}
+        else:
+            credentials = {"exec": {
+                "apiVersion": "client.authentication.k8s.io/v1beta1",
+                "command": "kubelogin",
+                "args": ["get-token", "--environment", "AzurePublicCloud", "--server-id", _AKS_SERVER_ID,
+                         "--client-id", _AZURE_CLI_CLIENT_ID, "--tenant-id", p.tenant_id,
+                         "--login", "devicecode"],
+                "env": None,
+                "installHint": "\nkubelogin is not installed which is required to connect to AAD enabled "
+                               "cluster.\n\nTo learn more, please go to https://aka.ms/aks/kubelogin\n",
+                "interactiveMode": "IfAvailable",
+                "provideClusterInfo": False,
+            }}
+        config = {
+            "apiVersion": "v1", "kind": "Config", "preferences": {},
+            "clusters": [{"name": p.cluster_name, "cluster": {
+                "certificate-authority-data": base64.b64encode(ca_pem).decode(), "server": server}}],
+            "contexts": [{"name": p.cluster_name, "context": {"cluster": p.cluster_name, "user": user}}],
+            "current-context": p.cluster_name,
+            "users": [{"name": user, "user": credentials}],
+        }
+        return yaml.safe_dump(config, sort_keys=True).encode()
 
     def list_pools(self, request: Request) -> Response:
         self._check(request)
