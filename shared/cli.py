@@ -54,6 +54,35 @@ def cmd_health(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     return (1 if unhealthy else 0), data, "\n".join(lines)
 
 
+def _since(text: str | None, now: Any) -> Any:
+    """``30m``, ``6h``, ``7d`` ago, or an ISO 8601 time; None when not given."""
+    import datetime as dt
+
+    if not text:
+        return None
+    units = {"m": "minutes", "h": "hours", "d": "days"}
+    if text[:-1].isdigit() and text[-1] in units:
+        return now - dt.timedelta(**{units[text[-1]]: int(text[:-1])})
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadInputError(f"--since: expected 30m, 6h, 7d or an ISO 8601 time, got {text!r}") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+@command("audit", "what the automation did: the audit trail, by target and time, oldest first")
+def cmd_audit(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
+    since = _since(args.since, ctx.clock())
+    records = ctx.state.audit_trail(args.target, since=since, limit=args.limit)
+    data = [{**vars(r), "time": r.time.isoformat()} for r in records]
+    if not records:
+        return 0, data, "no audit records" + (f" for {args.target}" if args.target else "") + \
+            (f" since {since.isoformat()}" if since else "")
+    lines = [f"{r.time:%Y-%m-%d %H:%M:%S}Z  {r.outcome:<9}  {r.actor:<14} {r.action:<10} {r.target}  "
+             f"[{r.reason}] {r.message}".rstrip() for r in records]
+    return 0, data, "\n".join(lines)
+
+
 def load_settings_file(path: str) -> dict[str, str]:
     """Read the ``Values`` of a local.settings.json file (Core Tools' format)."""
     try:
@@ -68,22 +97,29 @@ def load_settings_file(path: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in values.items()}
 
 
+def _common_options(target: argparse.ArgumentParser) -> None:
+    # SUPPRESS defaults let the options stand before or after the command name without clobbering.
+    target.add_argument("--env", choices=ENVIRONMENTS, default=argparse.SUPPRESS,
+                        help="environment (default: PLATFORM_ENV)")
+    target.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
+                        help="decide and show the plan; change nothing")
+    target.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    target.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS,
+                        help="load settings from a local.settings.json file first")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="platformctl", description="Platform Core operator CLI.")
     parser.add_argument("--version", action="version", version=f"platformctl {__version__}")
+    _common_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        # The common options are accepted before or after the command name.
-        for target in (parser, p):
-            target.add_argument("--env", choices=ENVIRONMENTS, default=argparse.SUPPRESS,
-                                help="environment (default: PLATFORM_ENV)")
-            target.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
-                                help="decide and show the plan; change nothing")
-            target.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                                help="machine-readable output")
-            target.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS,
-                                help="load settings from a local.settings.json file first")
+        _common_options(p)
+        if name == "audit":
+            p.add_argument("--target", help="one resource, e.g. nodepool/dev-uaenorth/h100 (default: all)")
+            p.add_argument("--since", help="30m, 6h, 7d or an ISO 8601 time (default: all)")
+            p.add_argument("--limit", type=int, default=50, help="newest N records (default 50)")
     return parser
 
 

@@ -26,7 +26,7 @@ class HttpOptions:
     max_retries: int = 3
     #: Seconds for one call (connect + read).
     timeout: float = 30.0
-    #: PEM bundle to trust in addition to the system's (the sandbox CA locally); None = system only.
+    #: PEM bundle to trust instead of the system's (the sandbox CA locally); None = the system's.
     ca_bundle: str | None = None
 
     @property

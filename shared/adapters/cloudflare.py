@@ -131,7 +131,10 @@ class CloudflareOriginCA:
 
                 kwargs: dict[str, Any] = {}
                 if self._http.ca_bundle:
-                    kwargs["http_client"] = cloudflare.DefaultHttpxClient(verify=self._http.ca_bundle)
+                    import ssl
+
+                    context = ssl.create_default_context(cafile=self._http.ca_bundle)
+                    kwargs["http_client"] = cloudflare.DefaultHttpxClient(verify=context)
                 client = cloudflare.Cloudflare(api_token=self._token, base_url=self._base_url,
                                                max_retries=self._http.max_retries, timeout=self._http.timeout,
                                                **kwargs)
