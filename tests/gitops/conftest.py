@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from pathlib import Path
 
+import hcl2
 import pytest
 import yaml
 
@@ -25,8 +26,7 @@ SYSTEM_NAMESPACES = {
     "kube-system", "kube-public", "kube-node-lease", "flux-system", "gpu-operator", "kube-amd-gpu",
     "monitoring", "cert-manager", "external-secrets", "keda", "kyverno", "ingress-nginx",
 }
-# Workload-identity client IDs the root Kustomization (infra's fluxConfiguration, post_build.substitute) provides.
-SUBSTITUTION_KEYS = {"EXTERNAL_SECRETS_CLIENT_ID", "KEDA_CLIENT_ID", "MLFLOW_CLIENT_ID"}
+INFRA_MODULES = REPO / "infra" / "modules"
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
 
 
@@ -71,6 +71,35 @@ def objects(builds) -> dict[tuple[str, str], list[dict]]:
 @cache
 def platform(env: str) -> dict:
     return yaml.safe_load((REPO / "infra" / "envs" / env / "platform.yaml").read_text())
+
+
+@cache
+def hcl(path: Path) -> dict:
+    """One .tf file of infra/ as python-hcl2 renders it (blocks are lists of {label: body} dicts)."""
+    with path.open() as fh:
+        return hcl2.load(fh, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True,
+                                                                            explicit_blocks=False))
+
+
+def tf_locals(module: str) -> dict:
+    """The locals of one infra module, merged across its files."""
+    merged: dict = {}
+    for path in sorted((INFRA_MODULES / module).glob("*.tf")):
+        for entry in hcl(path).get("locals", []):
+            merged.update({k: v for k, v in entry.items() if not k.startswith("__")})
+    return merged
+
+
+def workload_identities() -> dict[str, dict]:
+    """infra's workload identities (modules/platform/workload_identity.tf): name -> namespace, service_account,
+    flux_variable."""
+    return {name: {k: v for k, v in wi.items() if not k.startswith("__")}
+            for name, wi in tf_locals("platform")["workload_identities"].items() if not name.startswith("__")}
+
+
+# Workload-identity client IDs the root Kustomization (infra's fluxConfiguration, post_build.substitute) provides:
+# read from Terraform, so the two cannot drift (the wiring itself is checked in test_platform_facts.py).
+SUBSTITUTION_KEYS = frozenset(wi["flux_variable"] for wi in workload_identities().values())
 
 
 @cache

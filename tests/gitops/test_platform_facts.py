@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
-from .conftest import ENVS, GITOPS, containers, find, platform, pod_specs
+from .conftest import (
+    ENVS,
+    GITOPS,
+    INFRA_MODULES,
+    LAYERS,
+    SUBSTITUTION_KEYS,
+    containers,
+    find,
+    hcl,
+    name_of,
+    platform,
+    pod_specs,
+    tf_locals,
+    workload_identities,
+)
 
 # platform.yaml gpu_pools[].mig_profile (AKS naming) -> MIG manager layout in nvidia-gpu-operator/mig-config.yaml
 MIG_LAYOUTS = {None: "all-disabled", "MIG1g": "all-1g.12gb", "MIG2g": "all-2g.24gb", "MIG3g": "all-3g.47gb",
@@ -151,3 +167,208 @@ def test_gpu_operators_tolerate_the_pool_taints(objects, env):
     assert {"key": "amd.com/gpu", **taint} in amd["commonConfig"]["tolerations"]
     assert amd["selector"] == {"kubernetes.azure.com/agentpool": "mi300x"}
     assert {p["name"]: p["vendor"] for p in platform(env)["gpu_pools"]} == {"h100": "nvidia", "mi300x": "amd"}
+
+
+# ---------------------------------------------------------------- node labels and taints set by infra/modules/aks
+
+# Label domains Kubernetes, AKS and the GPU operators set themselves; every other node label key gitops selects on
+# must be one infra puts on the pools, under cluster.node_label_prefix.
+SYSTEM_LABEL_DOMAINS = ("kubernetes.io", "k8s.io", "kubernetes.azure.com", "nvidia.com", "amd.com")
+AGENTPOOL = "kubernetes.azure.com/agentpool"
+
+
+def infra_node_labels() -> set[str]:
+    """Label names (after `<prefix>/`) that infra/modules/aks puts on the node pools."""
+    text = "\n".join(p.read_text() for p in sorted((INFRA_MODULES / "aks").glob("*.tf")))
+    return set(re.findall(r"\$\{var\.node_label_prefix\}/([a-z0-9.-]+)", text))
+
+
+def _walk(node, path=()):
+    yield path, node
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, (*path, k))
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v, path)
+
+
+def node_label_uses(objs: list[dict]) -> list[tuple[str, str, str | None]]:
+    """(where, label key, value or None) for every node label gitops selects on: nodeSelector maps and node
+    affinity terms anywhere (pod specs and Helm values), the AMD operator's node selector, Kyverno rules reading
+    nodeSelector, and the node labels kube-state-metrics exports."""
+    uses = []
+    for o in objs:
+        where = name_of(o)
+        for path, node in _walk(o):
+            key = path[-1] if path else None
+            if key == "nodeSelector" and isinstance(node, dict):
+                uses += [(where, k, str(v)) for k, v in node.items()]
+            elif key in ("nodeSelectorTerms", "preference") and node:
+                terms = node if isinstance(node, list) else [node]
+                for term in terms:
+                    for expr in term.get("matchExpressions") or []:
+                        for v in expr.get("values") or [None]:
+                            uses.append((where, expr["key"], v))
+            elif path[-3:] == ("deviceConfig", "spec", "selector") and isinstance(node, dict):
+                uses += [(where, k, str(v)) for k, v in node.items()]
+            elif key == "metricLabelsAllowlist" and isinstance(node, list):
+                for entry in node:
+                    resource, _, labels = entry.partition("=")
+                    if resource == "nodes":
+                        uses += [(where, k.strip(), None) for k in labels.strip("[]").split(",") if k.strip()]
+        if o.get("kind") == "ClusterPolicy":
+            uses += [(where, k, None) for k in re.findall(r'nodeSelector\."([^"]+)"', yaml.safe_dump(o, width=10**6))]
+    return uses
+
+
+def test_infra_labels_the_pools_the_way_gitops_expects():
+    assert {"gpu-vendor", "gpu-pool", "workload"} <= infra_node_labels()
+    aks = hcl(INFRA_MODULES / "aks" / "variables.tf")
+    prefix_var = next(v["node_label_prefix"] for v in aks["variable"] if "node_label_prefix" in v)
+    assert "default" not in prefix_var, "the prefix is a platform fact (cluster.node_label_prefix), not a default"
+    module_aks = next(m["aks"] for m in hcl(INFRA_MODULES / "platform" / "main.tf")["module"] if "aks" in m)
+    assert module_aks["node_label_prefix"] == "${local.p.cluster.node_label_prefix}"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_node_label_keys_use_the_platform_prefix_and_labels_infra_sets(objects, env):
+    prefix = platform(env)["cluster"]["node_label_prefix"]
+    known = infra_node_labels()
+    pools = {p["name"]: p for p in platform(env)["gpu_pools"]}
+    uses = [u for layer_name in LAYERS if layer_name != "clusters" for u in node_label_uses(layer(objects, layer_name, env))]
+    problems = []
+    for where, key, value in uses:
+        domain, _, name = key.rpartition("/")
+        if key == AGENTPOOL:
+            # AKS sets it to the pool name: the pool must exist in this environment.
+            if value is not None and value not in {"system", "cpu", *pools}:
+                problems.append(f"{where}: {key}={value} is not a node pool of {env}")
+        elif domain == prefix:
+            if name not in known:
+                problems.append(f"{where}: {key} is not a label infra/modules/aks sets ({sorted(known)})")
+            elif name == "gpu-vendor" and value is not None and value not in {p["vendor"] for p in pools.values()}:
+                problems.append(f"{where}: {key}={value} matches no GPU pool vendor of {env}")
+            elif name == "gpu-pool" and value is not None and value not in pools:
+                problems.append(f"{where}: {key}={value} is not a GPU pool of {env}")
+        elif not any(domain == d or domain.endswith("." + d) for d in SYSTEM_LABEL_DOMAINS):
+            problems.append(f"{where}: node label {key} must start with cluster.node_label_prefix {prefix}/")
+    assert not problems
+    used = {key for _, key, _ in uses}
+    assert f"{prefix}/gpu-vendor" in used, "GPU workloads and Kyverno select on <prefix>/gpu-vendor"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gpu_tolerations_match_the_taints_infra_puts_on_the_pools(objects, env):
+    taints = {}
+    for vendor, taint in tf_locals("aks")["gpu_taints"].items():
+        key, _, rest = taint.partition("=")
+        value, _, effect = rest.partition(":")
+        taints[key] = (value, effect)
+    assert set(taints) == {"nvidia.com/gpu", "amd.com/gpu"}
+    assert {p["vendor"] for p in platform(env)["gpu_pools"]} <= set(tf_locals("aks")["gpu_taints"])
+    problems, seen = [], set()
+    for layer_name in ("infrastructure/controllers", "apps"):
+        for o in layer(objects, layer_name, env):
+            for path, node in _walk(o):
+                if path[-1:] != ("tolerations",) or not isinstance(node, list):
+                    continue
+                for t in node:
+                    if t.get("key") not in taints:
+                        continue
+                    seen.add(t["key"])
+                    value, effect = taints[t["key"]]
+                    if t.get("effect") not in (None, "", effect):
+                        problems.append(f"{name_of(o)}: toleration effect {t.get('effect')} for {t['key']}, infra: {effect}")
+                    if t.get("operator", "Equal") == "Equal" and t.get("value") != value:
+                        problems.append(f"{name_of(o)}: toleration {t['key']}={t.get('value')}, infra taints {value}")
+    assert not problems
+    assert seen == set(taints), "the GPU operators and GPU workloads tolerate both vendors' taints"
+    policy = yaml.safe_dump(find(layer(objects, "infrastructure/configs", env), "ClusterPolicy", "gpu-pools"))
+    for key, (value, effect) in taints.items():
+        assert f"{key}={value}:{effect}" in policy, f"Kyverno gpu-pools does not describe the infra taint of {key}"
+
+
+# ---------------------------------------------------------------- Flux substitution and workload identity (infra)
+
+
+def gitops_cluster_variables() -> dict[str, set[str]]:
+    """${VAR} (or ${VAR:=default}) in the files under gitops/clusters, by file."""
+    found = {}
+    for path in sorted((GITOPS / "clusters").rglob("*")):
+        if path.is_file():
+            names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+            if names:
+                found[str(path.relative_to(GITOPS))] = names
+    return found
+
+
+def test_terraform_substitutes_the_workload_identity_client_ids_into_the_root_kustomization():
+    flux = hcl(INFRA_MODULES / "aks" / "flux.tf")["resource"]
+    config = next(r["azurerm_kubernetes_flux_configuration"]["platform"] for r in flux
+                  if "azurerm_kubernetes_flux_configuration" in r)
+    (root,) = config["kustomizations"]
+    assert root["path"] == "${var.flux.path}"
+    assert root["post_build"][0]["substitute"] == "${local.flux_substitute}"
+    substitute = tf_locals("aks")["flux_substitute"]
+    assert "var.workload_identities" in substitute and "wi.flux_variable => wi.client_id" in substitute
+    module_aks = next(m["aks"] for m in hcl(INFRA_MODULES / "platform" / "main.tf")["module"] if "aks" in m)
+    assert "local.workload_identities" in module_aks["workload_identities"]
+    assert "azurerm_user_assigned_identity.workload[name].client_id" in module_aks["workload_identities"]
+
+
+def test_every_substitution_under_gitops_clusters_is_provided_by_terraform():
+    found = gitops_cluster_variables()
+    assert found, "gitops/clusters passes the workload identity client IDs on with ${VAR}"
+    missing = {f: sorted(v - SUBSTITUTION_KEYS) for f, v in found.items() if v - SUBSTITUTION_KEYS}
+    assert not missing, (f"not in the substitute map of infra's fluxConfiguration (modules/platform "
+                         f"workload_identity.tf, flux_variable): {missing}")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_terraform_substitution_is_used_by_the_environment(env):
+    used = set().union(*(v for f, v in gitops_cluster_variables().items() if f.startswith(f"clusters/{env}/")))
+    assert used == SUBSTITUTION_KEYS, f"identities created for nothing: {sorted(SUBSTITUTION_KEYS - used)}"
+
+
+def federated_service_accounts(objs: list[dict]) -> dict[tuple[str, str], str]:
+    """(namespace, service account) -> ${VAR} of its azure.workload.identity/client-id, from ServiceAccounts and
+    from the Helm values of external-secrets (serviceAccount.annotations) and KEDA (podIdentity.azureWorkload)."""
+    found = {}
+    client_id = "azure.workload.identity/client-id"
+    for o in objs:
+        ns = o["metadata"].get("namespace")
+        if o["kind"] == "ServiceAccount" and client_id in (o["metadata"].get("annotations") or {}):
+            found[(ns, o["metadata"]["name"])] = o["metadata"]["annotations"][client_id]
+        elif o["kind"] == "HelmRelease":
+            ns = o["spec"].get("targetNamespace", ns)
+            values = o["spec"].get("values") or {}
+            sa = values.get("serviceAccount") or {}
+            if client_id in (sa.get("annotations") or {}):
+                found[(ns, sa["name"])] = sa["annotations"][client_id]
+            azure_workload = (values.get("podIdentity") or {}).get("azureWorkload") or {}
+            if azure_workload.get("enabled"):
+                found[(ns, sa["operator"]["name"])] = azure_workload["clientId"]
+    return found
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_workload_identity_service_accounts_are_the_subjects_infra_federates(objects, env):
+    objs = layer(objects, "infrastructure/controllers", env) + layer(objects, "apps", env)
+    expected = {(wi["namespace"], wi["service_account"]): "${" + wi["flux_variable"] + "}"
+                for wi in workload_identities().values()}
+    assert federated_service_accounts(objs) == expected
+    mlflow = one(layer(objects, "apps", env), "Deployment", "mlflow")["spec"]["template"]
+    assert mlflow["spec"]["serviceAccountName"] == workload_identities()["mlflow"]["service_account"]
+    assert mlflow["metadata"]["labels"]["azure.workload.identity/use"] == "true"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_mlflow_artifacts_go_to_the_container_infra_creates(objects, env):
+    deploy = one(layer(objects, "apps", env), "Deployment", "mlflow")
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    (dest,) = [a for a in args if a.startswith("--artifacts-destination=")]
+    container = re.match(r"--artifacts-destination=wasbs://([^@]+)@", dest).group(1)
+    platform_locals = tf_locals("platform")
+    assert platform_locals["mlflow_container"] == container
+    assert "local.mlflow_container" in platform_locals["storage_containers"]

@@ -244,6 +244,10 @@ def test_the_composition_passes_platform_facts_to_the_modules():
     assert calls["aks"]["gpu_pools"] == "${local.p.gpu_pools}"
     assert "inference_queue" in calls["storage"]["inference_queues"]
     assert calls["storage"]["state_tables"] == ["dedup", "audit"]
-    assert calls["storage"]["containers"] == "${local.automation_containers}"
-    assert "leases" in module_locals(MODULES_DIR / "platform")["automation_containers"]
+    assert calls["storage"]["containers"] == "${local.storage_containers}"
+    platform_locals = module_locals(MODULES_DIR / "platform")
+    assert "leases" in platform_locals["automation_containers"]
+    assert "local.automation_containers" in platform_locals["storage_containers"]
+    assert "local.mlflow_container" in platform_locals["storage_containers"]
+    assert calls["aks"]["node_label_prefix"] == "${local.p.cluster.node_label_prefix}"
     assert calls["aks"]["flux"]["path"] == "${local.p.gitlab.gitops_path}"

@@ -101,6 +101,59 @@ def test_the_cluster_has_autoscaler_maintenance_monitoring_secrets_provider_and_
     assert ("azurerm_monitor_data_collection_rule", "prometheus") in aks
 
 
+def test_the_cluster_enables_the_csi_drivers_gitops_storage_classes_need():
+    # managed-csi-premium (disk) for Prometheus, Loki, Tempo, Qdrant, MLflow; azureblob-fuse-premium (blob)
+    # for the vLLM model weights.
+    storage = _cluster()["storage_profile"][0]
+    assert storage["disk_driver_enabled"] is True
+    assert storage["blob_driver_enabled"] is True
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_every_environment_sets_a_dns_subdomain_node_label_prefix(env):
+    prefix = platform_file(env)["cluster"]["node_label_prefix"]
+    assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+", prefix), prefix
+    assert not re.search(r"(^|\.)(kubernetes\.io|k8s\.io)$", prefix)
+    variable = blocks(AKS, "variable")["node_label_prefix"]
+    assert "default" not in variable, "the prefix comes from platform.yaml, with no second value in HCL"
+    labels = module_locals(AKS)["gpu_labels"]
+    assert "${var.node_label_prefix}/gpu-vendor" in labels
+
+
+PLATFORM = MODULES_DIR / "platform"
+WORKLOAD_ROLES = {
+    "external-secrets": ("Key Vault Secrets User", "module.keyvault.id"),
+    "keda": ("Storage Queue Data Reader", "module.storage.queue_ids["),
+    "mlflow": ("Storage Blob Data Contributor", "module.storage.container_ids[local.mlflow_container]"),
+}
+
+
+def test_workload_identities_are_federated_with_the_cluster_issuer_for_one_service_account_each():
+    fic = resources(AKS)[("azurerm_federated_identity_credential", "workload")]
+    assert fic["for_each"] == "${var.workload_identities}"
+    assert fic["issuer"] == "${azurerm_kubernetes_cluster.this.oidc_issuer_url}"
+    assert fic["audience"] == ["api://AzureADTokenExchange"]
+    assert fic["subject"] == "system:serviceaccount:${each.value.namespace}:${each.value.service_account}"
+    flux = resources(AKS)[("azurerm_kubernetes_flux_configuration", "platform")]
+    assert "${azurerm_federated_identity_credential.workload}" in flux["depends_on"]
+    identities = module_locals(PLATFORM)["workload_identities"]
+    assert set(identities) - {"__comments__", "__inline_comments__"} == set(WORKLOAD_ROLES)
+    assert ("azurerm_user_assigned_identity", "workload") in resources(PLATFORM)
+
+
+def test_workload_identities_hold_one_narrow_data_plane_role_each():
+    roles = module_locals(PLATFORM)["workload_roles"]
+    for identity, (role, scope) in WORKLOAD_ROLES.items():
+        assert re.search(
+            rf'identity = "{identity}", role = "{re.escape(role)}", scope = {re.escape(scope)}', roles
+        ), f"{identity} should hold {role} on {scope}"
+    # Nothing else: exactly one role per identity (KEDA's repeated per inference queue).
+    assert sorted(re.findall(r'role = "([^"]+)"', roles)) == sorted(r for r, _ in WORKLOAD_ROLES.values())
+    assignment = resources(PLATFORM)[("azurerm_role_assignment", "workload")]
+    assert assignment["for_each"] == "${local.workload_roles}"
+    assert assignment["principal_id"] == "${azurerm_user_assigned_identity.workload[each.value.identity].principal_id}"
+
+
 def test_the_api_server_is_private_or_limited_to_authorized_ranges():
     cluster = _cluster()
     assert cluster["private_cluster_enabled"] == "${var.private_cluster_enabled}"

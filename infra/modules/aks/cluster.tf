@@ -123,6 +123,15 @@ resource "azurerm_kubernetes_cluster" "this" {
   # Managed Prometheus; its data collection rule is in monitoring.tf.
   monitor_metrics {}
 
+  # CSI drivers: Azure Disk (managed-csi-premium: Prometheus, Loki, Tempo, Qdrant, MLflow) and Blob
+  # (azureblob-fuse-premium: the vLLM model weights, blobfuse2). Blob is off by default in AKS.
+  storage_profile {
+    disk_driver_enabled         = true
+    file_driver_enabled         = true
+    snapshot_controller_enabled = true
+    blob_driver_enabled         = true
+  }
+
   key_vault_secrets_provider {
     secret_rotation_enabled  = true
     secret_rotation_interval = "2m"

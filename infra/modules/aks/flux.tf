@@ -32,7 +32,18 @@ resource "azurerm_kubernetes_flux_configuration" "platform" {
     path                       = var.flux.path
     sync_interval_in_seconds   = var.flux.sync_interval_seconds
     garbage_collection_enabled = true
+
+    # The entry points pass these on to their layers (gitops/clusters/<env>/*.yaml postBuild.substitute):
+    # the client ID of every workload identity, as ${<flux_variable>}. tests/gitops checks that every
+    # ${VAR} under gitops/clusters is provided here.
+    post_build {
+      substitute = local.flux_substitute
+    }
   }
 
-  depends_on = [azurerm_kubernetes_cluster_extension.flux]
+  # The federated credentials exist before Flux starts the controllers that use them.
+  depends_on = [
+    azurerm_kubernetes_cluster_extension.flux,
+    azurerm_federated_identity_credential.workload,
+  ]
 }

@@ -21,6 +21,9 @@ locals {
     )
   }
 
+  # Post-build substitution of the root Kustomization: workload identity client IDs by Flux variable.
+  flux_substitute = { for name, wi in var.workload_identities : wi.flux_variable => wi.client_id }
+
   authorized_ip_ranges = var.private_cluster_enabled ? [] : distinct(concat(
     var.api_server_authorized_ip_ranges,
     var.firewall_public_ip == null ? [] : ["${var.firewall_public_ip}/32"],

@@ -222,9 +222,18 @@ variable "gpu_pools" {
 
 variable "node_label_prefix" {
   type        = string
-  description = "Optional. Prefix of the platform's node labels (`<prefix>/gpu-vendor`, `<prefix>/gpu-pool`, ...)."
-  default     = "platform-core"
+  description = "Required. Prefix of the platform's node labels (`<prefix>/gpu-vendor`, `<prefix>/gpu-pool`, ...): `cluster.node_label_prefix` in platform.yaml, the prefix the gitops node selectors and Kyverno rules use."
   nullable    = false
+
+  validation {
+    condition     = length(var.node_label_prefix) <= 253 && can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", var.node_label_prefix))
+    error_message = "node_label_prefix must be a DNS subdomain of at most 253 characters, such as platform.example.com."
+  }
+  validation {
+    # The kubelet may not set labels in the Kubernetes namespaces, so AKS would reject the node labels.
+    condition     = !can(regex("(^|\\.)(kubernetes\\.io|k8s\\.io)$", var.node_label_prefix))
+    error_message = "node_label_prefix must not be in the reserved kubernetes.io or k8s.io domains."
+  }
 }
 
 variable "upgrade_channel" {
@@ -314,6 +323,44 @@ variable "flux" {
   validation {
     condition     = can(regex("^(\\./)?gitops/clusters/[a-z0-9-]+$", var.flux.path))
     error_message = "flux.path must be gitops/clusters/<env>."
+  }
+}
+
+variable "workload_identities" {
+  type = map(object({
+    identity_id     = string
+    client_id       = string
+    namespace       = string
+    service_account = string
+    flux_variable   = string
+  }))
+  description = <<-EOT
+    Optional. User-assigned identities used by the cluster's workloads, by name. Each gets a federated
+    credential trusting this cluster's OIDC issuer for `system:serviceaccount:<namespace>:<service_account>`,
+    and the root Flux Kustomization substitutes its client ID for the variable `flux_variable` in
+    `gitops/clusters/<env>` (post_build.substitute). Their Azure roles are the caller's.
+  EOT
+  default     = {}
+  nullable    = false
+
+  validation {
+    condition = alltrue([
+      for wi in values(var.workload_identities) :
+      can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", wi.namespace)) && can(regex("^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$", wi.service_account))
+    ])
+    error_message = "workload_identities[].namespace must be a DNS label and service_account a DNS subdomain."
+  }
+  validation {
+    condition     = alltrue([for wi in values(var.workload_identities) : can(regex("^[A-Z_][A-Z0-9_]*$", wi.flux_variable))])
+    error_message = "workload_identities[].flux_variable must be an upper-case shell variable name such as KEDA_CLIENT_ID."
+  }
+  validation {
+    condition     = length(distinct([for wi in values(var.workload_identities) : wi.flux_variable])) == length(var.workload_identities)
+    error_message = "workload_identities[].flux_variable must be unique."
+  }
+  validation {
+    condition     = length(distinct([for wi in values(var.workload_identities) : "${wi.namespace}/${wi.service_account}"])) == length(var.workload_identities)
+    error_message = "Each service account may be federated with one identity only."
   }
 }
 

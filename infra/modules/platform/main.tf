@@ -10,6 +10,9 @@ locals {
   deployment_container  = "app-package"
   deadletter_container  = "eventgrid-deadletter"
   automation_containers = ["leases", local.deployment_container, local.deadletter_container]
+  # MLflow's artifact store (gitops/apps: --artifacts-destination=wasbs://mlflow@<account>...).
+  mlflow_container   = "mlflow"
+  storage_containers = concat(local.automation_containers, [local.mlflow_container])
 }
 
 resource "azurerm_resource_group" "platform" {
@@ -75,6 +78,7 @@ module "aks" {
   system_pool        = local.p.cluster.system_pool
   cpu_pool           = local.p.cluster.cpu_pool
   gpu_pools          = local.p.gpu_pools
+  node_label_prefix  = local.p.cluster.node_label_prefix
   maintenance_window = local.p.cluster.maintenance_window
 
   log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
@@ -85,6 +89,13 @@ module "aks" {
     branch           = local.p.gitlab.default_branch
     path             = local.p.gitlab.gitops_path
     auth_secret_name = local.p.gitlab.flux_auth_secret
+  }
+  # Federated with the cluster's issuer; client IDs substituted into gitops/clusters/<env> by Flux.
+  workload_identities = {
+    for name, wi in local.workload_identities : name => merge(wi, {
+      identity_id = azurerm_user_assigned_identity.workload[name].id
+      client_id   = azurerm_user_assigned_identity.workload[name].client_id
+    })
   }
 
   tags = local.tags
@@ -130,7 +141,7 @@ module "storage" {
   replication_type           = local.p.storage.replication_type
   inference_queues           = [for pool in local.p.gpu_pools : pool.inference_queue]
   state_tables               = ["dedup", "audit"]
-  containers                 = local.automation_containers
+  containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {
     blob  = module.network.private_dns_zone_ids["privatelink.blob.core.windows.net"]

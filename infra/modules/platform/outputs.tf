@@ -4,12 +4,15 @@ output "resource_group_name" {
 }
 
 output "cluster" {
-  description = "AKS cluster: id, name, OIDC issuer and per-GPU-pool scheduling (taint and labels)."
+  description = "AKS cluster: id, name, OIDC issuer, per-GPU-pool scheduling (taint and labels) and the client IDs of the workload identities (as Flux substitutes them)."
   value = {
     id                  = module.aks.id
     name                = module.aks.name
     oidc_issuer_url     = module.aks.oidc_issuer_url
     gpu_pool_scheduling = module.aks.gpu_pool_scheduling
+    workload_identity_client_ids = {
+      for name, wi in local.workload_identities : wi.flux_variable => azurerm_user_assigned_identity.workload[name].client_id
+    }
   }
 }
 

@@ -39,6 +39,7 @@ variable "platform" {
       zones              = list(string)
       system_pool        = object({ vm_size = string, min_count = number, max_count = number })
       cpu_pool           = object({ vm_size = string, min_count = number, max_count = number })
+      node_label_prefix  = string
     })
     key_vault = object({
       name                       = string
@@ -115,6 +116,10 @@ variable "platform" {
   validation {
     condition     = length(distinct([for p in var.platform.gpu_pools : p.inference_queue])) == length(var.platform.gpu_pools)
     error_message = "Every GPU pool needs its own inference_queue."
+  }
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", var.platform.cluster.node_label_prefix))
+    error_message = "cluster.node_label_prefix must be a DNS subdomain such as platform.example.com (the gitops manifests select on <prefix>/gpu-vendor)."
   }
   validation {
     condition     = endswith(var.platform.gitlab.gitops_path, "/${var.platform.environment}")

@@ -58,9 +58,14 @@ variable "state_tables" {
 
 variable "containers" {
   type        = list(string)
-  description = "Optional. Blob containers: `leases` (the automation's locks), `app-package` (Flex Consumption deployment package), `eventgrid-deadletter`."
+  description = "Optional. Blob containers: `leases` (the automation's locks), `app-package` (Flex Consumption deployment package), `eventgrid-deadletter`; modules/platform adds `mlflow` (MLflow artifacts)."
   default     = ["leases", "app-package", "eventgrid-deadletter"]
   nullable    = false
+
+  validation {
+    condition     = alltrue([for c in var.containers : can(regex("^[a-z0-9](?:[a-z0-9]|-[a-z0-9]){2,62}$", c))])
+    error_message = "Container names are 3-63 lowercase letters, digits and single hyphens, starting and ending alphanumeric."
+  }
 }
 
 variable "private_endpoint_subnet_id" {

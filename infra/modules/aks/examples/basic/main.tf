@@ -52,6 +52,14 @@ module "network" {
   log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
 }
 
+# An identity for the KEDA operator; the module federates it with the cluster's OIDC issuer and
+# passes its client ID to Flux as KEDA_CLIENT_ID.
+resource "azurerm_user_assigned_identity" "keda" {
+  name                = "id-aks-platform-example-keda"
+  location            = azurerm_resource_group.example.location
+  resource_group_name = azurerm_resource_group.example.name
+}
+
 module "aks" {
   source = "../.."
 
@@ -75,6 +83,7 @@ module "aks" {
     # An H100 pool split into seven MIG slices; it scales from zero.
     { name = "h100", vendor = "nvidia", vm_size = "Standard_NC40ads_H100_v5", gpus_per_node = 1, min_count = 0, max_count = 1, mig_profile = "MIG1g", inference_queue = "inference-h100" },
   ]
+  node_label_prefix          = "platform.example.com"
   maintenance_window         = { day_of_week = "Monday", start_time = "02:00" }
   log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
   monitor_workspace_id       = module.monitoring.monitor_workspace_id
@@ -82,6 +91,15 @@ module "aks" {
     repository_url = "https://gitlab.example.com/platform/platform-core.git"
     branch         = "main"
     path           = "gitops/clusters/dev-uaenorth"
+  }
+  workload_identities = {
+    keda = {
+      identity_id     = azurerm_user_assigned_identity.keda.id
+      client_id       = azurerm_user_assigned_identity.keda.client_id
+      namespace       = "keda"
+      service_account = "keda-operator"
+      flux_variable   = "KEDA_CLIENT_ID"
+    }
   }
 
   depends_on = [module.network]
