@@ -61,6 +61,8 @@ class PlatformEnvironment:
     tenant_id: str
     resource_group: str
     cluster_name: str
+    #: Prefix of the platform's own node labels (``<prefix>/gpu-vendor``...), as the aks module sets them.
+    node_label_prefix: str
     key_vault_name: str
     storage_account: str
     gpu_pools: tuple[GpuPool, ...]
@@ -161,6 +163,7 @@ def parse_environment(
         certs.append(cert)
     _unique(problems, source, "certificates", [c.name for c in certs])
 
+    cluster = _Reader(r.mapping("cluster"), f"{source}: cluster", problems)
     gl = _Reader(r.mapping("gitlab"), f"{source}: gitlab", problems)
     gitlab = GitLabProject(
         url=gl.str("url"), project=gl.str("project"),
@@ -172,7 +175,8 @@ def parse_environment(
         subscription_id=subscription,
         tenant_id=tenant,
         resource_group=r.str("resource_group"),
-        cluster_name=_Reader(r.mapping("cluster"), f"{source}: cluster", problems).str("name"),
+        cluster_name=cluster.str("name"),
+        node_label_prefix=cluster.str("node_label_prefix"),
         key_vault_name=_Reader(r.mapping("key_vault"), f"{source}: key_vault", problems).str("name"),
         storage_account=_Reader(r.mapping("storage"), f"{source}: storage", problems).str("account_name"),
         gpu_pools=tuple(pools),

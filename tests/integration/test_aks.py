@@ -70,7 +70,9 @@ def test_a_gpu_pool_reads_with_its_size_taints_labels_and_bounds(pools, gpu):
     assert (pool.count, pool.min_count, pool.max_count) == (gpu.min_count, gpu.min_count, gpu.max_count)
     assert not pool.autoscaling and pool.mode == "User"
     assert pool.taints == (f"{'nvidia' if gpu.vendor == 'nvidia' else 'amd'}.com/gpu=present:NoSchedule",)
-    assert pool.label_map["platform.ai/gpu-pool"] == gpu.name
+    prefix = pools.platform.node_label_prefix  # the labels infra/modules/aks sets
+    assert pool.label_map[f"{prefix}/gpu-pool"] == gpu.name
+    assert pool.label_map[f"{prefix}/gpu-vendor"] == gpu.vendor
     assert pool.mig_profile == gpu.mig_profile
     assert (pool.provisioning_state, pool.power_state, pool.busy) == ("Succeeded", "Running", False)
     assert pool.etag

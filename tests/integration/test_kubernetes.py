@@ -131,7 +131,8 @@ def test_nodes_are_selected_by_agent_pool_with_the_aks_labels_and_taints(cluster
     assert len(gpu) == 3
     labels = gpu[0]["metadata"]["labels"]
     assert labels["node.kubernetes.io/instance-type"] == pool.vm_size
-    assert labels["platform.example.com/gpu-vendor"] == pool.vendor
+    assert labels[f"{dev_platform.node_label_prefix}/gpu-vendor"] == pool.vendor
+    assert labels[f"{dev_platform.node_label_prefix}/gpu-pool"] == pool.name
     assert gpu[0]["spec"]["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}]
     assert len(cluster.nodes("kubernetes.azure.com/agentpool in (system, " + pool.name + ")")) == 5
     kube.scale_pool(pool.name, 0)

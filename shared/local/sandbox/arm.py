@@ -174,14 +174,17 @@ class ArmEmulator(Emulator):
             minCount=2, maxCount=3, nodeTaints=["CriticalAddonsOnly=true:NoSchedule"],
             nodeLabels={"kubernetes.azure.com/mode": "system"}, orchestratorVersion=version,
         )
+        prefix = self.platform.node_label_prefix
         for gpu in self.platform.gpu_pools:
             props: dict[str, Any] = {
                 "mode": "User", "vmSize": gpu.vm_size, "count": gpu.min_count,
                 # The automation scales GPU pools itself from queue depth; the autoscaler stays off.
                 "enableAutoScaling": False, "minCount": gpu.min_count, "maxCount": gpu.max_count,
                 "nodeTaints": [_GPU_TAINTS.get(gpu.vendor, _GPU_TAINTS["nvidia"])],
-                "nodeLabels": {"platform.ai/gpu-pool": gpu.name, "platform.ai/gpu-vendor": gpu.vendor,
-                               "platform.ai/gpus-per-node": str(gpu.gpus_per_node)},
+                # The labels infra/modules/aks sets on GPU pools, under the platform's prefix.
+                "nodeLabels": {f"{prefix}/gpu-pool": gpu.name, f"{prefix}/gpu-vendor": gpu.vendor,
+                               f"{prefix}/gpus-per-node": str(gpu.gpus_per_node), f"{prefix}/workload": "inference",
+                               f"{prefix}/inference-queue": gpu.inference_queue},
                 "scaleDownMode": "Deallocate", "orchestratorVersion": version,
             }
             if gpu.mig_profile:

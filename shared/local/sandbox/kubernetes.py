@@ -490,7 +490,10 @@ class KubernetesEmulator(Emulator):
                                                           "effect": "NoSchedule"}], {})
         spec = self.platform.gpu_pool(pool)
         resource = "nvidia.com/gpu" if spec.vendor == "nvidia" else "amd.com/gpu"
-        labels = {"platform.example.com/gpu-vendor": spec.vendor, "accelerator": spec.vendor}
+        prefix = self.platform.node_label_prefix  # the labels infra/modules/aks sets on GPU pools
+        labels = {f"{prefix}/gpu-vendor": spec.vendor, f"{prefix}/gpu-pool": spec.name,
+                  f"{prefix}/gpus-per-node": str(spec.gpus_per_node), f"{prefix}/workload": "inference",
+                  f"{prefix}/inference-queue": spec.inference_queue, "accelerator": spec.vendor}
         if spec.mig_profile:
             labels["nvidia.com/mig.config"] = spec.mig_profile
         return ("User", spec.vm_size, labels, [{"key": resource, "value": "present", "effect": "NoSchedule"}],
