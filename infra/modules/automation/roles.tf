@@ -2,8 +2,10 @@ locals {
   cluster_resource_group_id = regex("^(/subscriptions/[^/]+/resourceGroups/[^/]+)", var.cluster_id)[0]
 }
 
-# Scaling GPU pools: read and write agent pools of one cluster, nothing else of AKS (no
-# credentials, no cluster settings). Built-in roles all grant more.
+# Scaling GPU pools: read and write agent pools of one cluster, nothing else of AKS (no cluster
+# settings, no admin credentials). The user credential only carries the API server URL and the
+# cluster CA (Entra ID clusters put no secret in it): the Kubernetes adapter needs both to reach the
+# API server. Built-in roles all grant more.
 resource "azurerm_role_definition" "node_pool_scaler" {
   name        = "Platform node pool scaler (${var.environment})"
   scope       = local.cluster_resource_group_id
@@ -14,6 +16,7 @@ resource "azurerm_role_definition" "node_pool_scaler" {
       "Microsoft.ContainerService/managedClusters/read",
       "Microsoft.ContainerService/managedClusters/agentPools/read",
       "Microsoft.ContainerService/managedClusters/agentPools/write",
+      "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
     ]
     not_actions = []
   }
@@ -26,6 +29,15 @@ resource "azurerm_role_assignment" "node_pools" {
   role_definition_id = azurerm_role_definition.node_pool_scaler.role_definition_resource_id
   principal_id       = azurerm_user_assigned_identity.app.principal_id
   principal_type     = "ServicePrincipal"
+}
+
+# Inside the cluster (Entra ID + Azure RBAC, local accounts off): read Flux objects, nodes and
+# workloads for health and drift. Kubernetes writes are granted by the capability that needs them.
+resource "azurerm_role_assignment" "cluster_reader" {
+  scope                = var.cluster_id
+  role_definition_name = "Azure Kubernetes Service RBAC Reader"
+  principal_id         = azurerm_user_assigned_identity.app.principal_id
+  principal_type       = "ServicePrincipal"
 }
 
 # Origin certificates: the app imports new versions. Vault scope, because a certificate that
