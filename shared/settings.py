@@ -40,7 +40,7 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "GITLAB_TOKEN": ("optional", True, "GitLab project access token (api scope) for merge requests"),
     "GITLAB_WEBHOOK_SECRET": ("optional", True, "shared secret GitLab sends in X-Gitlab-Token"),
     "SLACK_SIGNING_SECRET": ("optional", True, "Slack app signing secret for ChatOps requests"),
-    "TLS_CA_BUNDLE": ("optional", False, "CA bundle (PEM path) to trust instead of the system's: the local sandbox's CA"),
+    "TLS_CA_BUNDLE": ("optional", False, "CA bundle (PEM path) to trust instead of the system's (the sandbox CA)"),
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
     "LOG_LEVEL": ("optional", False, "DEBUG, INFO, WARNING or ERROR (default INFO)"),

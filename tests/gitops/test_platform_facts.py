@@ -236,7 +236,8 @@ def test_node_label_keys_use_the_platform_prefix_and_labels_infra_sets(objects, 
     prefix = platform(env)["cluster"]["node_label_prefix"]
     known = infra_node_labels()
     pools = {p["name"]: p for p in platform(env)["gpu_pools"]}
-    uses = [u for layer_name in LAYERS if layer_name != "clusters" for u in node_label_uses(layer(objects, layer_name, env))]
+    uses = [u for layer_name in LAYERS if layer_name != "clusters"
+            for u in node_label_uses(layer(objects, layer_name, env))]
     problems = []
     for where, key, value in uses:
         domain, _, name = key.rpartition("/")
@@ -261,7 +262,7 @@ def test_node_label_keys_use_the_platform_prefix_and_labels_infra_sets(objects, 
 @pytest.mark.parametrize("env", ENVS)
 def test_gpu_tolerations_match_the_taints_infra_puts_on_the_pools(objects, env):
     taints = {}
-    for vendor, taint in tf_locals("aks")["gpu_taints"].items():
+    for taint in tf_locals("aks")["gpu_taints"].values():
         key, _, rest = taint.partition("=")
         value, _, effect = rest.partition(":")
         taints[key] = (value, effect)
@@ -279,7 +280,8 @@ def test_gpu_tolerations_match_the_taints_infra_puts_on_the_pools(objects, env):
                     seen.add(t["key"])
                     value, effect = taints[t["key"]]
                     if t.get("effect") not in (None, "", effect):
-                        problems.append(f"{name_of(o)}: toleration effect {t.get('effect')} for {t['key']}, infra: {effect}")
+                        problems.append(
+                            f"{name_of(o)}: toleration effect {t.get('effect')} for {t['key']}, infra: {effect}")
                     if t.get("operator", "Equal") == "Equal" and t.get("value") != value:
                         problems.append(f"{name_of(o)}: toleration {t['key']}={t.get('value')}, infra taints {value}")
     assert not problems
