@@ -66,12 +66,12 @@ def test_no_resources_are_declared_in_environment_folders(env):
         assert not parsed.get("data"), f"{path.name} declares data sources: they belong in a module"
 
 
+@pytest.mark.parametrize("env", ENVIRONMENTS)
 @pytest.mark.parametrize("name", ["main.tf", "providers.tf"])
-def test_environment_code_is_identical_so_differences_are_data(name):
-    texts = {env: (ENVS_DIR / env / name).read_text() for env in ENVIRONMENTS}
-    assert len(set(texts.values())) == 1, (
-        f"{name} differs between environments: move the difference to platform.yaml"
-    )
+def test_environment_code_is_the_one_shared_root_not_a_copy(env, name):
+    path = ENVS_DIR / env / name
+    assert path.is_symlink(), f"{path} must be a symlink to infra/root/{name}: differences belong in platform.yaml"
+    assert path.resolve() == (INFRA / "root" / name).resolve()
 
 
 def test_backends_differ_only_in_environment_values():
