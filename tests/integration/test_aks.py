@@ -46,9 +46,12 @@ def pools(arm, sandbox_ca, credential, dev_platform) -> AksNodePools:
 
 
 @pytest.fixture
-def gpu(dev_platform):
-    """The first GPU pool of the platform file (a manual pool: the automation scales it)."""
-    return dev_platform.gpu_pools[0]
+def gpu(arm, dev_platform):
+    """The first GPU pool of the platform file, switched to a manual pool so that count-based scaling
+    (the adapter's other path) is exercised; the seeded estate autoscales it as infra declares."""
+    pool = dev_platform.gpu_pools[0]
+    arm.set_pool(pool.name, enableAutoScaling=False)
+    return pool
 
 
 # -- reads -------------------------------------------------------------------------------------
@@ -63,12 +66,13 @@ def test_listing_node_pools_follows_next_link_across_pages(pools, arm, dev_platf
     assert pages == -(-len(listed) // arm.page_size) >= 2  # ceil: one GET per page of two
 
 
-def test_a_gpu_pool_reads_with_its_size_taints_labels_and_bounds(pools, gpu):
+def test_a_gpu_pool_reads_with_its_size_taints_labels_and_bounds(pools, dev_platform):
+    gpu = dev_platform.gpu_pools[0]
     pool = pools.get(gpu.name)
 
     assert pool.vm_size == gpu.vm_size
     assert (pool.count, pool.min_count, pool.max_count) == (gpu.min_count, gpu.min_count, gpu.max_count)
-    assert not pool.autoscaling and pool.mode == "User"
+    assert pool.autoscaling and pool.mode == "User"  # as infra/modules/aks declares GPU pools
     assert pool.taints == (f"{'nvidia' if gpu.vendor == 'nvidia' else 'amd'}.com/gpu=present:NoSchedule",)
     prefix = pools.platform.node_label_prefix  # the labels infra/modules/aks sets
     assert pool.label_map[f"{prefix}/gpu-pool"] == gpu.name

@@ -24,7 +24,9 @@ resource "azurerm_kubernetes_cluster_node_pool" "cpu" {
   }
 
   lifecycle {
-    ignore_changes = [node_count]
+    # The autoscaler owns node_count and the automation app raises min_count ahead of demand (never
+    # below platform.yaml's min_count, which it reads as its floor): a plan must not undo either.
+    ignore_changes = [node_count, min_count]
   }
 }
 

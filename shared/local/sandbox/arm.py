@@ -178,8 +178,9 @@ class ArmEmulator(Emulator):
         for gpu in self.platform.gpu_pools:
             props: dict[str, Any] = {
                 "mode": "User", "vmSize": gpu.vm_size, "count": gpu.min_count,
-                # The automation scales GPU pools itself from queue depth; the autoscaler stays off.
-                "enableAutoScaling": False, "minCount": gpu.min_count, "maxCount": gpu.max_count,
+                # As infra/modules/aks declares them: the autoscaler owns the count, the automation
+                # moves min_count within platform.yaml's bounds.
+                "enableAutoScaling": True, "minCount": gpu.min_count, "maxCount": gpu.max_count,
                 "nodeTaints": [_GPU_TAINTS.get(gpu.vendor, _GPU_TAINTS["nvidia"])],
                 # The labels infra/modules/aks sets on GPU pools, under the platform's prefix.
                 "nodeLabels": {f"{prefix}/gpu-pool": gpu.name, f"{prefix}/gpu-vendor": gpu.vendor,
