@@ -167,8 +167,22 @@ def get_logger(name: str) -> logging.Logger:
     return logging.getLogger(name)
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record = _base_factory(*args, **kwargs)
+    try:
+        message = record.getMessage()
+    except Exception:  # a broken %-format must still log something, as logging itself would
+        return record
+    record.msg, record.args = redact_text(message), None
+    return record
+
+
 def install_host_filter() -> None:
-    """Attach the redacting filter to the root logger's handlers (the Functions host's). Idempotent."""
-    root = logging.getLogger()
-    if not any(isinstance(f, RedactingFilter) for f in root.filters):
-        root.addFilter(RedactingFilter())
+    """Redact every log record as it is created, whoever handles it (the Functions host's handlers
+    included). A filter on the root logger would not do: logger filters do not see records that
+    propagate up from child loggers. Idempotent."""
+    if logging.getLogRecordFactory() is not _redacting_factory:
+        logging.setLogRecordFactory(_redacting_factory)

@@ -64,3 +64,20 @@ def test_the_host_filter_scrubs_records_it_did_not_format():
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s", (PEM,), None)
     logs.RedactingFilter().filter(record)
     assert "MIGHAgEAMBMG" not in record.getMessage()
+
+
+def test_once_installed_records_from_any_logger_reach_any_handler_redacted():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)  # a plain handler, like the Functions host's
+    logger = logging.getLogger("platform_core.some.child")
+    logger.addHandler(handler)
+    logger.propagate = False
+    previous = logging.getLogRecordFactory()
+    try:
+        logs.install_host_filter()
+        logs.install_host_filter()  # idempotent
+        logger.warning("calling with Bearer %s", "abcdefghijklmnopqrstu")
+    finally:
+        logging.setLogRecordFactory(previous)
+        logger.removeHandler(handler)
+    assert "abcdefghijklmnopqrstu" not in stream.getvalue() and "Bearer ***" in stream.getvalue()
