@@ -18,6 +18,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 MODULES_DIR = INFRA / "modules"
+# What the module examples share (resource group, private-endpoint network, DNS zones, workspace...).
+PREREQUISITES_DIR = INFRA / "examples" / "prerequisites"
 ENVS_DIR = INFRA / "envs"
 ENVIRONMENTS = ("dev-uaenorth", "stg-uaenorth", "prd-uaenorth")
 MODULES = (

@@ -3,16 +3,40 @@
 import re
 
 import pytest
-from infra_helpers import MODULES, MODULES_DIR, all_tf_files, blocks, description_text, load_hcl, tf_files
+from infra_helpers import (
+    MODULES,
+    MODULES_DIR,
+    PREREQUISITES_DIR,
+    all_tf_files,
+    blocks,
+    description_text,
+    load_hcl,
+    tf_files,
+)
 
 MODULE_DIRS = [MODULES_DIR / name for name in MODULES]
+# The examples' shared prerequisites module follows the same conventions as the modules it serves.
+CONVENTION_DIRS = [*MODULE_DIRS, PREREQUISITES_DIR]
+PREREQUISITES_SOURCE = "../../../../examples/prerequisites"
+# Modules that create their own resource group, so their examples need nothing around them.
+SELF_CONTAINED_MODULES = {"state-bootstrap", "platform"}
+# What the examples used to repeat; it now comes from infra/examples/prerequisites.
+SHARED_RESOURCE_TYPES = {
+    "azurerm_resource_group",
+    "azurerm_virtual_network",
+    "azurerm_subnet",
+    "azurerm_network_security_group",
+    "azurerm_subnet_network_security_group_association",
+    "azurerm_private_dns_zone",
+    "azurerm_log_analytics_workspace",
+}
 
 
 def test_the_module_list_matches_the_folders():
     assert sorted(p.name for p in MODULES_DIR.iterdir() if p.is_dir()) == sorted(MODULES)
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_every_module_has_variables_outputs_versions_and_readme(module):
     names = {p.name for p in module.iterdir()}
     assert "variables.tf" in names
@@ -21,7 +45,7 @@ def test_every_module_has_variables_outputs_versions_and_readme(module):
     assert "README.md" in names
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_every_module_is_split_by_feature_beyond_the_required_files(module):
     feature_files = {p.name for p in tf_files(module)} - {
         "variables.tf",
@@ -46,6 +70,21 @@ def test_every_module_has_a_runnable_example(module):
 
 
 @pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+def test_examples_take_shared_infrastructure_from_the_prerequisites_module(module):
+    for example in sorted((module / "examples").glob("*/main.tf")):
+        parsed = load_hcl(example)
+        declared = {rtype for entry in parsed.get("resource", []) for rtype in entry}
+        assert not declared & SHARED_RESOURCE_TYPES, (
+            f"{example} declares {sorted(declared & SHARED_RESOURCE_TYPES)}: take them from "
+            f'module "prerequisites" (infra/examples/prerequisites) instead'
+        )
+        if module.name in SELF_CONTAINED_MODULES:
+            continue
+        sources = [body["source"] for entry in parsed.get("module", []) for body in entry.values()]
+        assert PREREQUISITES_SOURCE in sources, f'{example} does not call source = "{PREREQUISITES_SOURCE}"'
+
+
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_every_variable_has_a_type_and_description(module):
     variables = blocks(module, "variable")
     assert variables
@@ -54,7 +93,7 @@ def test_every_variable_has_a_type_and_description(module):
         assert description_text(body), f"variable {name} has no description"
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_required_variables_have_no_default_and_optional_ones_do(module):
     for name, body in blocks(module, "variable").items():
         description = description_text(body)
@@ -68,13 +107,13 @@ def test_required_variables_have_no_default_and_optional_ones_do(module):
             assert has_default, f"{name} is Optional. but has no default"
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_every_module_validates_its_inputs(module):
     validated = [name for name, body in blocks(module, "variable").items() if body.get("validation")]
     assert validated, "no variable carries a validation block"
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_every_output_has_a_description(module):
     outputs = blocks(module, "output")
     assert outputs
@@ -82,7 +121,7 @@ def test_every_output_has_a_description(module):
         assert body.get("description", "").strip(), f"output {name} has no description"
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_every_module_readme_lists_its_inputs_and_outputs(module):
     readme = (module / "README.md").read_text()
     for kind in ("variable", "output"):
@@ -113,7 +152,7 @@ def test_provider_and_terraform_versions_are_bounded(path):
                 )
 
 
-@pytest.mark.parametrize("module", MODULE_DIRS, ids=lambda p: p.name)
+@pytest.mark.parametrize("module", CONVENTION_DIRS, ids=lambda p: p.name)
 def test_every_module_pins_terraform_and_its_providers(module):
     pins = [t for p in tf_files(module) for t in load_hcl(p).get("terraform", [])]
     assert any("required_version" in t for t in pins), "no required_version"

@@ -19,51 +19,22 @@ provider "azurerm" {
   features {}
 }
 
-resource "azurerm_resource_group" "example" {
-  name     = "rg-example-acr"
-  location = "uaenorth"
-}
+module "prerequisites" {
+  source = "../../../../examples/prerequisites"
 
-# A minimal network for the private endpoint; the network module builds the real one.
-resource "azurerm_virtual_network" "example" {
-  name                = "vnet-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  address_space       = ["10.99.0.0/24"]
-}
-
-resource "azurerm_subnet" "private_endpoints" {
-  name                 = "snet-private-endpoints"
-  resource_group_name  = azurerm_resource_group.example.name
-  virtual_network_name = azurerm_virtual_network.example.name
-  address_prefixes     = ["10.99.0.0/26"]
-}
-
-resource "azurerm_network_security_group" "private_endpoints" {
-  name                = "nsg-private-endpoints"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-}
-
-resource "azurerm_subnet_network_security_group_association" "private_endpoints" {
-  subnet_id                 = azurerm_subnet.private_endpoints.id
-  network_security_group_id = azurerm_network_security_group.private_endpoints.id
-}
-
-resource "azurerm_private_dns_zone" "example" {
-  for_each            = toset(["privatelink.azurecr.io"])
-  name                = each.value
-  resource_group_name = azurerm_resource_group.example.name
+  resource_group_name      = "rg-example-acr"
+  private_endpoint_network = {}
+  private_dns_zone_names   = ["privatelink.azurecr.io"]
 }
 
 module "acr" {
   source = "../.."
 
   name                       = "acrplatexample"
-  location                   = azurerm_resource_group.example.location
-  resource_group_name        = azurerm_resource_group.example.name
-  private_endpoint_subnet_id = azurerm_subnet.private_endpoints.id
-  private_dns_zone_id        = azurerm_private_dns_zone.example["privatelink.azurecr.io"].id
+  location                   = module.prerequisites.location
+  resource_group_name        = module.prerequisites.resource_group_name
+  private_endpoint_subnet_id = module.prerequisites.private_endpoint_subnet_id
+  private_dns_zone_id        = module.prerequisites.private_dns_zone_ids["privatelink.azurecr.io"]
 }
 
 output "login_server" {

@@ -19,64 +19,39 @@ provider "azurerm" {
   features {}
 }
 
-resource "azurerm_resource_group" "example" {
-  name     = "rg-example-aks"
-  location = "uaenorth"
-}
+# The real hub and spoke (firewall egress, routes, every subnet) and the monitoring workspaces.
+module "prerequisites" {
+  source = "../../../../examples/prerequisites"
 
-module "monitoring" {
-  source = "../../../monitoring"
-
-  name_suffix         = "platform-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  alert_emails        = ["platform-oncall@example.com"]
-}
-
-module "network" {
-  source = "../../../network"
-
-  name_suffix         = "platform-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  hub_address_space   = "10.90.0.0/22"
-  spoke_address_space = "10.91.0.0/16"
-  subnets = {
-    system_nodes      = "10.91.0.0/22"
-    gpu_nodes         = "10.91.4.0/22"
-    private_endpoints = "10.91.8.0/24"
-    ingress_internal  = "10.91.9.0/24"
-    functions         = "10.91.10.0/24"
-  }
-  git_fqdns                  = ["gitlab.example.com"]
-  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  resource_group_name = "rg-example-aks"
+  hub_and_spoke       = { git_fqdns = ["gitlab.example.com"] }
 }
 
 # An identity for the KEDA operator; the module federates it with the cluster's OIDC issuer and
 # passes its client ID to Flux as KEDA_CLIENT_ID.
 resource "azurerm_user_assigned_identity" "keda" {
   name                = "id-aks-platform-example-keda"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
+  location            = module.prerequisites.location
+  resource_group_name = module.prerequisites.resource_group_name
 }
 
 module "aks" {
   source = "../.."
 
   name                            = "aks-platform-example"
-  location                        = azurerm_resource_group.example.location
-  resource_group_name             = azurerm_resource_group.example.name
+  location                        = module.prerequisites.location
+  resource_group_name             = module.prerequisites.resource_group_name
   tenant_id                       = "00000000-0000-0000-0000-0000000000aa"
   kubernetes_version              = "1.32"
   sku_tier                        = "Free"
   private_cluster_enabled         = false
   api_server_authorized_ip_ranges = ["203.0.113.0/24"]
-  firewall_public_ip              = module.network.firewall_public_ip
+  firewall_public_ip              = module.prerequisites.network.firewall_public_ip
   subnet_ids = {
-    system_nodes = module.network.subnet_ids.system_nodes
-    gpu_nodes    = module.network.subnet_ids.gpu_nodes
+    system_nodes = module.prerequisites.network.subnet_ids.system_nodes
+    gpu_nodes    = module.prerequisites.network.subnet_ids.gpu_nodes
   }
-  route_table_id = module.network.route_table_id
+  route_table_id = module.prerequisites.network.route_table_id
   system_pool    = { vm_size = "Standard_D4ds_v5", min_count = 1, max_count = 2 }
   cpu_pool       = { vm_size = "Standard_D8ds_v5", min_count = 0, max_count = 2 }
   gpu_pools = [
@@ -85,8 +60,8 @@ module "aks" {
   ]
   node_label_prefix          = "platform.example.com"
   maintenance_window         = { day_of_week = "Monday", start_time = "02:00" }
-  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
-  monitor_workspace_id       = module.monitoring.monitor_workspace_id
+  log_analytics_workspace_id = module.prerequisites.monitoring.log_analytics_workspace_id
+  monitor_workspace_id       = module.prerequisites.monitoring.monitor_workspace_id
   flux = {
     repository_url = "https://gitlab.example.com/platform/platform-core.git"
     branch         = "main"
@@ -102,7 +77,8 @@ module "aks" {
     }
   }
 
-  depends_on = [module.network]
+  # Nodes must not boot before the firewall rules and the spoke's default route exist.
+  depends_on = [module.prerequisites]
 }
 
 output "gpu_pool_scheduling" {

@@ -19,49 +19,13 @@ provider "azurerm" {
   features {}
 }
 
-resource "azurerm_resource_group" "example" {
-  name     = "rg-example-keyvault"
-  location = "uaenorth"
-}
+module "prerequisites" {
+  source = "../../../../examples/prerequisites"
 
-# A minimal network for the private endpoint; the network module builds the real one.
-resource "azurerm_virtual_network" "example" {
-  name                = "vnet-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  address_space       = ["10.99.0.0/24"]
-}
-
-resource "azurerm_subnet" "private_endpoints" {
-  name                 = "snet-private-endpoints"
-  resource_group_name  = azurerm_resource_group.example.name
-  virtual_network_name = azurerm_virtual_network.example.name
-  address_prefixes     = ["10.99.0.0/26"]
-}
-
-resource "azurerm_network_security_group" "private_endpoints" {
-  name                = "nsg-private-endpoints"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-}
-
-resource "azurerm_subnet_network_security_group_association" "private_endpoints" {
-  subnet_id                 = azurerm_subnet.private_endpoints.id
-  network_security_group_id = azurerm_network_security_group.private_endpoints.id
-}
-
-resource "azurerm_private_dns_zone" "example" {
-  for_each            = toset(["privatelink.vaultcore.azure.net"])
-  name                = each.value
-  resource_group_name = azurerm_resource_group.example.name
-}
-
-resource "azurerm_log_analytics_workspace" "example" {
-  name                = "log-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  sku                 = "PerGB2018"
-  retention_in_days   = 30
+  resource_group_name             = "rg-example-keyvault"
+  private_endpoint_network        = {}
+  private_dns_zone_names          = ["privatelink.vaultcore.azure.net"]
+  log_analytics_workspace_enabled = true
 }
 
 data "azurerm_client_config" "current" {}
@@ -70,14 +34,14 @@ module "keyvault" {
   source = "../.."
 
   name                       = "kv-plat-example"
-  location                   = azurerm_resource_group.example.location
-  resource_group_name        = azurerm_resource_group.example.name
+  location                   = module.prerequisites.location
+  resource_group_name        = module.prerequisites.resource_group_name
   tenant_id                  = data.azurerm_client_config.current.tenant_id
   purge_protection_enabled   = false
   soft_delete_retention_days = 7
-  private_endpoint_subnet_id = azurerm_subnet.private_endpoints.id
-  private_dns_zone_id        = azurerm_private_dns_zone.example["privatelink.vaultcore.azure.net"].id
-  log_analytics_workspace_id = azurerm_log_analytics_workspace.example.id
+  private_endpoint_subnet_id = module.prerequisites.private_endpoint_subnet_id
+  private_dns_zone_id        = module.prerequisites.private_dns_zone_ids["privatelink.vaultcore.azure.net"]
+  log_analytics_workspace_id = module.prerequisites.log_analytics_workspace_id
 }
 
 output "vault_uri" {

@@ -19,17 +19,18 @@ provider "azurerm" {
   features {}
 }
 
-resource "azurerm_resource_group" "example" {
-  name     = "rg-example-monitoring"
-  location = "uaenorth"
+module "prerequisites" {
+  source = "../../../../examples/prerequisites"
+
+  resource_group_name = "rg-example-monitoring"
 }
 
 module "monitoring" {
   source = "../.."
 
   name_suffix         = "platform-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
+  location            = module.prerequisites.location
+  resource_group_name = module.prerequisites.resource_group_name
   alert_emails        = ["platform-oncall@example.com"]
 }
 

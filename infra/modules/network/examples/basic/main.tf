@@ -19,37 +19,27 @@ provider "azurerm" {
   features {}
 }
 
-resource "azurerm_resource_group" "example" {
-  name     = "rg-example-network"
-  location = "uaenorth"
-}
+# The firewall only needs a workspace for its logs, so a small one rather than the monitoring module.
+module "prerequisites" {
+  source = "../../../../examples/prerequisites"
 
-module "monitoring" {
-  source = "../../../monitoring"
-
-  name_suffix         = "platform-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  alert_emails        = ["platform-oncall@example.com"]
+  resource_group_name             = "rg-example-network"
+  log_analytics_workspace_enabled = true
 }
 
 module "network" {
   source = "../.."
 
   name_suffix         = "platform-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  hub_address_space   = "10.90.0.0/22"
-  spoke_address_space = "10.91.0.0/16"
-  subnets = {
-    system_nodes      = "10.91.0.0/22"
-    gpu_nodes         = "10.91.4.0/22"
-    private_endpoints = "10.91.8.0/24"
-    ingress_internal  = "10.91.9.0/24"
-    functions         = "10.91.10.0/24"
-  }
+  location            = module.prerequisites.location
+  resource_group_name = module.prerequisites.resource_group_name
+  # hub 10.90.0.0/22, spoke 10.91.0.0/16 with one subnet per role: the same plan the aks and
+  # automation examples get from prerequisites' hub_and_spoke.
+  hub_address_space          = module.prerequisites.hub_address_space
+  spoke_address_space        = module.prerequisites.spoke_address_space
+  subnets                    = module.prerequisites.spoke_subnets
   git_fqdns                  = ["gitlab.example.com"]
-  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  log_analytics_workspace_id = module.prerequisites.log_analytics_workspace_id
 }
 
 output "firewall_private_ip" {

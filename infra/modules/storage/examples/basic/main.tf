@@ -19,66 +19,30 @@ provider "azurerm" {
   features {}
 }
 
-resource "azurerm_resource_group" "example" {
-  name     = "rg-example-storage"
-  location = "uaenorth"
-}
+module "prerequisites" {
+  source = "../../../../examples/prerequisites"
 
-# A minimal network for the private endpoint; the network module builds the real one.
-resource "azurerm_virtual_network" "example" {
-  name                = "vnet-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  address_space       = ["10.99.0.0/24"]
-}
-
-resource "azurerm_subnet" "private_endpoints" {
-  name                 = "snet-private-endpoints"
-  resource_group_name  = azurerm_resource_group.example.name
-  virtual_network_name = azurerm_virtual_network.example.name
-  address_prefixes     = ["10.99.0.0/26"]
-}
-
-resource "azurerm_network_security_group" "private_endpoints" {
-  name                = "nsg-private-endpoints"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-}
-
-resource "azurerm_subnet_network_security_group_association" "private_endpoints" {
-  subnet_id                 = azurerm_subnet.private_endpoints.id
-  network_security_group_id = azurerm_network_security_group.private_endpoints.id
-}
-
-resource "azurerm_private_dns_zone" "example" {
-  for_each            = toset(["privatelink.blob.core.windows.net", "privatelink.queue.core.windows.net", "privatelink.table.core.windows.net"])
-  name                = each.value
-  resource_group_name = azurerm_resource_group.example.name
-}
-
-resource "azurerm_log_analytics_workspace" "example" {
-  name                = "log-example"
-  location            = azurerm_resource_group.example.location
-  resource_group_name = azurerm_resource_group.example.name
-  sku                 = "PerGB2018"
-  retention_in_days   = 30
+  resource_group_name             = "rg-example-storage"
+  private_endpoint_network        = {}
+  private_dns_zone_names          = ["privatelink.blob.core.windows.net", "privatelink.queue.core.windows.net", "privatelink.table.core.windows.net"]
+  log_analytics_workspace_enabled = true
 }
 
 module "storage" {
   source = "../.."
 
   account_name               = "stplatexample"
-  location                   = azurerm_resource_group.example.location
-  resource_group_name        = azurerm_resource_group.example.name
+  location                   = module.prerequisites.location
+  resource_group_name        = module.prerequisites.resource_group_name
   replication_type           = "LRS"
   inference_queues           = ["inference-h100", "inference-mi300x"]
-  private_endpoint_subnet_id = azurerm_subnet.private_endpoints.id
+  private_endpoint_subnet_id = module.prerequisites.private_endpoint_subnet_id
   private_dns_zone_ids = {
-    blob  = azurerm_private_dns_zone.example["privatelink.blob.core.windows.net"].id
-    queue = azurerm_private_dns_zone.example["privatelink.queue.core.windows.net"].id
-    table = azurerm_private_dns_zone.example["privatelink.table.core.windows.net"].id
+    blob  = module.prerequisites.private_dns_zone_ids["privatelink.blob.core.windows.net"]
+    queue = module.prerequisites.private_dns_zone_ids["privatelink.queue.core.windows.net"]
+    table = module.prerequisites.private_dns_zone_ids["privatelink.table.core.windows.net"]
   }
-  log_analytics_workspace_id = azurerm_log_analytics_workspace.example.id
+  log_analytics_workspace_id = module.prerequisites.log_analytics_workspace_id
 }
 
 output "queue_ids" {
