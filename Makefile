@@ -21,7 +21,7 @@ help: ## list targets
 # The virtualenv is rebuilt only when a requirements file changes, so a second run is quick.
 $(VENV_STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@# platformctl on the venv PATH, pointing at this checkout (no build isolation: works offline)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $@
