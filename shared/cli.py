@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         environ = dict(os.environ)
         if args.settings:
-            environ = {**load_settings_file(args.settings), **{k: v for k, v in os.environ.items()
-                                                                if k.startswith("PLATFORM_ENV")}}
+            environ = load_settings_file(args.settings)
         if args.env:
             environ["PLATFORM_ENV"] = args.env
         from shared.context import Context

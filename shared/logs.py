@@ -134,18 +134,6 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(redact(entry), default=str, ensure_ascii=False)
 
 
-class RedactingFilter(logging.Filter):
-    """For handlers we do not own (the Functions host's): scrub the rendered message in place."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact_text(record.getMessage())
-        record.args = None
-        cid = _correlation_id.get()
-        if cid and not hasattr(record, "correlation_id"):
-            record.correlation_id = cid
-        return True
-
-
 def configure(level: str = "INFO", stream: Any = None) -> None:
     """Install JSON logging on the root logger (local host, CLI, tests). Idempotent."""
     root = logging.getLogger()

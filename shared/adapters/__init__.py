@@ -58,8 +58,13 @@ def retry_after_seconds(headers: Any) -> float | None:
     return None
 
 
-def map_azure_error(exc: Exception, *, what: str, remediation_403: str = "") -> Exception:
-    """Translate an azure-core exception into our tree. Returns the exception to raise."""
+def map_azure_error(exc: Exception, *, what: str, remediation_403: str = "",
+                    busy_retry_after: float | None = None) -> Exception:
+    """Translate an azure-core exception into our tree. Returns the exception to raise.
+
+    ``busy_retry_after``: seconds to suggest when the resource is busy with another operation and
+    the service sent no Retry-After (None: leave it to the caller's backoff).
+    """
     from azure.core import exceptions as az
 
     error = getattr(exc, "error", None)  # ODataV4Format: the service's own code and message
@@ -71,8 +76,9 @@ def map_azure_error(exc: Exception, *, what: str, remediation_403: str = "") -> 
     service_code = str(getattr(service_code, "value", service_code)) if service_code else None
     headers = getattr(response, "headers", None)
     retry_after = retry_after_seconds(headers)
+    lowered = detail.lower()
     busy = service_code == "AnotherOperationInProgress" or (
-        service_code == "OperationNotAllowed" and "in progress" in detail.lower())
+        service_code == "OperationNotAllowed" and ("in progress" in lowered or "another operation" in lowered))
 
     if isinstance(exc, az.ClientAuthenticationError) or status in (401, 403):
         return PermanentError(
@@ -87,7 +93,8 @@ def map_azure_error(exc: Exception, *, what: str, remediation_403: str = "") -> 
                              remediation="the resource changed concurrently; re-read it and decide again")
     if busy:
         # ARM allows one operation per resource at a time: this one clears by itself.
-        return TemporaryError(message, code=service_code or "OperationNotAllowed", retry_after=retry_after)
+        return TemporaryError(message, code=service_code or "OperationNotAllowed",
+                              retry_after=busy_retry_after if retry_after is None else retry_after)
     if isinstance(exc, az.ResourceExistsError) or status == 409:
         # By type as well as status: azure-storage-queue raises it for a 204 "queue already exists".
         return ConflictError(message, code=service_code or "Conflict",

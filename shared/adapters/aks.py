@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, Protocol
 
-from shared.adapters import HttpOptions, map_azure_error, retry_after_seconds
+from shared.adapters import HttpOptions, map_azure_error
 from shared.errors import PermanentError, TemporaryError
 from shared.logs import redact_text
 from shared.platform import PlatformEnvironment
@@ -44,7 +44,6 @@ _QUOTA_CODES = {"QuotaExceeded", "InsufficientVCPUQuota", "InsufficientQuota"}
 # Capacity, not quota: the region has no GPUs right now. Trying again later (or elsewhere) can work.
 _ALLOCATION_CODES = {"AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest",
                      "SkuNotAvailable", "OverconstrainedZonalAllocationRequest"}
-_BUSY_HINTS = ("in progress", "another operation", "operation is not allowed because there's an in progress")
 _FAMILY = re.compile(r"approved\s+(?P<family>.+?)\s+Family\s+Cores\s+quota", re.IGNORECASE)
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 
@@ -306,8 +305,6 @@ class AksNodePools:
         code = getattr(error, "code", None) or ""
         detail = getattr(error, "message", None) or getattr(exc, "message", None) or str(exc)
         status = getattr(exc, "status_code", None)
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None)
         text = f"{code} {detail}".lower()
         message = redact_text(f"{what}: ({code or status}) {detail}")
 
@@ -319,10 +316,6 @@ class AksNodePools:
                 remediation=f"request more {family} cores quota in {self.platform.location} "
                             "or fall back to another pool",
             )
-        if code == "OperationNotAllowed" and any(hint in text for hint in _BUSY_HINTS):
-            retry_after = retry_after_seconds(headers)
-            return TemporaryError(message, code="OperationNotAllowed",
-                                  retry_after=DEFAULT_BUSY_RETRY if retry_after is None else retry_after)
         if code in _ALLOCATION_CODES:
             return TemporaryError(message, code=code, retry_after=300.0)
         if status is not None and status < 400:
@@ -331,7 +324,7 @@ class AksNodePools:
                                   remediation="the AKS operation failed; read the pool's state and the "
                                               "cluster's activity log, then decide again")
         return map_azure_error(
-            exc, what=what,
+            exc, what=what, busy_retry_after=DEFAULT_BUSY_RETRY,
             remediation_403=remediation_403 or (
                 "grant the app's managed identity 'Azure Kubernetes Service Contributor Role' (or a role "
                 "with Microsoft.ContainerService/managedClusters/agentPools/write) on cluster "

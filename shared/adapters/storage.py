@@ -112,15 +112,10 @@ class AzureStorage:
         """Create a queue/table/container once per process; 'already exists' is success."""
         if (kind, name) in self._created:
             return
-        from azure.core.exceptions import ResourceExistsError
-
         try:
             self._call(create, f"create {kind} {name}")
         except ConflictError:
-            pass
-        except Exception as exc:  # pragma: no cover - mapped above; keeps the type checker calm
-            if not isinstance(exc, ResourceExistsError):
-                raise
+            pass  # created by another instance, or on an earlier run
         self._created.add((kind, name))
 
     def _call(self, operation: Callable[[], T], what: str) -> T:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from shared import HEAVY_SDKS
 from shared.local.cron import CronSchedule
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("azure.mgmt", "azure.keyvault", "azure.storage", "azure.data.tables", "azure.identity",
-         "kubernetes", "cloudflare", "gitlab")
+HEAVY = HEAVY_SDKS
 
 
 @pytest.fixture(scope="module")

@@ -60,9 +60,8 @@ def test_log_lines_are_json_with_the_correlation_id_and_no_secrets():
     assert "abcdefghijklmnop" not in stream.getvalue() and "t0ken-value" not in stream.getvalue()
 
 
-def test_the_host_filter_scrubs_records_it_did_not_format():
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s", (PEM,), None)
-    logs.RedactingFilter().filter(record)
+def test_records_are_scrubbed_even_when_someone_else_formats_them():
+    record = logs._redacting_factory("x", logging.INFO, __file__, 1, "key %s", (PEM,), None)
     assert "MIGHAgEAMBMG" not in record.getMessage()
 
 
