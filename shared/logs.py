@@ -26,14 +26,20 @@ MASK = "***"
 _correlation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
 _known_secrets: set[str] = set()
 
-# Keys whose values are secret whatever they look like. Matched as substrings of the lower-cased key,
-# except where the key merely describes a secret (e.g. "token_expires_on", "key_vault").
-_SECRET_KEY = re.compile(
-    r"(token|secret|password|passwd|signature|private[_-]?key|api[_-]?key|account[_-]?key|"
-    r"connection[_-]?string|credential|authorization|x-gitlab-token|x-slack-signature|sig$|^key$|csr)",
-    re.IGNORECASE,
-)
-_NOT_SECRET_KEY = re.compile(r"(expires|_url$|_uri$|vault|type$|_name$|_id$|key_id|keyvault|tokens$)", re.I)
+# Keys whose values are secret whatever they look like. A key is split into words (snake_case,
+# kebab-case, camelCase, dots) and its LAST word says what the value is: "vault_password",
+# "storage_key", "PRIVATE-TOKEN", "x-functions-key" hold secrets; "token_expires_on", "key_vault",
+# "key_id", "secret_name", "max_tokens" merely describe one.
+_SECRET_WORDS = frozenset({
+    "token", "secret", "secrets", "password", "passwords", "passwd", "pwd", "passphrase", "signature", "sig",
+    "key", "credential", "credentials", "authorization", "cookie", "csr", "connectionstring", "sas",
+})
+#: Words anywhere in a key that make it secret whatever follows (a CSR's PEM, a private key's bytes).
+_SECRET_ANYWHERE = frozenset({"csr", "privatekey"})
+#: "<word>_key" names that are identifiers, not key material.
+_IDENTIFIER_KEYS = frozenset({"partition", "row", "public", "sort", "idempotency", "dedup", "cache", "lookup",
+                              "foreign", "routing", "lease", "hash"})
+_KEY_WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|[0-9]+")
 
 _SECRET_SHAPES = [
     # PEM private keys (any algorithm), possibly with escaped newlines inside JSON.
@@ -46,9 +52,22 @@ _SECRET_SHAPES = [
     # Storage connection strings and SAS tokens.
     re.compile(r"(?i)(AccountKey|SharedAccessKey|SharedAccessSignature)=[^;\s\"']+"),
     re.compile(r"(?i)([?&]sig=)[^&\s\"']+"),
-    # GitLab personal/project access tokens.
-    re.compile(r"\bglpat-[A-Za-z0-9_-]{10,}"),
+    # Function keys in a URL (the Functions host takes them as ?code=).
+    re.compile(r"([?&]code=)[^&\s\"']+"),
+    # GitLab tokens, by their documented prefixes (personal/project/group, OAuth, deploy, runner, CI job,
+    # trigger, feed, incoming mail, agent, SCIM, feature flags).
+    re.compile(r"\b(?:glpat|gloas|gldt|glrt|glrtr|glcbt|glptt|glft|glimt|glagent|glsoat|glffct)-[A-Za-z0-9_-]{10,}"),
+    # Cloudflare Origin CA service keys ("v1.0-<hex>-<hex>", X-Auth-User-Service-Key); retired but still around.
+    re.compile(r"\bv1\.0-[0-9A-Za-z]{8,}(?:-[0-9A-Za-z]{8,})+"),
+    # Slack tokens.
+    re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
 ]
+
+# "<secret key><sep><value>" inside text: "password=x", "PRIVATE-TOKEN: x", "'storage_key': 'x y'", and the same
+# with JSON's escaped quotes. The key is judged by ``is_secret_key``; a quoted value is masked up to its quote.
+_KEY_SEP = re.compile(r"""(?P<key>[A-Za-z][A-Za-z0-9_.-]*)\\?["']?\s*[:=]\s*""")
+_VALUE = re.compile(r"""(?P<quote>\\?["'])(?P<quoted>.*?)(?P=quote)"""
+                    r"""|(?:(?i:bearer|basic|hmac|token)\s+)?[^\s"',;&}\]\\]+""")
 
 
 def register_secret(value: str | None) -> None:
@@ -58,7 +77,17 @@ def register_secret(value: str | None) -> None:
 
 
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key)) and not _NOT_SECRET_KEY.search(key)
+    words = [w.lower() for w in _KEY_WORD.findall(key)]
+    if not words:
+        return False
+    joined = "".join(words)
+    if any(word in joined for word in _SECRET_ANYWHERE):
+        return True
+    if words[-2:] == ["connection", "string"]:
+        return True
+    if words[-1] == "key" and len(words) > 1 and words[-2] in _IDENTIFIER_KEYS:
+        return False
+    return words[-1] in _SECRET_WORDS
 
 
 def redact_text(text: str) -> str:
@@ -67,7 +96,23 @@ def redact_text(text: str) -> str:
             text = text.replace(secret, MASK)
     for shape in _SECRET_SHAPES:
         text = shape.sub(_mask_match, text)
-    return text
+    return _mask_key_values(text)
+
+
+def _mask_key_values(text: str) -> str:
+    out, pos = [], 0
+    while (found := _KEY_SEP.search(text, pos)) is not None:
+        value = _VALUE.match(text, found.end()) if is_secret_key(found.group("key")) else None
+        if value is None or MASK in value.group(0) or value.group("quoted") == "":
+            # Not a secret (its value may itself be "KEY: value"): go on right after the separator.
+            out.append(text[pos:found.end()])
+            pos = found.end()
+            continue
+        quote = value.group("quote") or ""
+        out.append(f"{text[pos:found.end()]}{quote}{MASK}{quote}")
+        pos = value.end()
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _mask_match(match: re.Match[str]) -> str:
@@ -92,7 +137,10 @@ def redact(value: Any) -> Any:
         return [redact(v) for v in value]
     if isinstance(value, bytes):
         return redact_text(value.decode("utf-8", "replace"))
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else ends up printed (str() in a formatter, default=str in JSON): mask what it prints.
+    return redact_text(str(value))
 
 
 def correlation_id() -> str | None:
@@ -131,6 +179,8 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # rendered (and masked) when the record was made: see install_host_filter
+            entry["error"] = record.exc_text
         return json.dumps(redact(entry), default=str, ensure_ascii=False)
 
 
@@ -158,19 +208,44 @@ def get_logger(name: str) -> logging.Logger:
 _base_factory = logging.getLogRecordFactory()
 
 
+class _RedactingFields(dict):  # type: ignore[type-arg]
+    """A record's ``__dict__`` that masks what is added to it after the factory returned: ``Logger.makeRecord``
+    writes each ``extra`` field with ``record.__dict__[key] = value``, ``logging.makeLogRecord`` with ``update``."""
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, redact({key: value})[key] if isinstance(key, str) else redact(value))
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+
 def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _base_factory(*args, **kwargs)
     try:
         message = record.getMessage()
     except Exception:  # a broken %-format must still log something, as logging itself would
-        return record
+        message = f"{record.msg!r} % {record.args!r}"
     record.msg, record.args = redact_text(message), None
+    if record.exc_info and record.exc_info[1] is not None:
+        # Render the traceback now, masked, and drop the live exception: standard formatters print
+        # ``exc_text``, and no handler can render the unmasked exception again.
+        record.exc_text = redact_text(_TRACEBACKS.formatException(record.exc_info))
+        record.exc_info = None
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
+    record.__dict__ = _RedactingFields(record.__dict__)
     return record
+
+
+_TRACEBACKS = logging.Formatter()
 
 
 def install_host_filter() -> None:
     """Redact every log record as it is created, whoever handles it (the Functions host's handlers
-    included). A filter on the root logger would not do: logger filters do not see records that
-    propagate up from child loggers. Idempotent."""
+    included): the message and its arguments, the exception and its traceback, the stack, and every
+    ``extra`` field (nested mappings and lists, headers, objects by what they print). A filter on the root
+    logger would not do: logger filters do not see records that propagate up from child loggers.
+    Idempotent."""
     if logging.getLogRecordFactory() is not _redacting_factory:
         logging.setLogRecordFactory(_redacting_factory)
