@@ -1,17 +1,21 @@
 """Structured JSON logs with a correlation id per invocation, and redaction of secrets.
 
 Redaction happens in three layers, so that a secret has to slip past all of them to leak:
-1. by key: any mapping key that names a secret (token, key, password, signature, ...) is masked;
-2. by shape: PEM private keys, bearer tokens, JWTs, connection-string keys and SAS signatures are
-   masked wherever they appear inside a string;
+1. by key: the value under any mapping key that names a secret (``is_secret_key``: vault_password,
+   storage_key, PRIVATE-TOKEN, ...) is masked, and so is the value after such a key inside text
+   (``password=x``, ``'PRIVATE-TOKEN': 'x'`` in a printed dict, ``"api_token": "x"`` in a JSON body);
+2. by shape: PEM private keys, bearer tokens, JWTs, connection-string keys, SAS signatures, function
+   keys in URLs, GitLab/Slack tokens and Cloudflare service keys are masked wherever they appear;
 3. by value: secret setting values registered at start-up (``register_secret``) are masked verbatim.
 
-``redact`` is used for logs, error messages shown to users, and audit records alike.
+``redact`` is used for logs, error messages shown to users, and audit records alike;
+``install_host_filter`` applies it to every log record in every position, whoever handles it.
 """
 
 from __future__ import annotations
 
 import contextvars
+import itertools
 import json
 import logging
 import re
@@ -34,7 +38,7 @@ _SECRET_WORDS = frozenset({
     "token", "secret", "secrets", "password", "passwords", "passwd", "pwd", "passphrase", "signature", "sig",
     "key", "credential", "credentials", "authorization", "cookie", "csr", "connectionstring", "sas",
 })
-#: Words anywhere in a key that make it secret whatever follows (a CSR's PEM, a private key's bytes).
+#: Words anywhere in a key that make it secret whatever follows ("csr_pem", "private_key_bytes").
 _SECRET_ANYWHERE = frozenset({"csr", "privatekey"})
 #: "<word>_key" names that are identifiers, not key material.
 _IDENTIFIER_KEYS = frozenset({"partition", "row", "public", "sort", "idempotency", "dedup", "cache", "lookup",
@@ -80,8 +84,8 @@ def is_secret_key(key: str) -> bool:
     words = [w.lower() for w in _KEY_WORD.findall(key)]
     if not words:
         return False
-    joined = "".join(words)
-    if any(word in joined for word in _SECRET_ANYWHERE):
+    pairs = {a + b for a, b in itertools.pairwise(words)}
+    if _SECRET_ANYWHERE & (set(words) | pairs):
         return True
     if words[-2:] == ["connection", "string"]:
         return True
