@@ -10,13 +10,19 @@ schedules, queue triggers polled from Azurite (base64 messages, dequeue count, p
 - ``POST /admin/functions/NAME`` with ``{"input": "..."}`` runs a timer or queue function now (202);
 - ``GET /admin/host/status``.
 
-It reads ``app.get_functions()`` once; nothing here lists the functions a second time. Keys are not
-enforced (as with Core Tools); in Azure the platform enforces auth levels.
+It reads ``app.get_functions()`` once; nothing here lists the functions a second time.
+
+Function keys: with ``function_key`` set, HTTP functions whose ``authLevel`` is ``function`` answer 401
+unless the request carries that key, in the ``x-functions-key`` header or the ``code`` query parameter,
+as the Azure host checks them; ``admin`` level functions need the master key, which this host never
+has, so they answer 401. Anonymous functions are open. Without a key nothing is enforced (as with Core
+Tools). The admin endpoints above are not guarded (as with Core Tools).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import json
 import logging
 import re
@@ -46,6 +52,8 @@ class LocalFunction:
     call: Callable[..., Any]
     route: re.Pattern[str] | None = None
     methods: tuple[str, ...] = ()
+    #: "anonymous", "function" or "admin" (an HTTP trigger's authLevel; the host's default is function).
+    auth_level: str = "function"
     schedule: CronSchedule | None = None
 
 
@@ -95,6 +103,7 @@ def index(app: Any) -> list[LocalFunction]:
         if kind == "httpTrigger":
             extra["route"] = _route_pattern(trigger.get("route") or name)
             extra["methods"] = tuple(m.upper() for m in trigger.get("methods") or ("GET", "POST"))
+            extra["auth_level"] = str(trigger.get("authLevel") or "function").lower()
         elif kind == "timerTrigger":
             extra["schedule"] = CronSchedule.parse(trigger["schedule"])
         functions.append(LocalFunction(name, kind, trigger["name"], trigger, f.get_user_function(), **extra))
@@ -125,10 +134,13 @@ class QueueSettings:
 
 class LocalHost:
     def __init__(self, app: Any, *, port: int = 7071, storage: Any = None, run_timers: bool = True,
-                 queue_settings: QueueSettings | None = None,
+                 queue_settings: QueueSettings | None = None, function_key: str | None = None,
                  clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.functions = {f.name: f for f in index(app)}
         self.port = port
+        #: When set, function-level HTTP routes need it (x-functions-key header or ?code=).
+        self.function_key = function_key
+        logs.register_secret(function_key)
         self.storage = storage  # a shared.adapters.storage.Storage for queue triggers
         self.run_timers = run_timers
         self.queue_settings = queue_settings or QueueSettings.from_host_json()
@@ -241,6 +253,9 @@ class LocalHost:
             if method not in function.methods:
                 allowed.extend(function.methods)
                 continue
+            if not self._authorized(function, headers, query):
+                # As the Azure host: 401 with an empty body, saying nothing about the function.
+                return 401, {}, b""
             request = func.HttpRequest(method, f"http://127.0.0.1:{self.port}{url}", headers=headers, params=query,
                                        route_params={k: v for k, v in match.groupdict().items() if v}, body=body)
             try:
@@ -256,6 +271,14 @@ class LocalHost:
         if allowed:
             return _json(405, {"error": "MethodNotAllowed", "allowed": sorted(set(allowed))})
         return _json(404, {"error": "NotFound", "message": f"no function serves /api/{route}"})
+
+    def _authorized(self, function: LocalFunction, headers: dict[str, str], query: dict[str, str]) -> bool:
+        if self.function_key is None or function.auth_level == "anonymous":
+            return True
+        if function.auth_level != "function":
+            return False  # admin level: the master key, which this host does not hold
+        given = headers.get("x-functions-key") or query.get("code") or ""
+        return hmac.compare_digest(given.encode(), self.function_key.encode())
 
     def _eventgrid(self, name: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         import azure.functions as func

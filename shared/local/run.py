@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -26,6 +27,7 @@ Platform Core is running locally on the sandbox ({env}).
 
 Try:
   curl -s http://127.0.0.1:{port}/api/health
+  curl -s -H 'x-functions-key: {function_key}' 'http://127.0.0.1:{port}/api/health/details?probe=true'
   curl -s -X POST http://127.0.0.1:{port}/admin/functions/state_housekeeping -d '{{}}'
   .venv/bin/platformctl --settings {settings} health
   .venv/bin/platformctl --settings {settings} --json health
@@ -87,11 +89,13 @@ def main(argv: list[str] | None = None) -> int:
         context = get_context()  # validates the settings now, not on the first request
         import function_app
 
-        host = LocalHost(function_app.app, port=args.port, storage=context.storage)
+        # A fresh function key per run: function-level routes need it, as in Azure (printed below).
+        function_key = os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
+        host = LocalHost(function_app.app, port=args.port, storage=context.storage, function_key=function_key)
         host.start()
         print(BANNER.format(
             env=args.env, port=host.port, functions=", ".join(sorted(host.functions)), queue_port=ports["queue"],
-            workdir=workdir / "azurite", settings=os.path.relpath(settings_file),
+            workdir=workdir / "azurite", settings=os.path.relpath(settings_file), function_key=function_key,
             sandbox=", ".join(f"{n} {e.base_url}" for n, e in sandbox.emulators.items()),
         ), flush=True)
         stop = threading.Event()

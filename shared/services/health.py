@@ -1,16 +1,21 @@
-"""What is configured (cheap, no I/O: the health function) and what is reachable (probes: the CLI)."""
+"""Health: the anonymous status (status and version, nothing else), what is configured (cheap, no I/O),
+and what is reachable (probes, each bounded in time)."""
 
 from __future__ import annotations
 
+import contextvars
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared import __version__
 from shared.errors import PermanentError, PlatformError, TemporaryError
 from shared.logs import redact_text
+
+#: How long ``GET /api/health/details?probe=true`` waits for the slowest dependency.
+PROBE_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,29 @@ class DependencyStatus:
     reachable: bool | None  # None: not probed (not configured)
     detail: str
     seconds: float
+    #: "ok", "degraded" (configured but failed or no answer within the bound) or "not configured".
+    status: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        status = "not configured" if not self.configured else ("ok" if self.reachable else "degraded")
+        object.__setattr__(self, "status", status)
+
+
+def public_status(*, healthy: bool) -> dict[str, Any]:
+    """What an anonymous caller may know: whether the app can serve, and its version. Nothing that names
+    the estate (environment, resource group, cluster, vault, URLs, pools, certificates, settings)."""
+    return {"status": "ok" if healthy else "unhealthy", "version": __version__}
+
+
+def report(ctx: Any, *, with_probes: bool, timeout: float | None = None) -> dict[str, Any]:
+    """``describe`` and, when asked, the probes: status ``degraded`` when a configured dependency failed
+    or did not answer within ``timeout`` (default ``PROBE_TIMEOUT_SECONDS``)."""
+    described = describe(ctx)
+    if not with_probes:
+        return described
+    statuses = probe(ctx, timeout=PROBE_TIMEOUT_SECONDS if timeout is None else timeout)
+    degraded = any(s.status == "degraded" for s in statuses)
+    return {**described, "status": "degraded" if degraded else "ok", "probes": [vars(s) for s in statuses]}
 
 
 def describe(ctx: Any) -> dict[str, Any]:
@@ -44,7 +72,8 @@ def describe(ctx: Any) -> dict[str, Any]:
 
 
 def probe(ctx: Any, timeout: float = 15.0) -> list[DependencyStatus]:
-    """One cheap read against each configured dependency, in parallel."""
+    """One cheap read against each configured dependency, in parallel; returns within ``timeout``
+    seconds of the adapters being built, whatever the dependencies do."""
     configured = ctx.settings.configured()
     adapters: dict[str, tuple[bool, Callable[[], Any]]] = {
         "storage": (True, lambda: ctx.storage),
@@ -67,17 +96,38 @@ def probe(ctx: Any, timeout: float = 15.0) -> list[DependencyStatus]:
         except Exception as exc:
             failed[name] = DependencyStatus(name, True, False, _describe_failure(exc), 0.0)
 
-    def run(name: str, adapter: Any) -> DependencyStatus:
+    # Each probe runs on its own daemon thread and the caller waits for all of them until one shared
+    # deadline, never longer: a probe still hung then is reported degraded and its thread is left to
+    # finish (or die with the process). A pool's shutdown, or `with ThreadPoolExecutor`, would join it.
+    finished: dict[str, DependencyStatus] = {}
+    lock = threading.Lock()
+
+    def run(name: str, adapter: Any) -> None:
         start = time.monotonic()
         try:
             detail, ok = adapter.probe(), True
         except Exception as exc:  # a bug in one adapter must not hide the other results
             detail, ok = _describe_failure(exc), False
-        return DependencyStatus(name, True, ok, redact_text(detail)[:500], round(time.monotonic() - start, 3))
+        status = DependencyStatus(name, True, ok, redact_text(detail)[:500], round(time.monotonic() - start, 3))
+        with lock:
+            finished[name] = status
 
-    with ThreadPoolExecutor(max_workers=max(1, len(built))) as pool:
-        futures = {name: pool.submit(run, name, adapter) for name, adapter in built.items()}
-        results = {name: future.result(timeout=timeout) for name, future in futures.items()}
+    started = time.monotonic()
+    threads = []
+    for name, adapter in built.items():
+        # A copy of the caller's context per thread: its log lines keep the invocation's correlation id.
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(run, name, adapter),
+                                  name=f"health-probe-{name}", daemon=True)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join(max(0.0, started + timeout - time.monotonic()))
+    with lock:
+        results = dict(finished)
+    for name in built:
+        if name not in results:
+            results[name] = DependencyStatus(name, True, False, f"no answer within {timeout:g}s (timed out)",
+                                             round(time.monotonic() - started, 3))
     return [results.get(name) or failed[name] for name in adapters]
 
 

@@ -13,6 +13,7 @@ from shared.local.host import LocalHost, QueueSettings
 
 pytestmark = pytest.mark.integration
 QUEUE = f"work-{uuid.uuid4().hex[:8]}"
+KEY = "local-host-test-function-key"
 
 
 def build_app(calls):
@@ -22,6 +23,14 @@ def build_app(calls):
     def get_item(req: func.HttpRequest) -> func.HttpResponse:
         return func.HttpResponse(json.dumps({"params": dict(req.route_params), "q": req.params.get("q"),
                                              "body": req.get_body().decode()}), mimetype="application/json")
+
+    @app.route(route="keyed", methods=["GET"], auth_level=func.AuthLevel.FUNCTION)
+    def keyed(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("behind the key")
+
+    @app.route(route="admin-only", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+    def admin_only(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("behind the master key")
 
     @app.timer_trigger(arg_name="timer", schedule="*/1 * * * * *")
     def tick(timer: func.TimerRequest) -> None:
@@ -50,7 +59,7 @@ def served(azurite):
 
     calls = []
     storage = AzureStorage(connection_string=azurite.connection_string, http=HttpOptions(max_retries=0, timeout=5))
-    host = LocalHost(build_app(calls), port=0, storage=storage,
+    host = LocalHost(build_app(calls), port=0, storage=storage, function_key=KEY,
                      queue_settings=QueueSettings(max_dequeue_count=2, visibility_timeout=1, max_polling_interval=0.2))
     url = host.start()
     yield url, calls, storage
@@ -160,3 +169,39 @@ def test_the_admin_endpoint_refuses_http_functions_and_unknown_names(served):
     assert requests.post(f"{url}/admin/functions/missing", json={}, timeout=5).status_code == 404
     status = requests.get(f"{url}/admin/host/status", timeout=5).json()
     assert status["state"] == "Running" and "work" in status["functions"]
+
+
+@pytest.mark.parametrize(
+    ("path", "headers", "status"),
+    [
+        pytest.param("/api/keyed", {}, 401, id="a function-level route without a key is refused"),
+        pytest.param("/api/keyed", {"x-functions-key": "wrong"}, 401, id="a wrong key is refused"),
+        pytest.param("/api/keyed?code=wrong", {}, 401, id="a wrong code is refused"),
+        pytest.param("/api/keyed", {"x-functions-key": KEY}, 200, id="the key in x-functions-key is accepted"),
+        pytest.param(f"/api/keyed?code={KEY}", {}, 200, id="the key as ?code= is accepted"),
+        pytest.param(f"/api/admin-only?code={KEY}", {}, 401, id="an admin-level route needs the master key"),
+        pytest.param("/api/items/1", {}, 200, id="an anonymous route needs no key"),
+    ],
+)
+def test_function_keys_are_enforced_as_the_azure_host_does_when_a_key_is_configured(served, path, headers, status):
+    url, _, _ = served
+    r = requests.get(f"{url}{path}", headers=headers, timeout=5)
+    assert r.status_code == status
+    if status == 401:
+        assert r.content == b""
+
+
+def test_without_a_configured_key_function_level_routes_are_open_as_with_core_tools():
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+    @app.route(route="open", methods=["GET"])
+    def open_route(req: func.HttpRequest) -> func.HttpResponse:
+        return func.HttpResponse("open")
+
+    host = LocalHost(app, port=0)
+    url = host.start()
+    try:
+        assert host.functions["open_route"].auth_level == "function"
+        assert requests.get(f"{url}/api/open", timeout=5).text == "open"
+    finally:
+        host.stop()

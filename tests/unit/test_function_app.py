@@ -59,6 +59,19 @@ def test_the_health_function_is_anonymous_and_get_only(indexed):
     assert trigger["authLevel"] == "ANONYMOUS" and trigger["methods"] == ["GET"] and trigger["route"] == "health"
 
 
+def test_the_health_details_need_the_function_key_and_are_get_only(indexed):
+    details = next(f for f in indexed["functions"] if f["name"] == "health_details")
+    trigger = details["bindings"][0]
+    assert trigger["authLevel"] == "FUNCTION" and trigger["methods"] == ["GET"]
+    assert trigger["route"] == "health/details"
+
+
+def test_only_the_status_endpoint_is_anonymous(indexed):
+    anonymous = [f["name"] for f in indexed["functions"]
+                 if any(b.get("authLevel") == "ANONYMOUS" for b in f["bindings"])]
+    assert anonymous == ["health"]
+
+
 def test_host_json_is_a_valid_v2_host_file():
     host = json.loads((ROOT / "host.json").read_text())
     assert host["version"] == "2.0"
