@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +38,15 @@ def test_make_run_serves_the_app_on_the_sandbox_and_ctrl_c_stops_everything(tmp_
         assert f"curl -s http://127.0.0.1:{port}/api/health" in text and "platformctl" in text
 
         health = requests.get(f"http://127.0.0.1:{port}/api/health", timeout=10)
-        assert health.status_code == 200 and health.json()["environment"] == "dev-uaenorth"
+        assert health.status_code == 200 and health.json()["status"] == "ok"
+        # The details line works as printed: the function key it shows opens /api/health/details.
+        details_line = re.search(r"curl -s -H 'x-functions-key: ([^']+)' '([^']+/api/health/details[^']*)'", text)
+        assert details_line, text
+        key, details_url = details_line.groups()
+        assert requests.get(details_url.split("?")[0], timeout=10).status_code == 401
+        details = requests.get(details_url, headers={"x-functions-key": key}, timeout=30)
+        assert details.status_code == 200 and details.json()["environment"] == "dev-uaenorth"
+        assert details.json()["status"] == "ok"
 
         settings = tmp_path / "sandbox.settings.json"
         assert oct(settings.stat().st_mode & 0o777) == "0o600"
