@@ -15,6 +15,7 @@ Redaction happens in three layers, so that a secret has to slip past all of them
 from __future__ import annotations
 
 import contextvars
+import functools
 import itertools
 import json
 import logging
@@ -68,9 +69,10 @@ _SECRET_SHAPES = [
 ]
 
 # "<secret key><sep><value>" inside text: "password=x", "PRIVATE-TOKEN: x", "'storage_key': 'x y'", and the same
-# with JSON's escaped quotes. The key is judged by ``is_secret_key``; a quoted value is masked up to its quote.
-_KEY_SEP = re.compile(r"""(?P<key>[A-Za-z][A-Za-z0-9_.-]*)\\?["']?\s*[:=]\s*""")
-_VALUE = re.compile(r"""(?P<quote>\\?["'])(?P<quoted>.*?)(?P=quote)"""
+# with JSON's escaped quotes. The key is judged by ``is_secret_key``; a quoted value is masked up to its quote
+# (or the end of the line, when a truncated message lost it).
+_KEY_SEP = re.compile(r"""(?<![A-Za-z0-9_.-])(?P<key>[A-Za-z][A-Za-z0-9_.-]*)\\?["']?\s*[:=]\s*""")
+_VALUE = re.compile(r"""(?P<quote>\\?["'])(?P<quoted>[^\n]*?)(?:(?P=quote)|(?=\n)|\Z)"""
                     r"""|(?:(?i:bearer|basic|hmac|token)\s+)?[^\s"',;&}\]\\]+""")
 
 
@@ -80,6 +82,7 @@ def register_secret(value: str | None) -> None:
         _known_secrets.add(value)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few hundred keys and header names, over and over
 def is_secret_key(key: str) -> bool:
     words = [w.lower() for w in _KEY_WORD.findall(key)]
     if not words:
