@@ -31,6 +31,7 @@ PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIB
         ("a JSON body rendered as text", 'body {"vault_password": "hunter2 two"}', "hunter2"),
         ("an escaped JSON body", 'raw "{\\"storage_key\\": \\"c2Vj cmV0\\"}"', "c2Vj"),
         ("a key=value pair", "retrying with signing_key=abcdef123456 now", "abcdef123456"),
+        ("a quoted value cut off before its quote", 'body {"client_secret": "abc123 trunc', "abc123"),
         ("a function key in a URL", "GET /api/health/details?code=fUnCt10nK3y&x=1", "fUnCt10nK3y"),
         ("a function key header", "x-functions-key: fUnCt10nK3y", "fUnCt10nK3y"),
     ],
