@@ -14,7 +14,7 @@ from shared import __version__
 from shared.errors import PermanentError, PlatformError, TemporaryError
 from shared.logs import redact_text
 
-#: How long ``GET /api/health/details?probe=true`` waits for the slowest dependency.
+#: How long the probes wait for the slowest dependency (``/api/health/details?probe=true``, ``platformctl health``).
 PROBE_TIMEOUT_SECONDS = 10.0
 
 
@@ -71,7 +71,7 @@ def describe(ctx: Any) -> dict[str, Any]:
     }
 
 
-def probe(ctx: Any, timeout: float = 15.0) -> list[DependencyStatus]:
+def probe(ctx: Any, timeout: float = PROBE_TIMEOUT_SECONDS) -> list[DependencyStatus]:
     """One cheap read against each configured dependency, in parallel; returns within ``timeout``
     seconds of the adapters being built, whatever the dependencies do."""
     configured = ctx.settings.configured()
