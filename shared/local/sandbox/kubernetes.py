@@ -2,10 +2,15 @@
 
 Served: discovery (``/version``, ``/api``, ``/apis``), and every registered resource generically,
 core (``/api/v1/...``) and grouped (``/apis/{group}/{version}/...``), namespaced or cluster-scoped:
-GET, LIST (``labelSelector``, ``fieldSelector`` on metadata, ``limit``/``continue``), POST, PUT,
-PATCH (merge and strategic-merge, both applied as JSON merge patch), DELETE, and the ``status``
-subresource. ``metadata.resourceVersion`` is one cluster-wide counter; ``metadata.generation``
-moves only when ``spec`` changes, as the real API server does.
+GET, LIST (``labelSelector``, ``fieldSelector`` on the fields each kind supports, ``limit``/``continue``),
+POST, PUT, PATCH (JSON merge patch and JSON patch everywhere; strategic merge on built-in kinds only,
+applied as a merge patch: custom resources answer 415 as the real server does), DELETE, and the
+``status`` subresource: where a kind has one, writes to the main resource keep ``status`` and writes to
+``/status`` change nothing else. ``metadata.resourceVersion`` is one cluster-wide counter;
+``metadata.generation`` moves only when ``spec`` changes, as the real API server does.
+
+Not served: ``watch``. Discovery does not advertise the verb, and ``?watch=true`` answers 405, so a
+client that needs watch learns it here rather than against a real cluster.
 
 Flux is simulated: setting ``reconcile.fluxcd.io/requestedAt`` on a Flux object, or changing its
 spec, is "handled" after ``reconcile_delay`` seconds (0 = at once): ``status.lastHandledReconcileAt``
@@ -46,6 +51,31 @@ BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("kustomize.toolkit.fluxcd.io/v1", "kustomizations"): ("Kustomization", True),
     ("helm.toolkit.fluxcd.io/v2", "helmreleases"): ("HelmRelease", True),
 }
+
+#: API groups served by kube-apiserver itself; anything else is a custom resource (a CRD).
+BUILTIN_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "networking.k8s.io",
+                            "rbac.authorization.k8s.io", "storage.k8s.io", "coordination.k8s.io",
+                            "discovery.k8s.io", "events.k8s.io", "scheduling.k8s.io"})
+#: Kinds with no ``status`` subresource (every other registered kind has one).
+NO_STATUS_KINDS = frozenset({"ConfigMap", "Secret", "ServiceAccount", "Event"})
+#: Field selectors every kind supports, and the extra ones a few built-in kinds register (kube-apiserver's
+#: field label conversion functions: pkg/apis/core/v1/conversion.go). Anything else answers
+#: 400 "field label not supported: <field>" (https://github.com/kubernetes/kubernetes/issues/10515).
+COMMON_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+KIND_FIELDS: dict[str, frozenset[str]] = {
+    "Pod": frozenset({"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                      "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs",
+                      "status.nominatedNodeName"}),
+    "Node": frozenset({"spec.unschedulable"}),
+    "Namespace": frozenset({"status.phase"}),
+    "Secret": frozenset({"type"}),
+    "Event": frozenset({"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}),
+}
+MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH = ("application/merge-patch+json",
+                                            "application/strategic-merge-patch+json",
+                                            "application/json-patch+json")
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
             409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
@@ -117,17 +147,84 @@ class LabelSelector:
         return True
 
 
-def _field_matches(obj: dict[str, Any], selector: str | None) -> bool:
-    for term in filter(None, (t.strip() for t in (selector or "").split(","))):
-        negate = "!=" in term
-        path, _, value = term.partition("!=" if negate else "=")
-        value = value.lstrip("=")
-        node: Any = obj
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if (str(node) == value if node is not None else value == "") == negate:
-            return False
-    return True
+class FieldSelector:
+    """``a=b``, ``a==b``, ``a!=b``, comma-separated, over the fields the kind supports (else 400)."""
+
+    def __init__(self, text: str | None, kind: str) -> None:
+        self.terms: list[tuple[str, bool, str]] = []
+        supported = COMMON_FIELDS | KIND_FIELDS.get(kind, frozenset())
+        for term in filter(None, (t.strip() for t in (text or "").split(","))):
+            match = re.fullmatch(r"([^=!]+?)\s*(==|=|!=)\s*(.*)", term)
+            if match is None:
+                raise HttpError(400, "BadRequest", f"invalid selector: '{text}'; can't understand '{term}'")
+            field, op, value = match.groups()
+            if field not in supported:
+                raise HttpError(400, "BadRequest", f"field label not supported: {field}")
+            self.terms.append((field, op == "!=", value))
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        for path, negate, value in self.terms:
+            node: Any = obj
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            actual = "" if node is None else (str(node).lower() if isinstance(node, bool) else str(node))
+            if (actual == value) == negate:
+                return False
+        return True
+
+
+def json_patch(target: Any, operations: Any) -> Any:
+    """RFC 6902 JSON patch (add, remove, replace, test, copy, move) on a copy of ``target``."""
+    if not isinstance(operations, list):
+        raise HttpError(400, "BadRequest", "the JSON patch must be a list of operations")
+    doc = copy.deepcopy(target)
+
+    def walk(pointer: str) -> tuple[Any, str]:
+        if not pointer.startswith("/"):
+            raise HttpError(422, "Invalid", f"invalid JSON pointer: {pointer!r}")
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+        node = doc
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node, parts[-1]
+
+    def get(pointer: str) -> Any:
+        parent, key = walk(pointer)
+        return parent[int(key)] if isinstance(parent, list) else parent[key]
+
+    for op in operations:
+        try:
+            kind, path = op["op"], op["path"]
+            if kind == "test":
+                if get(path) != op.get("value"):
+                    raise HttpError(422, "Invalid", f"the server rejected our request due to an error in our "
+                                                    f"request: testing value {path} failed")
+                continue
+            value = copy.deepcopy(op["value"]) if kind in ("add", "replace") else None
+            if kind in ("copy", "move"):
+                value = copy.deepcopy(get(op["from"]))
+                if kind == "move":
+                    parent, key = walk(op["from"])
+                    del parent[int(key) if isinstance(parent, list) else key]
+            parent, key = walk(path)
+            if kind == "remove":
+                del parent[int(key) if isinstance(parent, list) else key]
+            elif isinstance(parent, list):
+                index = len(parent) if key == "-" else int(key)
+                if kind == "replace":
+                    parent[index] = value
+                else:
+                    parent.insert(index, value)
+            elif kind in ("add", "replace", "copy", "move"):
+                if kind == "replace" and key not in parent:
+                    raise KeyError(key)
+                parent[key] = value
+            else:
+                raise HttpError(422, "Invalid", f"unknown JSON patch operation {kind!r}")
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise HttpError(422, "Invalid", f"the server rejected our request due to an error in our request: "
+                                            f"cannot apply {op!r}") from None
+    return doc
 
 
 class KubernetesEmulator(Emulator):
@@ -253,7 +350,7 @@ class KubernetesEmulator(Emulator):
         found = [(plural, kind, ns) for (g, plural), (kind, ns) in self.resources.items() if g == gv]
         if not found:
             raise HttpError(404, "NotFound", "the server could not find the requested resource")
-        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        verbs = ["create", "delete", "get", "list", "patch", "update"]  # no watch: not served
         return Response(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": [
             {"name": plural, "singularName": kind.lower(), "namespaced": ns, "kind": kind, "verbs": verbs}
             for plural, kind, ns in found
@@ -288,11 +385,20 @@ class KubernetesEmulator(Emulator):
 
     def list_objects(self, request: Request) -> Response:
         gv, plural, kind, _, ns = self._resource(request)
+        if request.query.get("watch", "").lower() in ("true", "1"):
+            raise HttpError(405, "MethodNotAllowed", "watch is not served by this API server emulator; "
+                                                     "discovery does not list the verb")
         selector = LabelSelector(request.query.get("labelSelector"))
+        fields = FieldSelector(request.query.get("fieldSelector"), kind)
+        try:
+            limit = int(request.query.get("limit") or 0)
+        except ValueError:
+            raise HttpError(400, "BadRequest",
+                            f'strconv.ParseInt: parsing "{request.query["limit"]}": invalid syntax') from None
         items = sorted(
             (key, obj) for key, obj in self.objects.get((gv, plural), {}).items()
             if (not ns or key[0] == ns) and selector.matches(obj["metadata"].get("labels"))
-            and _field_matches(obj, request.query.get("fieldSelector"))
+            and fields.matches(obj)
         )
         start = 0
         if request.query.get("continue"):
@@ -301,7 +407,6 @@ class KubernetesEmulator(Emulator):
                 start = int(token["start"])
             except (ValueError, KeyError, TypeError):
                 raise HttpError(400, "BadRequest", "continue key is not valid") from None
-        limit = int(request.query.get("limit") or 0)
         page = items[start:start + limit] if limit > 0 else items[start:]
         metadata: dict[str, Any] = {"resourceVersion": str(self._rv)}
         end = start + len(page)
@@ -341,13 +446,13 @@ class KubernetesEmulator(Emulator):
         body = self._body(request)
         self._check_version(gv, plural, name, current, body.get("metadata", {}).get("resourceVersion"))
         if request.params.get("sub") == "status":
+            self._check_status_subresource(gv, plural)
             updated = copy.deepcopy(current)
             updated["status"] = body.get("status")
         else:
             updated = body
             updated["metadata"] = {**body.get("metadata", {}), "name": name}
-            if "status" in current:
-                updated["status"] = current["status"]  # status is written through the subresource only
+            self._keep_status(gv, plural, current, updated)
         return Response(200, copy.deepcopy(self._update(gv, plural, current, updated)))
 
     def patch_object(self, request: Request) -> Response:
@@ -355,18 +460,48 @@ class KubernetesEmulator(Emulator):
         name = request.params["name"]
         current = self._existing(gv, plural, ns, name)
         content_type = (request.header("content-type") or "").split(";")[0].strip()
-        if content_type not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+        # Custom resources have no strategic-merge metadata: the real server refuses that patch type there
+        # (https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/).
+        accepted = [JSON_PATCH, MERGE_PATCH] + ([STRATEGIC_PATCH] if self._builtin(gv) else [])
+        if content_type not in accepted:
             raise HttpError(415, "UnsupportedMediaType",
                             "the body of the request was in an unknown format - accepted media types include: "
-                            "application/merge-patch+json, application/strategic-merge-patch+json "
-                            f"(got {content_type!r})")
-        patch = self._body(request)
-        self._check_version(gv, plural, name, current, patch.get("metadata", {}).get("resourceVersion"))
-        if request.params.get("sub") == "status":
-            patch = {"status": patch.get("status")} if "status" in patch else {}
-        updated = merge_patch(copy.deepcopy(current), patch)
-        updated["metadata"]["name"] = name
+                            + ", ".join(accepted))
+        status_only = request.params.get("sub") == "status"
+        if status_only:
+            self._check_status_subresource(gv, plural)
+        if content_type == JSON_PATCH:
+            updated = json_patch(current, request.json())
+        else:
+            patch = self._body(request)
+            self._check_version(gv, plural, name, current, patch.get("metadata", {}).get("resourceVersion"))
+            updated = merge_patch(copy.deepcopy(current), patch)
+        if status_only:  # the status subresource changes status and nothing else
+            updated = {**copy.deepcopy(current), "status": updated.get("status")}
+        else:
+            self._keep_status(gv, plural, current, updated)
+        updated.setdefault("metadata", {})["name"] = name
         return Response(200, copy.deepcopy(self._update(gv, plural, current, updated)))
+
+    @staticmethod
+    def _builtin(gv: str) -> bool:
+        return (gv.split("/")[0] if "/" in gv else "") in BUILTIN_GROUPS
+
+    def _has_status(self, gv: str, plural: str) -> bool:
+        return self.resources[(gv, plural)][0] not in NO_STATUS_KINDS
+
+    def _check_status_subresource(self, gv: str, plural: str) -> None:
+        if not self._has_status(gv, plural):
+            raise HttpError(404, "NotFound", "the server could not find the requested resource")
+
+    def _keep_status(self, gv: str, plural: str, current: dict[str, Any], updated: dict[str, Any]) -> None:
+        """Where a status subresource exists, a write to the main resource leaves status as it was."""
+        if not self._has_status(gv, plural):
+            return
+        if "status" in current:
+            updated["status"] = copy.deepcopy(current["status"])
+        else:
+            updated.pop("status", None)
 
     def delete_object(self, request: Request) -> Response:
         gv, plural, _, _, ns = self._resource(request)
