@@ -104,7 +104,16 @@ class CloudflareEmulator(Emulator):
         #: Issued certificates by id (serial number in decimal, as Cloudflare does), in issue order.
         self.certificates: dict[str, dict[str, Any]] = {}
         self.roots = _OriginRoot()
+        self._initial_token = token
         super().__init__()
+
+    def reset(self) -> None:
+        """Back to an empty account (certificates, token, faults, request log), keeping the port and roots."""
+        with self.lock:
+            self.certificates.clear()
+            self.token = self._initial_token
+            self.faults.clear()
+            self.requests.clear()
 
     def settings_env(self) -> dict[str, str]:
         return {"CLOUDFLARE_BASE_URL": self.base_url + "/client/v4", "CLOUDFLARE_API_TOKEN": self.token}

@@ -17,6 +17,7 @@ dependency: this module is local tooling (``shared/local`` is not deployed) and 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,12 +62,29 @@ class Declared:
         return str(self.body["metadata"].get("namespace", ""))
 
 
-def _hcl(path: Path) -> dict[str, Any]:
+def _hcl(path: Path, *headers: str) -> dict[str, Any]:
+    """A .tf file parsed with python-hcl2; with ``headers`` (regexes such as ``variable "flux"``), only those
+    top-level blocks, cut out of the text first: parsing a whole module costs seconds."""
     import hcl2  # dev dependency (requirements-dev.txt): the sandbox runs from the dev venv only
 
-    with path.open(encoding="utf-8") as fh:
-        return hcl2.load(fh, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True,
-                                                                             explicit_blocks=False))
+    text = path.read_text(encoding="utf-8")
+    if headers:
+        text = "\n".join(_block_text(text, header) for header in headers)
+    return hcl2.loads(text, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True,
+                                                                           explicit_blocks=False))
+
+
+def _block_text(text: str, header: str) -> str:
+    """The text of the first top-level block whose first line matches ``header``, braces balanced."""
+    match = re.search(rf"^{header}\s*\{{", text, re.MULTILINE)
+    if match is None:
+        return ""
+    depth = 0
+    for index in range(match.end() - 1, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[index], 0)
+        if depth == 0:
+            return text[match.start():index + 1]
+    return text[match.start():]
 
 
 def _blocks(doc: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -91,14 +109,20 @@ class _Terraform:
         import yaml
 
         self.platform = yaml.safe_load((root / "infra" / "envs" / env / "platform.yaml").read_text())
-        module = _hcl(root / PLATFORM_MODULE_TF)
+        # infra/modules/platform reads the file as var.platform; the environment name is its folder.
+        module = _hcl(root / PLATFORM_MODULE_TF, "locals", r'module\s+"[^"]+"')
         self.locals: dict[str, Any] = {}
         for entry in module.get("locals", []):
             self.locals.update(entry)
-        aks = next(body for label, body in _blocks(module, "module").items()
-                   if str(body.get("source", "")).rstrip("/").endswith("/aks"))
+        aks = next((body for label, body in _blocks(module, "module").items()
+                    if str(body.get("source", "")).rstrip("/").endswith("/aks")), None)
+        if aks is None:  # not the first module block: cut out every module block and look again
+            blocks = re.findall(r'^module\s+"[^"]+"', (root / PLATFORM_MODULE_TF).read_text(), re.MULTILINE)
+            module = _hcl(root / PLATFORM_MODULE_TF, *(re.escape(b) for b in blocks))
+            aks = next(body for label, body in _blocks(module, "module").items()
+                       if str(body.get("source", "")).rstrip("/").endswith("/aks"))
         self.flux_given: dict[str, Any] = dict(aks.get("flux") or {})
-        variables = _hcl(root / FLUX_VARIABLES_TF)
+        variables = _hcl(root / FLUX_VARIABLES_TF, r'variable\s+"flux"')
         self.flux_type = str(_blocks(variables, "variable")["flux"].get("type", ""))
 
     def flux(self, key: str) -> Any:
@@ -154,7 +178,8 @@ def kustomize_resources(root: Path, path: str) -> list[dict[str, Any]]:
                           if (folder / n).exists()), None)
     if kustomization is None:
         return []
-    spec = yaml.safe_load(kustomization.read_text()) or {}
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: ten times faster
+    spec = yaml.load(kustomization.read_text(), Loader=loader) or {}  # noqa: S506 - a safe loader
     objects: list[dict[str, Any]] = []
     for entry in spec.get("resources") or []:
         if "://" in str(entry):
@@ -163,7 +188,8 @@ def kustomize_resources(root: Path, path: str) -> list[dict[str, Any]]:
         if target.is_dir():
             objects.extend(kustomize_resources(root, str(target.relative_to(root))))
         elif target.is_file():
-            objects.extend(d for d in yaml.safe_load_all(target.read_text()) if isinstance(d, dict) and d.get("kind"))
+            objects.extend(d for d in yaml.load_all(target.read_text(), Loader=loader)  # noqa: S506 - safe loader
+                           if isinstance(d, dict) and d.get("kind"))
     namespace = spec.get("namespace")
     if namespace:
         for obj in objects:
@@ -179,6 +205,13 @@ def _inventory(objects: list[dict[str, Any]]) -> tuple[tuple[str, str, str, str]
 
 def flux_objects(env: str, root: Path = REPO_ROOT) -> list[Declared]:
     """The GitRepository and Kustomizations a cluster of ``env`` holds, root first, as declared."""
+    import copy
+
+    return copy.deepcopy(_flux_objects(env, Path(root).resolve()))
+
+
+@functools.lru_cache(maxsize=8)
+def _flux_objects(env: str, root: Path) -> list[Declared]:
     import yaml
 
     terraform = _Terraform(root, env)

@@ -26,9 +26,11 @@ import json
 import re
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, iso, utc_now
+from shared.local.sandbox.declared import REPO_ROOT, flux_objects
 from shared.platform import PlatformEnvironment
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -233,8 +235,10 @@ class KubernetesEmulator(Emulator):
     def __init__(self, platform: PlatformEnvironment, *, tls: bool = False, reconcile_delay: float = 0.0,
                  simulate_flux: bool = True, revision: str | None = None, gpu_nodes: dict[str, int] | None = None,
                  system_nodes: int = 2, system_vm_size: str = "Standard_D4ds_v5",
-                 kubernetes_version: str = "v1.32.4") -> None:
+                 kubernetes_version: str = "v1.32.4", repository_root: Path = REPO_ROOT) -> None:
         self.tls = tls
+        #: The checkout whose flux.tf and gitops/ the Flux objects are seeded from.
+        self.repository_root = Path(repository_root)
         self.platform = platform
         self.reconcile_delay = reconcile_delay
         self.simulate_flux = simulate_flux
@@ -248,8 +252,26 @@ class KubernetesEmulator(Emulator):
         self.objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
         self._rv = 1000
         self._timers: list[threading.Timer] = []
+        self._initial = (reconcile_delay, simulate_flux, system_nodes, system_vm_size, dict(gpu_nodes or {}))
+        self._declared = flux_objects(platform.name, self.repository_root)
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
+
+    def reset(self) -> None:
+        """Back to the seeded cluster (objects, resources, tokens seen, faults, request log), same port."""
+        reconcile_delay, simulate_flux, system_nodes, system_vm_size, gpu_nodes = self._initial
+        with self.lock:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
+            self.reconcile_delay, self.simulate_flux = reconcile_delay, simulate_flux
+            self.tokens_seen.clear()
+            self.resources = dict(BUILTIN_RESOURCES)
+            self.objects.clear()
+            self._rv = 1000
+            self.faults.clear()
+            self.requests.clear()
+            self._seed(system_nodes, system_vm_size, gpu_nodes)
 
     def settings_env(self) -> dict[str, str]:
         return {"KUBERNETES_API_URL": self.base_url}
@@ -660,11 +682,29 @@ class KubernetesEmulator(Emulator):
             },
         }
 
+    @staticmethod
+    def _released(release: dict[str, Any], flux_namespace: str, now: str, ready: Any) -> dict[str, Any]:
+        """A HelmRelease's status once helm-controller installed its chart (version as declared)."""
+        chart_spec = ((release.get("spec") or {}).get("chart") or {}).get("spec") or {}
+        chart = chart_spec.get("chart") or release["metadata"]["name"]
+        version = str(chart_spec.get("version") or "0.0.0")
+        name, ns = release["metadata"]["name"], release["metadata"]["namespace"]
+        digest = "sha256:" + hashlib.sha256(f"{chart}{version}".encode()).hexdigest()
+        message = f"Helm install succeeded for release {ns}/{name}.v1 with chart {chart}@{version}"
+        return {"observedGeneration": 1, "lastAttemptedGeneration": 1, "lastAttemptedRevision": version,
+                "lastAttemptedConfigDigest": digest, "lastAttemptedReleaseAction": "install",
+                "helmChart": f"{flux_namespace}/{ns}-{name}", "storageNamespace": ns,
+                "conditions": [*ready("InstallSucceeded", message),
+                               {"type": "Released", "status": "True", "reason": "InstallSucceeded",
+                                "message": message, "lastTransitionTime": now, "observedGeneration": 1}],
+                "history": [{"name": name, "namespace": ns, "version": 1, "status": "deployed", "chartName": chart,
+                             "chartVersion": version, "configDigest": digest, "digest": digest,
+                             "firstDeployed": now, "lastDeployed": now}]}
+
     def _seed(self, system_nodes: int, system_vm_size: str, gpu_nodes: dict[str, int] | None) -> None:
         self._system_vm_size = system_vm_size
         now = iso(utc_now()).split(".")[0] + "Z"
-        ns_names = ("default", "kube-system", "flux-system", "inference", "ingress-nginx", "cert-manager",
-                    "monitoring")
+        ns_names = ("default", "kube-system", "kube-public", "kube-node-lease")  # every cluster has these
         for ns in ns_names:
             self._store("v1", "namespaces", {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                                              "status": {"phase": "Active"}})
@@ -678,122 +718,57 @@ class KubernetesEmulator(Emulator):
             return [{"type": "Ready", "status": "True", "reason": reason, "message": message,
                      "lastTransitionTime": now, "observedGeneration": generation}]
 
-        host = self.platform.gitlab.url.split("://", 1)[-1].rstrip("/")
-        self._store("source.toolkit.fluxcd.io/v1", "gitrepositories", {
-            "metadata": {"name": "flux-system", "namespace": "flux-system"},
-            "spec": {"interval": "1m0s", "url": f"ssh://git@{host}/{self.platform.gitlab.project}.git",
-                     "ref": {"branch": self.platform.gitlab.default_branch}, "secretRef": {"name": "flux-system"},
-                     "timeout": "60s"},
-            "status": {"observedGeneration": 1, "conditions": ready("Succeeded", f"stored artifact for revision "
-                                                                                 f"'{revision}'"),
-                       "artifact": {"revision": revision, "digest": "sha256:" + hashlib.sha256(
-                           revision.encode()).hexdigest(), "lastUpdateTime": now,
-                           "path": f"gitrepository/flux-system/flux-system/{self.revision}.tar.gz",
-                           "url": f"http://source-controller.flux-system.svc.cluster.local./gitrepository/"
-                                  f"flux-system/flux-system/{self.revision}.tar.gz"}},
-        })
-        base = self.platform.gitlab.gitops_path
-        layers = (
-            ("flux-system", f"./{base}", [], [("flux-system", "flux-system", "kustomize.toolkit.fluxcd.io",
-                                               "Kustomization")]),
-            ("infra-controllers", "./gitops/infrastructure/controllers", [], [
-                ("ingress-nginx", "ingress-nginx", "helm.toolkit.fluxcd.io", "HelmRelease"),
-                ("cert-manager", "cert-manager", "helm.toolkit.fluxcd.io", "HelmRelease"),
-                ("monitoring", "kube-prometheus-stack", "helm.toolkit.fluxcd.io", "HelmRelease")]),
-            ("infra-configs", "./gitops/infrastructure/configs", ["infra-controllers"], [
-                ("", "letsencrypt", "cert-manager.io", "ClusterIssuer")]),
-            ("apps", f"./gitops/apps/{self.platform.name}", ["infra-configs"], [
-                ("inference", "vllm", "apps", "Deployment"), ("inference", "vllm", "", "Service")]),
-        )
-        for name, path, depends, inventory in layers:
-            self._store("kustomize.toolkit.fluxcd.io/v1", "kustomizations", {
-                "metadata": {"name": name, "namespace": "flux-system",
-                             "labels": {"platform.example.com/layer": name.split("-")[0]}},
-                "spec": {"interval": "10m0s", "path": path, "prune": True, "wait": True, "timeout": "5m0s",
-                         "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-                         "dependsOn": [{"name": d} for d in depends]},
-                "status": {"observedGeneration": 1, "lastAppliedRevision": revision,
-                           "lastAttemptedRevision": revision,
-                           "conditions": ready("ReconciliationSucceeded", f"Applied revision: {revision}"),
-                           "inventory": {"entries": [{"id": f"{ns}_{n}_{g}_{k}", "v": "v1"}
-                                                     for ns, n, g, k in inventory]}},
-            })
-        charts = (
-            ("ingress-nginx", "ingress-nginx", "ingress-nginx", "4.12.1", "1.12.1",
-             "https://kubernetes.github.io/ingress-nginx"),
-            ("cert-manager", "cert-manager", "cert-manager", "v1.17.2", "v1.17.2", "https://charts.jetstack.io"),
-            ("kube-prometheus-stack", "monitoring", "kube-prometheus-stack", "72.6.2", "v0.82.2",
-             "https://prometheus-community.github.io/helm-charts"),
-        )
-        for name, ns, chart, version, app_version, repo_url in charts:
-            self._store("source.toolkit.fluxcd.io/v1", "helmrepositories", {
-                "metadata": {"name": chart, "namespace": "flux-system"},
-                "spec": {"interval": "24h", "url": repo_url},
-                "status": {"observedGeneration": 1, "conditions": ready("Succeeded", "stored artifact")},
-            })
-            digest = "sha256:" + hashlib.sha256(f"{chart}{version}".encode()).hexdigest()
-            message = f"Helm install succeeded for release {ns}/{name}.v1 with chart {chart}@{version}"
-            self._store("helm.toolkit.fluxcd.io/v2", "helmreleases", {
-                "metadata": {"name": name, "namespace": ns, "labels": {"kustomize.toolkit.fluxcd.io/name":
-                                                                       "infra-controllers"}},
-                "spec": {"interval": "30m", "releaseName": name, "driftDetection": {"mode": "enabled"},
-                         "chart": {"spec": {"chart": chart, "version": version, "sourceRef": {
-                             "kind": "HelmRepository", "name": chart, "namespace": "flux-system"}}},
-                         "install": {"crds": "CreateReplace"}, "upgrade": {"crds": "CreateReplace"}},
-                "status": {"observedGeneration": 1, "lastAttemptedGeneration": 1, "lastAttemptedRevision": version,
-                           "lastAttemptedConfigDigest": digest, "lastAttemptedReleaseAction": "install",
-                           "helmChart": f"flux-system/{ns}-{name}", "storageNamespace": ns,
-                           "conditions": [*ready("InstallSucceeded", message),
-                                          {"type": "Released", "status": "True", "reason": "InstallSucceeded",
-                                           "message": message, "lastTransitionTime": now, "observedGeneration": 1}],
-                           "history": [{"name": name, "namespace": ns, "version": 1, "status": "deployed",
-                                        "chartName": chart, "chartVersion": version, "appVersion": app_version,
-                                        "configDigest": digest, "digest": digest, "firstDeployed": now,
-                                        "lastDeployed": now}]},
-            })
-        gpu_pool = self.platform.gpu_pools[0] if self.platform.gpu_pools else None
-        selector = {"app.kubernetes.io/name": "vllm"}
-        pod_spec: dict[str, Any] = {"containers": [{
-            "name": "vllm", "image": "vllm/vllm-openai:v0.9.1",
-            "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--port", "8000"],
-            "ports": [{"containerPort": 8000, "name": "http"}],
-            "resources": {"limits": {"nvidia.com/gpu": "1"}} if gpu_pool and gpu_pool.vendor == "nvidia"
-            else {"limits": {"amd.com/gpu": "1"}}}]}
-        if gpu_pool:
-            pod_spec["nodeSelector"] = {"kubernetes.azure.com/agentpool": gpu_pool.name}
-            pod_spec["tolerations"] = [{"key": "nvidia.com/gpu" if gpu_pool.vendor == "nvidia" else "amd.com/gpu",
-                                        "operator": "Exists", "effect": "NoSchedule"}]
-        self._store("apps/v1", "deployments", {
-            "metadata": {"name": "vllm", "namespace": "inference", "labels": {
-                **selector, "kustomize.toolkit.fluxcd.io/name": "apps",
-                "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": selector},
-                     "template": {"metadata": {"labels": selector}, "spec": pod_spec}},
-            "status": {"readyReplicas": 0},
-        })
-        gpu_nodes_ready = gpu_pool is not None and any(
-            n["metadata"]["labels"].get("kubernetes.azure.com/agentpool") == gpu_pool.name
-            for n in self.objects[("v1", "nodes")].values())
-        self._store("v1", "pods", {
-            "metadata": {"name": "vllm-7d9c8b6f5d-x2k4p", "namespace": "inference", "labels": selector},
-            "spec": pod_spec,
-            "status": {"phase": "Running" if gpu_nodes_ready else "Pending",
-                       "conditions": [] if gpu_nodes_ready else [{
-                           "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                           "message": "0/2 nodes are available: 2 node(s) had untolerated taint "
-                                      "{CriticalAddonsOnly: true}."}]},
-        })
+        # The Flux objects and what they apply, as the repository declares them (infra/modules/aks/flux.tf,
+        # gitops/clusters/<env>, the kustomize trees they point at): see shared/local/sandbox/declared.py.
+        plurals = {(gv, kind): plural for (gv, plural), (kind, _) in self.resources.items()}
+        declared = self._declared
+        applied: list[tuple[Any, dict[str, Any]]] = []  # (applying Kustomization, object)
+        for item in declared:
+            applied.extend((item, obj) for obj in item.applies if obj.get("kind") != "Kustomization")
+        namespaces = set(ns_names) | {o["metadata"]["name"] for _, o in applied if o["kind"] == "Namespace"}
+        namespaces |= {d.namespace for d in declared}
+        for ns in sorted(namespaces - set(ns_names)):
+            self._store("v1", "namespaces", {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                                             "status": {"phase": "Active"}})
+        for item in declared:
+            body = copy.deepcopy(item.body)
+            body.pop("status", None)
+            if item.kind == "GitRepository":
+                path = f"gitrepository/{item.namespace}/{item.name}/{self.revision}.tar.gz"
+                body["status"] = {
+                    "observedGeneration": 1,
+                    "conditions": ready("Succeeded", f"stored artifact for revision '{revision}'"),
+                    "artifact": {"revision": revision, "lastUpdateTime": now, "path": path,
+                                 "digest": "sha256:" + hashlib.sha256(revision.encode()).hexdigest(),
+                                 "url": f"http://source-controller.{item.namespace}.svc.cluster.local./{path}"}}
+            else:
+                body["status"] = {
+                    "observedGeneration": 1, "lastAppliedRevision": revision, "lastAttemptedRevision": revision,
+                    "conditions": ready("ReconciliationSucceeded", f"Applied revision: {revision}"),
+                    "inventory": {"entries": [{"id": f"{ns}_{name}_{group}_{kind}", "v": "v1"}
+                                              for ns, name, group, kind in item.inventory]}}
+            self._store(item.api_version, plurals[(item.api_version, item.kind)], body)
+        for owner, obj in applied:
+            plural = plurals.get((obj["apiVersion"], obj["kind"]))
+            if plural is None or obj["kind"] == "Namespace":
+                continue  # a kind this emulator does not serve: listed in the inventory only
+            body = copy.deepcopy(obj)
+            meta = body.setdefault("metadata", {})
+            meta.setdefault("namespace", "default")
+            meta["labels"] = {**(meta.get("labels") or {}), "kustomize.toolkit.fluxcd.io/name": owner.name,
+                              "kustomize.toolkit.fluxcd.io/namespace": owner.namespace}
+            if body["kind"] == "HelmRelease":
+                body["status"] = self._released(body, owner.namespace, now, ready)
+            elif body["kind"] == "HelmRepository":
+                body["status"] = {"observedGeneration": 1, "conditions": ready("Succeeded", "stored artifact")}
+            self._store(obj["apiVersion"], plural, body)
         system_node = min(self.objects[("v1", "nodes")], default=("", ""))[1]
+        flux_namespace = declared[0].namespace if declared else "flux-system"  # the extension's namespace
         for controller in ("source-controller", "kustomize-controller", "helm-controller", "notification-controller"):
             self._store("v1", "pods", {
                 "metadata": {"name": f"{controller}-{sha1_hex(controller)[:10]}-{sha1_hex(controller)[10:15]}",
-                             "namespace": "flux-system", "labels": {"app": controller}},
+                             "namespace": flux_namespace, "labels": {"app": controller}},
                 "spec": {"nodeName": system_node, "containers": [{
                     "name": "manager", "image": f"ghcr.io/fluxcd/{controller}:v1.5.0"}]},
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
             })
-        self._store("v1", "configmaps", {
-            "metadata": {"name": "platform-facts", "namespace": "flux-system"},
-            "data": {"environment": self.platform.name, "location": self.platform.location,
-                     "cluster": self.platform.cluster_name},
-        })
