@@ -49,8 +49,13 @@ _CLUSTER_PATH = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
     r"(?i:Microsoft\.ContainerService)/(?i:managedClusters)/(?P<cluster>[^/]+)"
 )
-# ARM accepts date-shaped api versions, with an optional -preview suffix.
+# ARM's api-versions are date-shaped, with an optional -preview suffix; anything else is malformed.
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+#: The api-versions this emulator serves for managedClusters and agentPools: what the pinned
+#: azure-mgmt-containerservice (41.8.0) sends. Any other is refused as ARM refuses a version the resource
+#: provider does not register (400 NoRegisteredProviderFound), so that an SDK upgrade shows up here first
+#: (tests/integration/test_emulators.py checks that the installed SDK sends one of these).
+ACCEPTED_API_VERSIONS = ("2026-08-01",)
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # AKS: lower-case alphanumerics, 1-12, letter first
 _OPERATION_API_VERSION = "2016-03-30"  # what AKS puts in its Azure-AsyncOperation URLs
 _GPU_TAINTS = {"nvidia": "nvidia.com/gpu=present:NoSchedule", "amd": "amd.com/gpu=present:NoSchedule"}
@@ -333,7 +338,8 @@ class ArmEmulator(Emulator):
 
     # -- handlers -----------------------------------------------------------------------------
 
-    def _check(self, request: Request, *, api_version: bool = True) -> None:
+    def _check(self, request: Request, *, api_version: bool = True,
+               accepted: tuple[str, ...] = ACCEPTED_API_VERSIONS, resource_type: str = "managedClusters") -> None:
         p = self.platform
         if api_version:
             version = request.query.get("api-version")
@@ -343,7 +349,14 @@ class ArmEmulator(Emulator):
             if not _API_VERSION.match(version):
                 raise HttpError(400, "InvalidApiVersionParameter",
                                 f"The api-version '{version}' is invalid. The supported versions are "
-                                "'2026-08-01,2025-10-01,2025-07-01'.")
+                                f"'{','.join(accepted)}'.")
+            if version not in accepted:
+                # ARM's answer for a version the provider does not register for the type
+                # (https://github.com/Azure/azure-cli/issues/28368).
+                raise HttpError(400, "NoRegisteredProviderFound",
+                                f"No registered resource provider found for location '{p.location}' and API "
+                                f"version '{version}' for type '{resource_type}'. The supported api-versions "
+                                f"are '{', '.join(accepted)}'. The supported locations are '{p.location}'.")
             self.api_versions.add(version)
         if request.params.get("sub", "").lower() != p.subscription_id.lower():
             raise HttpError(404, "SubscriptionNotFound",
@@ -421,7 +434,7 @@ class ArmEmulator(Emulator):
         return yaml.safe_dump(config, sort_keys=True).encode()
 
     def list_pools(self, request: Request) -> Response:
-        self._check(request)
+        self._check(request, resource_type="managedClusters/agentPools")
         self._settle()
         names = sorted(self._pools, key=lambda n: (self._pools[n]["properties"]["mode"] != "System", n))
         try:
@@ -436,12 +449,12 @@ class ArmEmulator(Emulator):
         return Response(200, body)
 
     def get_pool(self, request: Request) -> Response:
-        self._check(request)
+        self._check(request, resource_type="managedClusters/agentPools")
         self._settle()
         return Response(200, copy.deepcopy(self._find_pool(request.params["pool"])))
 
     def put_pool(self, request: Request) -> Response:
-        self._check(request)
+        self._check(request, resource_type="managedClusters/agentPools")
         self._settle()
         name = request.params["pool"]
         if not _POOL_NAME.match(name):
@@ -569,9 +582,9 @@ class ArmEmulator(Emulator):
         family = vm_family(vm_size)
         best: tuple[str, int] | None = None
         for key, cores in self.quotas.items():
-            if key == family or (key != TOTAL_REGIONAL and vm_size.lower().startswith(key.lower())):
-                if best is None or len(key) > len(best[0]):
-                    best = (key, cores)
+            applies = key == family or (key != TOTAL_REGIONAL and vm_size.lower().startswith(key.lower()))
+            if applies and (best is None or len(key) > len(best[0])):
+                best = (key, cores)
         return family, best[1] if best else _UNLIMITED
 
     def _check_quota(self, name: str, merged: dict[str, Any]) -> None:
@@ -680,7 +693,8 @@ class ArmEmulator(Emulator):
             self._settle()
 
     def _operation(self, request: Request) -> dict[str, Any]:
-        self._check(request)
+        # Pollers follow the Azure-AsyncOperation URL as given, with the api-version AKS put in it.
+        self._check(request, accepted=(_OPERATION_API_VERSION,), resource_type="locations/operations")
         self._settle()
         op = self.operations.get(request.params["op"])
         if op is None:

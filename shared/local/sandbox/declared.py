@@ -188,7 +188,7 @@ def kustomize_resources(root: Path, path: str) -> list[dict[str, Any]]:
         if target.is_dir():
             objects.extend(kustomize_resources(root, str(target.relative_to(root))))
         elif target.is_file():
-            objects.extend(d for d in yaml.load_all(target.read_text(), Loader=loader)  # noqa: S506 - safe loader
+            objects.extend(d for d in yaml.load_all(target.read_text(), Loader=loader)
                            if isinstance(d, dict) and d.get("kind"))
     namespace = spec.get("namespace")
     if namespace:
@@ -224,7 +224,8 @@ def _flux_objects(env: str, root: Path) -> list[Declared]:
         git = (config.get("git_repository") or [{}])[0]
         source_spec: dict[str, Any] = {
             "url": terraform.evaluate(git["url"]),
-            "ref": {terraform.evaluate(git.get("reference_type", "branch")): terraform.evaluate(git["reference_value"])},
+            "ref": {terraform.evaluate(git.get("reference_type", "branch")):
+                    terraform.evaluate(git["reference_value"])},
             "interval": _interval(terraform.evaluate(git.get("sync_interval_in_seconds", 600))),
             "timeout": f"{int(terraform.evaluate(git.get('timeout_in_seconds', 600)))}s",
         }
@@ -239,11 +240,13 @@ def _flux_objects(env: str, root: Path) -> list[Declared]:
             spec = {"interval": _interval(terraform.evaluate(k.get("sync_interval_in_seconds", 600))),
                     "path": "./" + path.removeprefix("./"), "prune": bool(k.get("garbage_collection_enabled")),
                     "sourceRef": source_ref, "force": bool(k.get("recreating_enabled", False))}
+            flux_group = _group(KUSTOMIZATION[0])
             children = [d for d in kustomize_resources(root, path)
-                        if d.get("kind") == "Kustomization" and _group(d.get("apiVersion", "")) == _group(KUSTOMIZATION[0])]
+                        if d.get("kind") == "Kustomization" and _group(d.get("apiVersion", "")) == flux_group]
+            # The AKS extension names each Kustomization "<configuration>-<kustomization>".
+            root_name = f"{name}-{terraform.evaluate(k['name'])}"
             root_ks = Declared(KUSTOMIZATION[0], "Kustomization",
-                               {"metadata": {"name": f"{name}-{terraform.evaluate(k['name'])}", "namespace": namespace},
-                                "spec": spec},
+                               {"metadata": {"name": root_name, "namespace": namespace}, "spec": spec},
                                inventory=_inventory(children), applies=tuple(children))
             out.append(root_ks)
             for child in children:
