@@ -166,7 +166,7 @@ def test_versions_are_listed_across_pages_oldest_first(store, vault, spec):
 
 def test_the_secret_serves_the_pem_bundle_external_secrets_reads(vault, sandbox_ca, spec):
     context = ssl.create_default_context(cafile=str(sandbox_ca.ca_path))
-    url = f"{vault.base_url}/secrets/{spec.name}/?api-version=2025-07-01"  # https on loopback
+    url = f"{vault.base_url}/secrets/{spec.name}/?api-version={ACCEPTED_API_VERSIONS[0]}"  # https on loopback
     request = urllib.request.Request(url, headers={"Authorization": "Bearer sandbox-token"})  # noqa: S310
     with urllib.request.urlopen(request, context=context, timeout=2) as response:  # noqa: S310
         body = json.loads(response.read())
