@@ -281,7 +281,8 @@ def test_writes_to_the_main_resource_leave_status_alone_and_status_writes_leave_
     merge = {"Content-Type": "application/merge-patch+json"}
     before = k8s(kube, "GET", path).json()
 
-    main = k8s(kube, "PATCH", path, json={"spec": {"suspend": True}, "status": {"observedGeneration": 99}},
+    main = k8s(kube, "PATCH", path, json={"spec": {"suspend": True},
+                                          "status": {"observedGeneration": 99, "lastAppliedRevision": "forged"}},
                headers=merge).json()
     status = k8s(kube, "PATCH", path + "/status", json={"spec": {"suspend": False},
                                                        "status": {"lastHandledReconcileAt": "x"}},
@@ -289,6 +290,7 @@ def test_writes_to_the_main_resource_leave_status_alone_and_status_writes_leave_
 
     assert main["spec"]["suspend"] is True
     assert main["status"]["observedGeneration"] != 99  # ignored: status has its own subresource
+    assert main["status"]["lastAppliedRevision"] == before["status"]["lastAppliedRevision"]
     assert status["status"]["lastHandledReconcileAt"] == "x"
     assert status["spec"]["suspend"] is True  # ignored: the status subresource writes status only
     assert status["metadata"]["generation"] == before["metadata"]["generation"] + 1
