@@ -378,6 +378,21 @@ def test_raising_min_count_leaves_count_to_the_autoscaler_which_scales_later_wit
     assert len(nodes) == floor
 
 
+def test_the_autoscaler_does_not_scale_past_the_quota(arm, kube, sandbox_ca, dev_platform):
+    pool = dev_platform.gpu_pools[0]
+    arm.set_quota(vm_family(pool.vm_size), 0)
+    client = aks_client(arm, sandbox_ca, dev_platform)
+    model = client.agent_pools.get(dev_platform.resource_group, dev_platform.cluster_name, pool.name)
+    model.min_count, model.max_count = model.count + 1, max(model.max_count, model.count + 1)
+
+    done = client.agent_pools.begin_create_or_update(dev_platform.resource_group, dev_platform.cluster_name,
+                                                     pool.name, model).result()
+    arm.pool(pool.name)
+
+    assert arm.pool(pool.name)["properties"]["count"] == done.count  # the scale-up met the quota
+    assert arm.autoscaler_events and "Cores quota" in arm.autoscaler_events[-1][1]
+
+
 def test_the_autoscaler_acts_even_when_nobody_reads_the_pool(arm, kube, dev_platform):
     arm.link_kubernetes(kube)
     arm.autoscaler_delay = 0.1
