@@ -6,8 +6,7 @@ import threading
 import time
 
 import pytest
-import requests
-from _fixtures_saas import closed_port_url, imported_modules_after, sandbox_context
+from _fixtures_saas import APP_ROOT, closed_port_url, imported_modules_after, sandbox_context
 
 from shared.adapters import HttpOptions
 from shared.adapters.gitlab import Branch, FileAction, GitLabRepo, MergeRequest
@@ -17,7 +16,8 @@ from shared.local.sandbox.gitlab import GitLabEmulator
 
 pytestmark = pytest.mark.integration
 
-REPLICAS = "gitops/apps/dev-uaenorth/vllm-replicas.yaml"
+# A file the repository really holds (the project is seeded from this checkout's gitops/ and infra/).
+REPLICAS = "gitops/apps/dev-uaenorth/vllm-deployment.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,9 @@ def gitlab(dev_platform):
 
 
 @pytest.fixture(autouse=True)
-def no_faults(gitlab):
-    gitlab.clear_faults()
-    yield
-    gitlab.clear_faults()
+def fresh(gitlab):
+    """The module's emulator, back at the seeded project (history, MRs, faults, request log) for every test."""
+    gitlab.reset()
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +58,9 @@ def test_build_from_the_context_reaches_the_project_by_its_url_encoded_path(repo
 
 
 def test_files_are_read_at_a_branch_or_a_commit_and_a_missing_file_is_none(repo, gitlab, dev_platform):
-    path = f"{dev_platform.gitlab.gitops_path}/apps.yaml"
+    path = f"{dev_platform.gitlab.gitops_path}/kustomization.yaml"
     text = repo.read_file(path, "main")
-    assert "kind: Kustomization" in text
+    assert text == (APP_ROOT / path).read_text()
     assert repo.read_file(path, gitlab.head("main")) == text
     assert repo.read_file(f"{dev_platform.gitlab.gitops_path}/missing.yaml", "main") is None
 
@@ -148,22 +147,6 @@ def test_a_409_race_on_create_ends_with_one_merge_request_updated_by_the_loser(r
     assert results["slow"].title == "From the slow worker"
     open_mrs = [m for m in gitlab.merge_requests.values() if m["source_branch"] == branch and m["state"] == "opened"]
     assert len(open_mrs) == 1
-
-
-def test_merge_request_lists_carry_gitlab_pagination_headers(repo, gitlab):
-    for i in range(3):
-        branch = unique(f"page{i}")
-        repo.commit(branch, "Fix", [FileAction("update", REPLICAS, f"replicas: {i}\n")], start_branch="main")
-        repo.open_or_update_merge_request(branch, "main", f"MR {i}", "", ["paging"])
-    url = f"{gitlab.base_url}/api/v4/projects/platform%2Fplatform-core/merge_requests"
-    answer = requests.get(url, params={"labels": "paging", "per_page": 2}, headers={"PRIVATE-TOKEN": gitlab.token},
-                          timeout=2)
-    assert answer.headers["X-Total"] == "3" and answer.headers["X-Page"] == "1"
-    assert answer.headers["X-Per-Page"] == "2" and answer.headers["X-Next-Page"] == "2"
-    assert 'rel="next"' in answer.headers["Link"] and len(answer.json()) == 2
-    # And the SDK follows them.
-    listed = repo._proj().mergerequests.list(labels="paging", per_page=2, get_all=True)
-    assert len(listed) == 3
 
 
 # -- errors mapped at the seam ---------------------------------------------------------------------
