@@ -212,7 +212,11 @@ def test_storage_creates_the_queues_tables_and_lease_container_without_shared_ke
     storage = resources(MODULES_DIR / "storage")
     assert storage[("azurerm_storage_account", "this")]["shared_access_key_enabled"] is False
     assert ("azurerm_storage_queue", "inference") in storage
-    assert ("azurerm_storage_table", "state") in storage
+    # Issue 8 item 16: azurerm 4.55's azurerm_storage_table has no storage_account_id (only a data-plane
+    # storage_account_name); the tables are created through Resource Manager instead.
+    table = storage[("azapi_resource", "table")]
+    assert table["type"].startswith("Microsoft.Storage/storageAccounts/tableServices/tables@")
+    assert table["parent_id"] == "${azurerm_storage_account.this.id}/tableServices/default"
     variables = blocks(MODULES_DIR / "storage", "variable")
     assert variables["state_tables"]["default"] == ["dedup", "audit"]
     assert "leases" in variables["containers"]["default"]

@@ -8,5 +8,10 @@ terraform {
       # The release tests/infra validates every argument against (infra/README.md "Provider versions").
       version = "~> 4.55.0"
     }
+    azapi = {
+      source = "Azure/azapi"
+      # The state tables through Resource Manager (data.tf).
+      version = ">= 2.2, < 3.0"
+    }
   }
 }
