@@ -74,9 +74,9 @@ def _folder(kind: str, type_name: str) -> Path:
     if folder.is_dir() and marker in (folder / "index.js").read_text():
         return folder
     for candidate in sorted((PACKAGE / "lib").iterdir()):
-        if (candidate.name.startswith("data-") == (kind == "data")) and (candidate / "index.js").is_file():
-            if marker in (candidate / "index.js").read_text():
-                return candidate
+        index = candidate / "index.js"
+        if candidate.name.startswith("data-") == (kind == "data") and index.is_file() and marker in index.read_text():
+            return candidate
     raise SchemaMissing(f"azurerm {PACKAGE.name} has no {kind} {type_name}")
 
 

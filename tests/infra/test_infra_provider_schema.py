@@ -49,7 +49,8 @@ def problems(block: Block, body: dict, where: str, top: bool = False) -> list[st
             continue
         present.add(key)
         if key in block.blocks:
-            nested += [(key, item) for item in (value if isinstance(value, list) else [value]) if isinstance(item, dict)]
+            items = value if isinstance(value, list) else [value]
+            nested += [(key, item) for item in items if isinstance(item, dict)]
         elif key not in block.arguments:
             found.append(f"{where}: unknown argument or block `{key}`")
     for name, content in nested:
