@@ -151,12 +151,14 @@ def test_model_weights_live_in_a_models_container_of_the_platform_account_that_n
 
 # ------------------------------------------------------------------------------------------- item 6: Kubernetes
 
-# Upstream end of life per minor (kubernetes.io/releases); AKS support of a minor does not outlive it by much
-# (LTS aside). A minor missing here fails: add its date when you move to it.
+# Upstream end of life per minor (kubernetes.io/releases); AKS standard support of a minor ends about 12 months
+# after its AKS GA, close to that date (LTS aside). 1.36: AKS GA 2026-06-19 (Azure/AKS changelog), LTS
+# eligible. A minor missing here fails: add its date when you move to it.
 KUBERNETES_END_OF_LIFE = {
     "1.33": datetime.date(2026, 6, 28),
     "1.34": datetime.date(2026, 10, 27),
     "1.35": datetime.date(2027, 2, 28),
+    "1.36": datetime.date(2027, 6, 28),
 }
 
 

@@ -46,12 +46,12 @@ variable "admin_group_object_ids" {
 
 variable "kubernetes_version" {
   type        = string
-  description = "Required. Kubernetes minor version (e.g. `1.35`); AKS picks the latest patch and the upgrade channel keeps it current."
+  description = "Required. Kubernetes minor version (e.g. `1.36`); AKS picks the latest patch and the upgrade channel keeps it current."
   nullable    = false
 
   validation {
     condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must be a minor version such as 1.35."
+    error_message = "kubernetes_version must be a minor version such as 1.36."
   }
 }
 
