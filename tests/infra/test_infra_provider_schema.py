@@ -19,9 +19,13 @@ META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle", "p
 
 
 def azurerm_objects() -> list[tuple[str, str, str, dict]]:
-    """(file, kind, type, body) for every azurerm resource and data source in infra/."""
+    """(file, kind, type, body) for every azurerm resource and data source in infra/, and every provider block."""
     found = []
     for path in all_tf_files():
+        for entry in load_hcl(path).get("provider", []):
+            if "azurerm" in entry:
+                body = {k: v for k, v in entry["azurerm"].items() if k != "alias"}
+                found.append((f"{path.relative_to(INFRA)}:provider.azurerm", "provider", "azurerm", body))
         for kind in ("resource", "data"):
             for entry in load_hcl(path).get(kind, []):
                 for type_name, named in entry.items():
@@ -73,7 +77,7 @@ def test_the_schema_bindings_are_the_pinned_azurerm_release():
 
 def test_infra_uses_azurerm_resources_and_data_sources_at_all():
     kinds = {kind for _, kind, _, _ in OBJECTS}
-    assert kinds == {"resource", "data"} and len(OBJECTS) > 50
+    assert kinds == {"provider", "resource", "data"} and len(OBJECTS) > 50
 
 
 @pytest.mark.parametrize(
