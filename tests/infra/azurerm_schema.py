@@ -130,7 +130,8 @@ def schema(kind: str, type_name: str) -> Block:
 
 def folder_class(dts: str) -> str:
     """The resource class of an index.d.ts: the one declaring `static readonly tfResourceType`."""
-    match = re.search(r"^export declare class (\w+) extends cdktf\.Terraform(?:Resource|DataSource|Provider) \{", dts, re.M)
+    declaration = r"^export declare class (\w+) extends cdktf\.Terraform(?:Resource|DataSource|Provider) \{"
+    match = re.search(declaration, dts, re.M)
     if not match:
         raise SchemaMissing("no resource class in index.d.ts")
     return match.group(1)
