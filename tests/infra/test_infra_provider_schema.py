@@ -134,3 +134,18 @@ def test_every_azurerm_constraint_admits_only_the_validated_release_line():
     major, minor, _ = validated.split(".")
     for where, constraint in constraints:
         assert re.fullmatch(rf"~> {major}\.{minor}\.0", constraint), f"{where}: azurerm {constraint}"
+
+
+def test_the_parser_sees_required_blocks_and_nested_required_arguments_of_a_large_resource():
+    # azurerm_kubernetes_cluster: a required block (default_node_pool) whose own required argument is `name`,
+    # and a nested block (identity) whose converter takes an OutputReference | interface union.
+    cluster = schema("resource", "azurerm_kubernetes_cluster")
+    assert {"default_node_pool", "location", "name", "resource_group_name"} <= cluster.required
+    assert "name" in cluster.blocks["default_node_pool"].required
+    assert cluster.blocks["identity"].required == {"type"}
+    assert "upgrade_settings" in cluster.blocks["default_node_pool"].blocks
+    body = {"name": "c", "location": "l", "resource_group_name": "g", "identity": [{}]}
+    assert problems(cluster, body, "k", top=True) == [
+        "k.identity: missing required `type`",
+        "k: missing required `default_node_pool`",
+    ]
