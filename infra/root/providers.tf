@@ -1,14 +1,18 @@
 terraform {
-  required_version = ">= 1.9, < 2.0"
+  required_version = ">= 1.11, < 2.0"
 
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = ">= 4.40, < 5.0"
+      version = "~> 4.55.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.6, < 4.0"
     }
     azapi = {
       source  = "Azure/azapi"
-      version = ">= 2.2, < 3.0"
+      version = ">= 2.5, < 3.0"
     }
   }
 }
