@@ -10,6 +10,7 @@ service (``shared.services.certificate_rotation``) gathers the ``Input`` and act
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -119,7 +120,8 @@ def check_hostnames(i: Input) -> tuple[str, str] | None:
     have, want = {h.lower() for h in c.hostnames}, {h.lower() for h in i.spec.hostnames}
     if have != want:
         missing, extra = sorted(want - have), sorted(have - want)
-        parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"extra {', '.join(extra)}"] if extra else [])
+        parts = [f"missing {', '.join(missing)}"] if missing else []
+        parts += [f"extra {', '.join(extra)}"] if extra else []
         return "HostnamesChanged", f"version {c.version} covers other hostnames than platform.yaml: {'; '.join(parts)}"
     return None
 
@@ -173,3 +175,91 @@ def decide(i: Input) -> Decision:
     when = f"{due:%Y-%m-%d %H:%M}Z" if due is not None else "unknown"
     return Decision(KEEP, "UpToDate",
                     f"{i.spec.name}: up to date, {left} days left; renewal due {when}", next_check, left)
+
+
+# -- Key Vault certificate events (Event Grid schema or CloudEvents 1.0), parsed without raising ----------
+
+EVENT_PREFIX = "Microsoft.KeyVault."
+NEAR_EXPIRY, EXPIRED, NEW_VERSION = "CertificateNearExpiry", "CertificateExpired", "CertificateNewVersionCreated"
+CERTIFICATE_EVENTS = (NEAR_EXPIRY, EXPIRED, NEW_VERSION)
+
+
+@dataclass(frozen=True)
+class CertificateEvent:
+    id: str
+    kind: str  # one of CERTIFICATE_EVENTS
+    vault: str
+    name: str
+    version: str | None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    reason: str
+    message: str
+
+
+def _clean_keys(data: Mapping[str, object]) -> dict[str, object]:
+    """The published sample has keys with stray spaces; compare keys trimmed and case-insensitively."""
+    return {str(k).strip().lower(): v for k, v in data.items()}
+
+
+def _id_parts(object_id: str) -> tuple[str | None, str | None, str | None, str | None]:
+    """``https://<vault>.vault.azure.net/certificates/<name>/<version>`` -> (vault, type, name, version)."""
+    from urllib.parse import urlsplit
+
+    try:
+        split = urlsplit(object_id.strip())
+    except ValueError:
+        return None, None, None, None
+    host = (split.hostname or "").lower()
+    vault = host.split(".")[0] if ".vault." in host else None
+    parts = [p for p in split.path.split("/") if p]
+    kind = parts[0] if parts else None
+    name = parts[1] if len(parts) > 1 else None
+    version = parts[2] if len(parts) > 2 else None
+    return vault, kind, name, version
+
+
+def parse_event(raw: Mapping[str, object], vault_name: str) -> CertificateEvent | Ignored:
+    """A Key Vault certificate event for ``vault_name``, or why it is ignored. Never raises.
+
+    ``raw`` holds ``id``, ``type`` (eventType), ``subject``, ``topic``/``source`` and ``data``. The vault comes
+    from ``data.VaultName``, else the topic (``.../vaults/<name>``), else the host of ``data.Id``; the name and
+    version from ``ObjectName``/``Version``, else from ``Id``, else (name) from the subject.
+    """
+    try:
+        return _parse(raw, vault_name)
+    except Exception as exc:
+        return Ignored("Malformed", f"unreadable event: {type(exc).__name__}")
+
+
+def _parse(raw: Mapping[str, object], vault_name: str) -> CertificateEvent | Ignored:
+    event_type = str(raw.get("type") or "").strip()
+    kind = event_type[len(EVENT_PREFIX):] if event_type.startswith(EVENT_PREFIX) else ""
+    if kind not in CERTIFICATE_EVENTS:
+        return Ignored("OtherEventType", f"event type {event_type or '(none)'} is not a certificate event")
+    data_raw = raw.get("data")
+    data = _clean_keys(data_raw) if isinstance(data_raw, Mapping) else {}
+    object_id = str(data.get("id") or "")
+    id_vault, id_kind, id_name, id_version = _id_parts(object_id) if object_id else (None, None, None, None)
+    object_type = str(data.get("objecttype") or "").strip()
+    if object_type and object_type.lower() != "certificate":
+        return Ignored("OtherObjectType", f"object type {object_type} is not a certificate")
+    if not object_type and id_kind and id_kind.lower() != "certificates":
+        return Ignored("OtherObjectType", f"object {object_id} is not a certificate")
+    topic = str(raw.get("topic") or raw.get("source") or "")
+    found = re.search(r"/vaults/([^/]+)", topic, re.IGNORECASE)
+    topic_vault = found.group(1) if found else None
+    vault = str(data.get("vaultname") or "").strip() or topic_vault or id_vault
+    if not vault:
+        return Ignored("Malformed", "the event names no vault (VaultName, topic or Id)")
+    if vault.lower() != vault_name.lower():
+        return Ignored("OtherVault", f"vault {vault} is not this environment's ({vault_name})")
+    subject = str(raw.get("subject") or "").strip()
+    name = str(data.get("objectname") or "").strip() or id_name or (subject.split("/")[0] if subject else "")
+    if not name:
+        return Ignored("Malformed", "the event names no certificate (ObjectName, Id or subject)")
+    version = str(data.get("version") or "").strip() or id_version or None
+    event_id = str(raw.get("id") or "").strip() or f"{kind}:{name}:{version or ''}"
+    return CertificateEvent(id=event_id, kind=kind, vault=vault, name=name, version=version)
