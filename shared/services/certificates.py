@@ -213,6 +213,8 @@ def _id_parts(object_id: str) -> tuple[str | None, str | None, str | None, str |
     except ValueError:
         return None, None, None, None
     host = (split.hostname or "").lower()
+    if not host:
+        return None, None, None, None  # not an object URL
     vault = host.split(".")[0] if ".vault." in host else None
     parts = [p for p in split.path.split("/") if p]
     kind = parts[0] if parts else None
