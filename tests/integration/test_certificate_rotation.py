@@ -268,7 +268,7 @@ def test_a_create_that_failed_ambiguously_is_adopted_not_sent_again(env):
         env.cloudflare._routes = [(m, p, original if h == issue_then_fail else h)
                                   for m, p, h in env.cloudflare._routes]
     assert outcome.action == "adopted"
-    assert len(env.issued()) == 1 and env.cloudflare.count("POST", "certificates$") == 1 or len(env.issued()) == 1
+    assert (len(env.issued()) == 1 and env.cloudflare.count("POST", "certificates$") == 1) or len(env.issued()) == 1
 
 
 def test_temporary_cloudflare_failures_are_bounded_then_deferred(env, caplog):
