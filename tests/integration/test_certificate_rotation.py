@@ -411,3 +411,55 @@ def test_status_shows_version_serial_issuer_days_left_and_decision(env):
 def test_secret_serials_are_read_from_tls_crt():
     assert rotation.serial_in_secret(None) is None
     assert rotation.serial_in_secret({"data": {"tls.crt": base64.b64encode(b"nonsense").decode()}}) is None
+
+
+def test_a_near_expiry_event_flows_from_the_vault_through_the_local_host_to_revocation(env, storage, sandbox_ca):
+    """What `make run` shows: the vault emits, Event Grid delivers to the app, the app rotates, the cluster
+    catches up, and the retirement timer revokes the superseded certificate after the grace period."""
+    import time
+    import types
+
+    import requests
+
+    import function_app
+    from shared.local.host import LocalHost
+    from shared.local.run import wire_certificates
+
+    first = rotation.check(env.ctx, env.spec.name, actor="test", trigger="test")  # version A
+    env.clock.advance(days=62)  # A (90 days) is now inside renew_before_days
+    host = LocalHost(function_app.app, port=0, storage=storage, run_timers=False)
+    url = host.start()
+    sandbox = types.SimpleNamespace(platform=env.ctx.platform, keyvault=env.vault, cloudflare=env.cloudflare,
+                                    kubernetes=env.kube)
+    listeners = list(env.vault.on_new_version)
+    try:
+        wire_certificates(sandbox, env.ctx, url, sync_delay=0.2)
+        answer = requests.post(f"{env.vault.base_url}/_sandbox/events", json={"name": env.spec.name},
+                               verify=str(sandbox_ca.ca_path), timeout=5)
+        assert answer.status_code == 201 and answer.json()["eventType"] == "Microsoft.KeyVault.CertificateNearExpiry"
+
+        def until(predicate, timeout=30.0):
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if predicate():
+                    return True
+                time.sleep(0.1)
+            return False
+
+        assert until(lambda: len(env.vault.deliveries) >= 2), env.vault.deliveries
+        assert env.vault.deliveries[:2] == [(200, "Microsoft.KeyVault.CertificateNearExpiry"),
+                                            (200, "Microsoft.KeyVault.CertificateNewVersionCreated")]
+        assert len(env.versions()) == 2 and len(env.issued()) == 2  # our own NewVersionCreated did not loop
+        assert until(lambda: all(rotation.serial_in_secret(env.kube.object("v1", "secrets", ref.split("/")[1],
+                                                                          ref.split("/")[0]))
+                                 == env.versions()[-1]["tags"]["serial"] for ref in env.spec.synced_secrets))
+
+        env.clock.advance(minutes=31)
+        assert requests.post(f"{url}/admin/functions/certificate_retirement", json={}, timeout=5).status_code == 202
+        assert until(lambda: bool(env.cloudflare.certificates[first.cloudflare_id]["revoked_at"]))
+        assert [c["id"] for c in env.issued() if not c["revoked_at"]] == [env.versions()[-1]["tags"]["cloudflare-id"]]
+    finally:
+        host.stop()
+        env.vault.subscriber_url = None
+        env.vault.on_new_version[:] = listeners
+        env.vault.deliveries.clear()
