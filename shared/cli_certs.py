@@ -69,7 +69,9 @@ def cmd_certs(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     return (1 if failed else 0), data, "\n".join(lines)
 
 
-def register(command: Callable[[str, str], Callable[[Any], Any]],
+def register(command: Callable[..., Callable[[Any], Any]],
              command_options: dict[str, Callable[[argparse.ArgumentParser], None]]) -> None:
-    command("certs", "origin certificates: status | rotate NAME [--force] | cleanup [--apply]")(cmd_certs)
+    # Mutating: rotate and cleanup change things and honour --dry-run (status ignores it).
+    command("certs", "origin certificates: status | rotate NAME [--force] | cleanup [--apply]",
+            mutating=True)(cmd_certs)
     command_options["certs"] = options

@@ -44,6 +44,9 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
     "LOG_LEVEL": ("optional", False, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    "AUDIT_RETENTION_DAYS": (
+        "optional", False, "days the audit log keeps a record; the hourly housekeeping deletes older (default 400)",
+    ),
 }
 
 
@@ -70,6 +73,8 @@ class Settings:
     #: Seconds for one HTTP call to an external API.
     http_timeout: float = 30.0
     log_level: str = "INFO"
+    #: Days an audit record is kept before housekeeping deletes it.
+    audit_retention_days: int = 400
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +157,7 @@ class Settings:
             sdk_max_retries=int(number("SDK_MAX_RETRIES", 3, int, 0, 10)),
             http_timeout=float(number("HTTP_TIMEOUT_SECONDS", 30.0, float, 1, 230)),
             log_level=level,
+            audit_retention_days=int(number("AUDIT_RETENTION_DAYS", 400, int, 1, 3650)),
         )
         for secret in (connection, settings.cloudflare_api_token, settings.gitlab_token,
                        settings.gitlab_webhook_secret, settings.slack_signing_secret):

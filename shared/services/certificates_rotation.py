@@ -227,38 +227,21 @@ def _from_origin_ca(stored: Any) -> bool:
 
 
 def _issue(ctx: Any, spec: CertificateSpec, csr_pem: str, since: dt.datetime) -> tuple[Any, bool]:
-    """Create once. After a failure that may have issued anyway, adopt what the first attempt created."""
+    """Create once. After an ambiguous failure (``OutcomeUnknown``: sent, and perhaps issued), adopt what the
+    first attempt created instead of sending again: Cloudflare does not deduplicate. Nothing found: the error
+    propagates (no retry re-sends it) and the next trigger starts afresh; a late arrival is an orphan."""
     origin_ca = ctx.origin_ca
     try:
         return origin_ca.create(csr_pem, list(spec.hostnames), spec.request_type, spec.validity_days), False
     except TemporaryError as error:
-        # OutcomeUnknown (timeout, lost connection, 5xx to the POST) may have issued; so may a 1100/1201 in
-        # the wild. Look before the caller's retry sends another POST: Cloudflare does not deduplicate.
-        try:
-            found = find_issued(origin_ca, spec.zone_id, spec.hostnames, csr_pem, since)
-        except PlatformError:
-            found = None
+        if error.code != "OutcomeUnknown":
+            raise
+        found = origin_ca.find_issued(spec.zone_id, list(spec.hostnames), csr_pem, since)
         if found is None:
-            raise error from None
-        log.warning("%s: adopted Cloudflare certificate %s issued by an attempt that failed with %s",
-                    spec.name, found.id, error.code, extra={"certificate": spec.name, "cloudflare_id": found.id})
+            raise
+        log.warning("%s: adopted Cloudflare certificate %s issued by an attempt whose answer was lost",
+                    spec.name, found.id, extra={"certificate": spec.name, "cloudflare_id": found.id})
         return found, True
-
-
-def find_issued(origin_ca: Any, zone_id: str, hostnames: tuple[str, ...] | list[str], csr_pem: str,
-                since: dt.datetime) -> Any:
-    """The adapter's ``find_issued`` when it has one (the agreed interface), else the same search here."""
-    if hasattr(origin_ca, "find_issued"):
-        return origin_ca.find_issued(zone_id, list(hostnames), csr_pem, since)
-    wanted = {h.lower() for h in hostnames}
-    key = _public_key_der_of_csr(csr_pem)
-    for cert in origin_ca.list(zone_id):
-        if {h.lower() for h in cert.hostnames} != wanted or _public_key_der_of_cert(cert.certificate) != key:
-            continue
-        issued = _not_before(cert.certificate)
-        if issued is None or issued >= since:
-            return cert
-    return None
 
 
 def _import_landed(ctx: Any, spec: CertificateSpec, serial: str) -> Any:
@@ -344,27 +327,6 @@ def _not_before(pem: str) -> dt.datetime | None:
 
     try:
         return x509.load_pem_x509_certificate(pem.encode()).not_valid_before_utc
-    except ValueError:
-        return None
-
-
-def _spki(key: Any) -> bytes:
-    from cryptography.hazmat.primitives import serialization
-
-    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def _public_key_der_of_csr(csr_pem: str) -> bytes:
-    from cryptography import x509
-
-    return _spki(x509.load_pem_x509_csr(csr_pem.encode()).public_key())
-
-
-def _public_key_der_of_cert(pem: str) -> bytes | None:
-    from cryptography import x509
-
-    try:
-        return _spki(x509.load_pem_x509_certificate(pem.encode()).public_key())
     except ValueError:
         return None
 
