@@ -43,7 +43,7 @@ class Clock:
 @pytest.fixture(scope="module")
 def emulators(sandbox_ca, dev_platform):
     vault = KeyVaultEmulator(dev_platform, seed=False)
-    cloudflare = CloudflareEmulator(dev_platform, default_per_page=2)  # small pages: listings walk every page
+    cloudflare = CloudflareEmulator(dev_platform)
     kube = KubernetesEmulator(dev_platform)
     vault.start(sandbox_ca)
     cloudflare.start()
@@ -357,11 +357,15 @@ def test_revocation_waits_for_the_grace_period_and_every_synced_secret(env):
 
 
 def test_orphans_are_reported_in_a_dry_run_and_revoked_when_applied_across_pages(env):
-    from shared.adapters.cloudflare import make_key_and_csr
+    from shared.adapters.cloudflare import CloudflareOriginCA, make_key_and_csr
 
+    s = env.ctx.settings
+    # Pages of 5, the API's documented minimum: 1 kept + 6 orphans span two pages.
+    env.ctx.overrides["origin_ca"] = CloudflareOriginCA(s.cloudflare_api_token, s.cloudflare_base_url, env.ctx.http,
+                                                        page_size=5)
     kept = rotation.check(env.ctx, env.spec.name, actor="test", trigger="test")
     orphans = {env.ctx.origin_ca.create(make_key_and_csr(env.spec).csr_pem, env.spec.hostnames,
-                                        env.spec.request_type, 7).id for _ in range(4)}
+                                        env.spec.request_type, 7).id for _ in range(6)}
     assert rotation.sweep_orphans(env.ctx, actor="test", apply=False) == []  # younger than the grace period
 
     env.clock.advance(minutes=31)
@@ -369,12 +373,14 @@ def test_orphans_are_reported_in_a_dry_run_and_revoked_when_applied_across_pages
     assert {o["cloudflare_id"] for o in reported} == orphans and {o["outcome"] for o in reported} == {"reported"}
     assert not any(c["revoked_at"] for c in env.issued())
 
+    lists = env.cloudflare.count("GET", "certificates$")
     revoked = rotation.sweep_orphans(env.ctx, actor="test", apply=True)
+    assert env.cloudflare.count("GET", "certificates$") - lists >= 2  # both pages were read
     assert {o["cloudflare_id"] for o in revoked} == orphans and {o["outcome"] for o in revoked} == {"revoked"}
     assert [c["id"] for c in env.issued() if not c["revoked_at"]] == [kept.cloudflare_id]
     outcomes = [r.outcome for o in orphans for r in env.ctx.state.audit_trail(f"origin-certificate/"
                                                                               f"{env.ctx.platform.name}/{o}")]
-    assert sorted(outcomes) == ["planned"] * 4 + ["succeeded"] * 4
+    assert sorted(outcomes) == ["planned"] * 6 + ["succeeded"] * 6
 
 
 def test_a_canary_private_key_never_appears_in_logs_errors_or_audit_records(env, caplog):
