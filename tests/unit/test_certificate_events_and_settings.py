@@ -117,3 +117,20 @@ def test_bad_certificate_rotation_settings_are_listed_as_problems():
     text = "\n".join(caught.value.problems)
     for needle in ("grace_period_minutes", "renew_lifetime_share", "orphan_cleanup", "typo", "synced_secrets"):
         assert needle in text
+
+
+def test_the_event_grid_function_has_the_name_events_tf_subscribes():
+    import json
+    import subprocess
+    import sys
+
+    variables = (ROOT / "infra/modules/automation/variables.tf").read_text()
+    block = variables[variables.index('variable "certificate_event_function"'):]
+    subscribed = re.search(r'default\s*=\s*"([^"]+)"', block).group(1)
+    code = ("import json, function_app\n"
+            "print(json.dumps({f.get_function_name(): [b['type'] for b in json.loads(f.get_function_json())"
+            "['bindings']] for f in function_app.app.get_functions()}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    functions = json.loads(out.stdout.strip().splitlines()[-1])
+    assert "eventGridTrigger" in functions[subscribed]
+    assert functions["certificate_daily_check"] == ["timerTrigger"]
