@@ -298,6 +298,8 @@ class StateStore:
         by the SDK). Windows are read newest first, a day wide and then doubling, until ``limit``
         records are in hand or ``since`` (default: ``AUDIT_HORIZON`` back) is reached: the cost follows
         the records asked for, not the size of the table."""
+        if limit <= 0:
+            return []
         anchor = until or self.clock()
         floor = since or anchor - AUDIT_HORIZON
         rows: list[dict[str, Any]] = []

@@ -167,7 +167,7 @@ def test_a_change_whose_lease_is_lost_is_stopped_and_audited_as_deferred_with_le
         mutate(ctx, actor="gpu-scaler", action="scale", target=t, reason="QueueDepth", inputs={},
                change=careful_change, lease_seconds=15)
     assert caught.value.code == "LeaseLost"
-    assert 40 <= len(steps) < 100  # stopped at the first renewal after the theft (~5 s), not at the end
+    assert 6 <= len(steps) < 100  # stopped after the theft, at the keeper's next renewal (~5 s), not at the end
     [record] = ctx.state.audit_trail(t)
     assert record.outcome == "deferred" and record.message.startswith("LeaseLost")
     assert any("releasing the lease" in note for note in getattr(caught.value, "__notes__", []))
@@ -223,22 +223,22 @@ def test_a_redelivery_cannot_take_over_a_claim_whose_handler_is_still_working(st
 
     class LiveCtx:
         state = StateStore(storage, clock=lambda: dt.datetime.now(dt.UTC),
-                           dedup=DedupSettings(ttl=3600, processing_timeout=1.5))
+                           dedup=DedupSettings(ttl=3600, processing_timeout=3))
 
     event, results = uuid.uuid4().hex, {}
     started = threading.Event()
 
     def slow():
         started.set()
-        time.sleep(4)  # well past processing_timeout
+        time.sleep(7)  # well past processing_timeout
         return "handled"
 
     runner = threading.Thread(target=lambda: results.update(first=once(LiveCtx, source="eventgrid", event_id=event,
                                                                        handle=slow)))
     runner.start()
     assert started.wait(10)
-    time.sleep(2.5)
+    time.sleep(4.5)  # the claim's first expiry has passed; only its renewals keep it
     assert once(LiveCtx, source="eventgrid", event_id=event, handle=lambda: "again") == (False, None)
-    runner.join(10)
+    runner.join(15)
     assert results == {"first": (True, "handled")}
     assert once(LiveCtx, source="eventgrid", event_id=event, handle=lambda: "again") == (False, None)

@@ -81,3 +81,21 @@ def test_a_mapped_storage_error_chains_the_sdk_exception(storage):
     with pytest.raises(PermanentError) as caught:
         storage.queue_depth("x")  # an invalid queue name
     assert isinstance(caught.value.__cause__, AzureError)
+
+
+def test_a_mapped_kubernetes_error_chains_the_client_exception(dev_platform):
+    from kubernetes.client.exceptions import ApiException
+
+    from shared.adapters.kubernetes import KubernetesCluster
+    from shared.credentials import StaticTokenCredential
+    from shared.local.sandbox.kubernetes import KubernetesEmulator
+
+    emulator = KubernetesEmulator(dev_platform)
+    emulator.start()
+    try:
+        cluster = KubernetesCluster(emulator.base_url, StaticTokenCredential(), HttpOptions(max_retries=0, timeout=2))
+        with pytest.raises(NotFoundError) as caught:
+            cluster.patch_merge("v1", "namespaces", "no-such-namespace", {"metadata": {"labels": {"a": "b"}}})
+        assert isinstance(caught.value.__cause__, ApiException)
+    finally:
+        emulator.stop()
