@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 import time
 
 import pytest
-import yaml
 
 from shared.adapters import HttpOptions
 from shared.adapters.aks import AksNodePools, ApiServerEndpoint, NodePool, parse_kubeconfig_endpoint
-from shared.credentials import StaticTokenCredential
 from shared.errors import ConflictError, NotFoundError, PermanentError, TemporaryError
 from shared.local.sandbox.arm import TOTAL_REGIONAL, ArmEmulator, vm_family
 from shared.local.sandbox.base import Fault, SandboxCA
@@ -119,27 +116,6 @@ def test_the_api_server_endpoint_follows_what_the_cluster_advertises(pools, arm,
 
     arm.reset(private_cluster=True)
     assert pools.api_server_endpoint().url == f"https://{arm._cluster['properties']['privateFQDN']}:443"
-
-
-def test_the_user_kubeconfig_is_an_entra_exec_one_with_no_secret(arm, sandbox_ca, dev_platform):
-    # The emulator's answer through the raw SDK: the shape real Entra ID clusters return.
-    from azure.mgmt.containerservice import ContainerServiceClient
-
-    client = ContainerServiceClient(StaticTokenCredential(), dev_platform.subscription_id, base_url=arm.base_url,
-                                    connection_verify=str(sandbox_ca.ca_path), retry_total=0)
-    result = client.managed_clusters.list_cluster_user_credentials(dev_platform.resource_group,
-                                                                   dev_platform.cluster_name)
-    assert [k.name for k in result.kubeconfigs] == ["clusterUser"]
-    assert isinstance(result.kubeconfigs[0].value, bytes)  # the SDK already decoded the base64
-    config = yaml.safe_load(result.kubeconfigs[0].value)
-    user = config["users"][0]["user"]
-    assert user["exec"]["command"] == "kubelogin" and "token" not in user and "client-key-data" not in user
-    assert base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]) \
-        == sandbox_ca.ca_path.read_bytes()
-
-    legacy = client.managed_clusters.list_cluster_user_credentials(
-        dev_platform.resource_group, dev_platform.cluster_name, format="azure")
-    assert yaml.safe_load(legacy.kubeconfigs[0].value)["users"][0]["user"]["auth-provider"]["name"] == "azure"
 
 
 def test_a_forbidden_credential_listing_names_the_cluster_user_role(pools, arm):
@@ -249,22 +225,6 @@ def test_a_count_for_an_autoscaling_pool_becomes_its_new_floor_and_the_autoscale
     while pools.get("system").count != before.max_count + 1 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert pools.get("system").count == before.max_count + 1  # the autoscaler scaled up to the new floor
-
-
-def test_the_emulator_refuses_a_changed_count_on_an_autoscaling_pool(arm, sandbox_ca, dev_platform):
-    # What the adapter protects us from, checked on the raw SDK so the emulator's rule is real.
-    from azure.core.exceptions import HttpResponseError
-    from azure.mgmt.containerservice import ContainerServiceClient
-
-    client = ContainerServiceClient(StaticTokenCredential(), dev_platform.subscription_id, base_url=arm.base_url,
-                                    connection_verify=str(sandbox_ca.ca_path), retry_total=0)
-    pool = client.agent_pools.get(dev_platform.resource_group, dev_platform.cluster_name, "system")
-    pool.count = pool.count + 1
-    with pytest.raises(HttpResponseError) as caught:
-        client.agent_pools.begin_create_or_update(dev_platform.resource_group, dev_platform.cluster_name,
-                                                  "system", pool)
-    assert caught.value.status_code == 400
-    assert "autoscaler" in caught.value.message
 
 
 def test_exceeding_core_quota_is_a_permanent_quota_error_with_remediation(pools, arm, gpu):

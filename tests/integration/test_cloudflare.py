@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-import httpx
 import pytest
 from _fixtures_saas import closed_port_url, imported_modules_after, sandbox_context
 from cryptography import x509
@@ -143,13 +142,6 @@ def test_invalid_requests_are_permanent_errors(origin_ca, keys, hostnames, reque
 def test_too_many_hostnames_are_refused(origin_ca, keys):
     with pytest.raises(PermanentError, match="at most 200"):
         origin_ca.create(keys.csr_pem, [f"h{i}.platform.example.com" for i in range(201)], "origin-ecc", 7)
-
-
-def test_omitting_requested_validity_issues_a_fifteen_year_certificate_like_the_real_api(cloudflare, keys, spec):
-    answer = httpx.post(cloudflare.base_url + "/client/v4/certificates",
-                        headers={"Authorization": f"Bearer {cloudflare.token}"},
-                        json={"csr": keys.csr_pem, "hostnames": list(spec.hostnames), "request_type": "origin-ecc"})
-    assert answer.status_code == 200 and answer.json()["result"]["requested_validity"] == 5475
 
 
 # -- errors mapped at the seam ---------------------------------------------------------------------

@@ -7,6 +7,7 @@ HTTP, so that an emulator rule is checked as the service states it, not as our a
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import ssl
@@ -378,6 +379,21 @@ def test_raising_min_count_leaves_count_to_the_autoscaler_which_scales_later_wit
     assert len(nodes) == floor
 
 
+def test_the_autoscaler_does_not_scale_past_the_quota(arm, kube, sandbox_ca, dev_platform):
+    pool = dev_platform.gpu_pools[0]
+    arm.set_quota(vm_family(pool.vm_size), 0)
+    client = aks_client(arm, sandbox_ca, dev_platform)
+    model = client.agent_pools.get(dev_platform.resource_group, dev_platform.cluster_name, pool.name)
+    model.min_count, model.max_count = model.count + 1, max(model.max_count, model.count + 1)
+
+    done = client.agent_pools.begin_create_or_update(dev_platform.resource_group, dev_platform.cluster_name,
+                                                     pool.name, model).result()
+    arm.pool(pool.name)
+
+    assert arm.pool(pool.name)["properties"]["count"] == done.count  # the scale-up met the quota
+    assert arm.autoscaler_events and "Cores quota" in arm.autoscaler_events[-1][1]
+
+
 def test_the_autoscaler_acts_even_when_nobody_reads_the_pool(arm, kube, dev_platform):
     arm.link_kubernetes(kube)
     arm.autoscaler_delay = 0.1
@@ -457,6 +473,43 @@ def test_a_disabled_secret_version_is_forbidden(vault, sandbox_ca, dev_platform)
     assert body["error"]["innererror"] == {"code": "SecretDisabled"}
 
 
+def test_the_user_kubeconfig_is_an_entra_exec_one_with_no_secret(arm, sandbox_ca, dev_platform):
+    # The emulator's answer through the raw SDK: the shape real Entra ID clusters return.
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    client = ContainerServiceClient(StaticTokenCredential(), dev_platform.subscription_id, base_url=arm.base_url,
+                                    connection_verify=str(sandbox_ca.ca_path), retry_total=0)
+    result = client.managed_clusters.list_cluster_user_credentials(dev_platform.resource_group,
+                                                                   dev_platform.cluster_name)
+    assert [k.name for k in result.kubeconfigs] == ["clusterUser"]
+    assert isinstance(result.kubeconfigs[0].value, bytes)  # the SDK already decoded the base64
+    config = yaml.safe_load(result.kubeconfigs[0].value)
+    user = config["users"][0]["user"]
+    assert user["exec"]["command"] == "kubelogin" and "token" not in user and "client-key-data" not in user
+    assert base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]) \
+        == sandbox_ca.ca_path.read_bytes()
+
+    legacy = client.managed_clusters.list_cluster_user_credentials(
+        dev_platform.resource_group, dev_platform.cluster_name, format="azure")
+    assert yaml.safe_load(legacy.kubeconfigs[0].value)["users"][0]["user"]["auth-provider"]["name"] == "azure"
+
+
+def test_the_emulator_refuses_a_changed_count_on_an_autoscaling_pool(arm, sandbox_ca, dev_platform):
+    # What the adapter protects us from, checked on the raw SDK so the emulator's rule is real.
+    from azure.core.exceptions import HttpResponseError
+    from azure.mgmt.containerservice import ContainerServiceClient
+
+    client = ContainerServiceClient(StaticTokenCredential(), dev_platform.subscription_id, base_url=arm.base_url,
+                                    connection_verify=str(sandbox_ca.ca_path), retry_total=0)
+    pool = client.agent_pools.get(dev_platform.resource_group, dev_platform.cluster_name, "system")
+    pool.count = pool.count + 1
+    with pytest.raises(HttpResponseError) as caught:
+        client.agent_pools.begin_create_or_update(dev_platform.resource_group, dev_platform.cluster_name,
+                                                  "system", pool)
+    assert caught.value.status_code == 400
+    assert "autoscaler" in caught.value.message
+
+
 # -- item 8: Cloudflare's documented bounds and codes ----------------------------------------------
 
 
@@ -504,6 +557,33 @@ def test_every_error_answers_only_codes_cloudflare_uses(cloudflare, method, path
     body = answer.json()
     assert body["success"] is False and body["result"] is None
     assert {e["code"] for e in body["errors"]} <= set(KNOWN_CODES)
+
+
+def test_omitting_requested_validity_issues_a_fifteen_year_certificate_like_the_real_api(cloudflare, dev_platform):
+    from shared.adapters.cloudflare import make_key_and_csr
+
+    spec = dev_platform.certificates[0]
+    keys = make_key_and_csr(spec)
+    answer = httpx.post(cloudflare.base_url + "/client/v4/certificates",
+                        headers={"Authorization": f"Bearer {cloudflare.token}"},
+                        json={"csr": keys.csr_pem, "hostnames": list(spec.hostnames), "request_type": "origin-ecc"})
+    assert answer.status_code == 200 and answer.json()["result"]["requested_validity"] == 5475
+
+
+def test_merge_request_lists_carry_gitlab_pagination_headers(gitlab):
+    project = f"{gitlab.base_url}/api/v4/projects/platform%2Fplatform-core"
+    headers = {"PRIVATE-TOKEN": gitlab.token}
+    for i in range(3):
+        gitlab.push(f"page-{i}", {"gitops/x.yaml": f"x: {i}\n"}, create_branch=True)
+        httpx.post(f"{project}/merge_requests", headers=headers, timeout=2, json={
+            "source_branch": f"page-{i}", "target_branch": "main", "title": f"MR {i}", "labels": "paging"})
+
+    answer = httpx.get(f"{project}/merge_requests", params={"labels": "paging", "per_page": 2}, headers=headers,
+                       timeout=2)
+
+    assert answer.headers["X-Total"] == "3" and answer.headers["X-Page"] == "1"
+    assert answer.headers["X-Per-Page"] == "2" and answer.headers["X-Next-Page"] == "2"
+    assert 'rel="next"' in answer.headers["Link"] and len(answer.json()) == 2
 
 
 # -- item 9: module-scoped emulators reset, and no global secret outlives its module ---------------

@@ -115,6 +115,8 @@ class ArmEmulator(Emulator):
         #: Set by ``link_kubernetes``: the API server emulator whose nodes follow the pools' counts.
         self._kubernetes: Any = None
         self._timers: list[threading.Timer] = []
+        #: (pool, reason) each time the emulated autoscaler could not scale (a quota), oldest first.
+        self.autoscaler_events: list[tuple[str, str]] = []
         #: How long a PUT's operation stays InProgress; 0 = it completes on the first read after the PUT.
         self.operation_seconds = operation_seconds
         #: Tokens accepted; None = any non-empty bearer token (tests narrow it to exercise 401).
@@ -144,6 +146,7 @@ class ArmEmulator(Emulator):
         operation_seconds, private, version, autoscaler_delay = self._initial
         with self.lock:
             self._cancel_timers()
+            self.autoscaler_events.clear()
             self.operation_seconds = operation_seconds
             self.autoscaler_delay = autoscaler_delay
             self.accepted_tokens = None
@@ -683,6 +686,13 @@ class ArmEmulator(Emulator):
                          if op["pool"].lower() == name.lower() and op["status"] != "InProgress"), default=0.0)
             if now - ended < self.autoscaler_delay:
                 continue
+            if target > props["count"]:
+                try:  # the autoscaler's scale-up meets the same compute quota; it then stays where it is
+                    self._check_quota(name, {**props, "count": target})
+                except HttpError as refused:
+                    if self.autoscaler_events[-1:] != [(name, refused.message)]:
+                        self.autoscaler_events.append((name, refused.message))
+                    continue
             props["count"] = target
             props["eTag"] = str(uuid.uuid4())
             if self._kubernetes is not None:

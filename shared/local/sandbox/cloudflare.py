@@ -28,7 +28,7 @@ MAX_HOSTNAMES = 200
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 PER_PAGE = (5, 50, 20)  # minimum, maximum, default (API reference, "List Certificates")
-INVALID_PARAMETERS, MALFORMED_JSON = 6008, 6007
+INVALID_PARAMETERS, MALFORMED_JSON, UNKNOWN_ERROR = 6008, 6007, 10002
 #: Every envelope code this emulator answers, and where it comes from.
 KNOWN_CODES = {
     INVALID_PARAMETERS: "Invalid request parameters (v4 API, cloudflare/cloudflare-go#129)",
@@ -37,6 +37,7 @@ KNOWN_CODES = {
     7001: "Method not allowed for this URI (v4 API)",
     7003: "Could not route to /zones/<id>, perhaps your object identifier is invalid? (v4 API)",
     10000: "Authentication error (v4 API; reference notes)",
+    UNKNOWN_ERROR: "an unknown error on a 5xx answer (v4 API); only for injected server faults",
     971: "Please wait and consider throttling your request speed (v4 API rate limiting)",
     1100: "Failed to write certificate to Database (Origin CA, transient; reference notes)",
     1201: "CA signing failure (Origin CA, transient; reference notes)",
@@ -121,8 +122,10 @@ class CloudflareEmulator(Emulator):
     # -- envelope, auth -----------------------------------------------------------------------
 
     def error_body(self, status: int, code: str, message: str) -> Any:
-        number = int(code) if str(code).isdigit() else _STATUS_CODES.get(status, 1100 if status >= 500 else
-                                                                               INVALID_PARAMETERS)
+        # An injected server fault with a symbolic code says nothing about the certificate: not 1100/1201,
+        # which mean "not issued, retry" (the adapter relies on that difference).
+        number = int(code) if str(code).isdigit() else _STATUS_CODES.get(status, UNKNOWN_ERROR if status >= 500
+                                                                               else INVALID_PARAMETERS)
         return {"success": False, "errors": [{"code": number, "message": message}], "messages": [], "result": None}
 
     @staticmethod
