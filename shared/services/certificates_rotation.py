@@ -31,7 +31,7 @@ from typing import Any
 from shared.errors import BadInputError, ConflictError, NotFoundError, PermanentError, PlatformError, TemporaryError
 from shared.platform import CertificateSpec
 from shared.retry import RetryPolicy
-from shared.services.actuation import mutate
+from shared.services.actuation import check_lease, mutate
 from shared.services.certificates import CurrentVersion, Decision, Input, decide, renewal_due
 from shared.state import table_key
 
@@ -202,6 +202,7 @@ def rotate(ctx: Any, spec: CertificateSpec, *, actor: str, force: bool = False) 
     if superseded and superseded != issued.id:
         tags["supersedes"] = superseded
     try:
+        check_lease()  # still ours? Another actor may hold the certificate now: do not import over it
         imported = ctx.certificates.import_pem(
             spec.name, (key.key_pem + _pem_block(issued.certificate) + origin_root_for(ctx, issued.certificate))
             .encode(), tags)
