@@ -22,11 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared import __version__, logs
+from shared import __version__, cli_certs, logs
 from shared.errors import BadInputError, ConfigError, PermanentError, PlatformError, TemporaryError
 from shared.platform import ENVIRONMENTS
 
 Command = Callable[[Any, argparse.Namespace], tuple[int, Any, str]]
+#: Extra arguments of a command's subparser, by command name (commands registered from other modules).
+COMMAND_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,9 @@ def cmd_audit(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     return 0, data, "\n".join(lines)
 
 
+cli_certs.register(command, COMMAND_OPTIONS)
+
+
 def load_settings_file(path: str) -> dict[str, str]:
     """Read the ``Values`` of a local.settings.json file (Core Tools' format)."""
     try:
@@ -136,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--target", help="one resource, e.g. nodepool/dev-uaenorth/h100 (default: all)")
             p.add_argument("--since", help="30m, 6h, 7d or an ISO 8601 time (default: all)")
             p.add_argument("--limit", type=int, default=50, help="newest N records (default 50)")
+        if name in COMMAND_OPTIONS:
+            COMMAND_OPTIONS[name](p)
     return parser
 
 

@@ -43,6 +43,22 @@ class CertificateSpec:
     request_type: str  # origin-rsa | origin-ecc
     validity_days: int
     renew_before_days: int
+    #: Kubernetes TLS secrets (``namespace/name``) external-secrets fills from this certificate: each must
+    #: hold the new serial before the superseded certificate is revoked. Empty: the grace period alone.
+    synced_secrets: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CertificateRotation:
+    """How origin certificates are rotated and retired in one environment (``certificate_rotation:``)."""
+
+    #: Minutes between importing a new version and revoking the one it superseded (and the age an orphan
+    #: must reach before it is touched). Longer than external-secrets' refreshInterval (tested).
+    grace_period_minutes: int = 60
+    #: Renew when less than this share of the certificate's lifetime is left (cert-manager's 1/3).
+    renew_lifetime_share: float = 1 / 3
+    #: What the scheduled orphan sweep does: "report" (dry run) or "revoke".
+    orphan_cleanup: str = "report"
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class PlatformEnvironment:
     gpu_pools: tuple[GpuPool, ...]
     certificates: tuple[CertificateSpec, ...]
     gitlab: GitLabProject
+    certificate_rotation: CertificateRotation = CertificateRotation()
 
     @property
     def key_vault_url(self) -> str:
@@ -150,6 +167,7 @@ def parse_environment(
             request_type=cr.choice("request_type", ("origin-rsa", "origin-ecc")),
             validity_days=cr.int("validity_days"),
             renew_before_days=cr.int("renew_before_days", minimum=1),
+            synced_secrets=tuple(_synced_secrets(c, f"{source}: certificates[{i}]", problems)),
         )
         if cert.validity_days and cert.validity_days not in _VALIDITY_DAYS:
             problems.append(
@@ -163,6 +181,7 @@ def parse_environment(
         certs.append(cert)
     _unique(problems, source, "certificates", [c.name for c in certs])
 
+    rotation = _certificate_rotation(raw.get("certificate_rotation"), f"{source}: certificate_rotation", problems)
     cluster = _Reader(r.mapping("cluster"), f"{source}: cluster", problems)
     gl = _Reader(r.mapping("gitlab"), f"{source}: gitlab", problems)
     gitlab = GitLabProject(
@@ -182,10 +201,48 @@ def parse_environment(
         gpu_pools=tuple(pools),
         certificates=tuple(certs),
         gitlab=gitlab,
+        certificate_rotation=rotation,
     )
     if problems:
         raise ConfigError(problems)
     return env
+
+
+_SECRET_REF = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$")
+
+
+def _synced_secrets(cert: Any, where: str, problems: list[str]) -> list[str]:
+    value = cert.get("synced_secrets", []) if isinstance(cert, dict) else []
+    if not isinstance(value, list) or not all(isinstance(v, str) and _SECRET_REF.match(v) for v in value):
+        problems.append(f"{where}: 'synced_secrets' must be a list of namespace/name, got {value!r}")
+        return []
+    return value
+
+
+def _certificate_rotation(raw: Any, where: str, problems: list[str]) -> CertificateRotation:
+    """Optional section; every field has a default (see README, "Certificate rotation")."""
+    if raw is None:
+        return CertificateRotation()
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a mapping")
+        return CertificateRotation()
+    defaults = CertificateRotation()
+    unknown = set(raw) - {"grace_period_minutes", "renew_lifetime_share", "orphan_cleanup"}
+    if unknown:
+        problems.append(f"{where}: unknown keys {', '.join(sorted(unknown))}")
+    grace = raw.get("grace_period_minutes", defaults.grace_period_minutes)
+    if not isinstance(grace, int) or isinstance(grace, bool) or not 1 <= grace <= 7 * 24 * 60:
+        problems.append(f"{where}: 'grace_period_minutes' must be an integer within [1, 10080], got {grace!r}")
+        grace = defaults.grace_period_minutes
+    share = raw.get("renew_lifetime_share", defaults.renew_lifetime_share)
+    if not isinstance(share, int | float) or isinstance(share, bool) or not 0 < share < 1:
+        problems.append(f"{where}: 'renew_lifetime_share' must be a number within (0, 1), got {share!r}")
+        share = defaults.renew_lifetime_share
+    cleanup = raw.get("orphan_cleanup", defaults.orphan_cleanup)
+    if cleanup not in ("report", "revoke"):
+        problems.append(f"{where}: 'orphan_cleanup' must be report or revoke, got {cleanup!r}")
+        cleanup = defaults.orphan_cleanup
+    return CertificateRotation(grace_period_minutes=grace, renew_lifetime_share=float(share), orphan_cleanup=cleanup)
 
 
 def _unique(problems: list[str], source: str, what: str, names: list[str]) -> None:

@@ -57,6 +57,9 @@ class StoredCertificate:
     #: Parsed from ``cer`` when the answer carried it (get/import do; version listings do not).
     subject_alternative_names: tuple[str, ...] = ()
     serial: str | None = None  # lower-case hex
+    #: Issuer DN of the leaf (RFC 4514) and its key type ("EC" | "RSA"), parsed from ``cer`` like the SANs.
+    issuer: str | None = None
+    key_type: str | None = None
 
     def days_left(self, now: dt.datetime) -> float | None:
         return None if self.expires_on is None else (self.expires_on - now).total_seconds() / 86400
@@ -73,20 +76,30 @@ class CertificateStore(Protocol):
 
 
 def _parse_cer(cer: bytes | None) -> tuple[tuple[str, ...], str | None]:
+    names, serial, _, _ = _describe_cer(cer)
+    return names, serial
+
+
+def _describe_cer(cer: bytes | None) -> tuple[tuple[str, ...], str | None, str | None, str | None]:
+    """(SANs, serial hex, issuer DN, key type) of a DER certificate; empty values when unreadable."""
     if not cer:
-        return (), None
+        return (), None, None, None
     from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
     try:
         cert = x509.load_der_x509_certificate(bytes(cer))
     except ValueError:
-        return (), None
+        return (), None, None, None
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         names = tuple(sans.get_values_for_type(x509.DNSName))
     except x509.ExtensionNotFound:
         names = ()
-    return names, format(cert.serial_number, "x")
+    key = cert.public_key()
+    key_type = "EC" if isinstance(key, ec.EllipticCurvePublicKey) else "RSA" if isinstance(key, rsa.RSAPublicKey) \
+        else type(key).__name__
+    return names, format(cert.serial_number, "x"), cert.issuer.rfc4514_string(), key_type
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
@@ -97,7 +110,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 
 def to_stored(properties: Any, cer: bytes | None = None) -> StoredCertificate:
     """From the SDK's ``CertificateProperties`` (plus ``cer`` when we have the full certificate)."""
-    sans, serial = _parse_cer(cer)
+    sans, serial, issuer, key_type = _describe_cer(cer)
     thumbprint = properties.x509_thumbprint
     return StoredCertificate(
         name=properties.name,
@@ -111,6 +124,8 @@ def to_stored(properties: Any, cer: bytes | None = None) -> StoredCertificate:
         created_on=_aware(properties.created_on),
         subject_alternative_names=sans,
         serial=serial,
+        issuer=issuer,
+        key_type=key_type,
     )
 
 

@@ -32,8 +32,43 @@ Try:
   .venv/bin/platformctl --settings {settings} health
   .venv/bin/platformctl --settings {settings} --json health
 
+Origin certificate rotation, from event to revocation (Key Vault emits, the app rotates, external-secrets
+is simulated after {sync_delay:g}s, the superseded certificate is revoked after the grace period):
+  curl -sk -X POST {keyvault}/_sandbox/events -d '{{"name": "{certificate}", "type": "CertificateNearExpiry"}}'
+  .venv/bin/platformctl --settings {settings} certs status
+  .venv/bin/platformctl --settings {settings} certs cleanup --apply   # after grace_period_minutes
+
 Ctrl-C stops everything this command started.
 """
+#: Seconds the simulated external-secrets takes to copy a new Key Vault version into the cluster.
+SYNC_DELAY = 5.0
+
+
+def wire_certificates(sandbox, context, app_url: str, sync_delay: float = SYNC_DELAY) -> None:
+    """Key Vault's certificate events go to the app; new versions reach the Kubernetes TLS secrets after
+    ``sync_delay`` as external-secrets would; the emulated Origin roots are known to the rotation."""
+    platform = sandbox.platform
+    types = {"origin-rsa": "rsa", "origin-ecc": "ecc"}
+    context.overrides["origin_roots"] = [sandbox.cloudflare.roots.pem(types[c.request_type])
+                                         for c in platform.certificates if c.request_type in types]
+    specs = {c.name.lower(): c for c in platform.certificates}
+
+    def sync(name: str, value: str) -> None:
+        for ref in getattr(specs.get(name.lower()), "synced_secrets", ()):
+            sandbox.kubernetes.sync_tls_secret(ref, value)
+
+    for spec in platform.certificates:  # the secrets as the cluster holds them at start
+        value = sandbox.keyvault.secret_value(spec.name)
+        if value:
+            sync(spec.name, value)
+
+    def later(name: str, value: str) -> None:
+        timer = threading.Timer(sync_delay, sync, args=(name, value))
+        timer.daemon = True
+        timer.start()
+
+    sandbox.keyvault.on_new_version.append(later)
+    sandbox.keyvault.subscriber_url = f"{app_url}/runtime/webhooks/eventgrid?functionName=keyvault_certificate_events"
 
 
 def _port_free(port: int) -> bool:
@@ -92,11 +127,13 @@ def main(argv: list[str] | None = None) -> int:
         # A fresh function key per run: function-level routes need it, as in Azure (printed below).
         function_key = os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         host = LocalHost(function_app.app, port=args.port, storage=context.storage, function_key=function_key)
-        host.start()
+        wire_certificates(sandbox, context, host.start())
         print(BANNER.format(
             env=args.env, port=host.port, functions=", ".join(sorted(host.functions)), queue_port=ports["queue"],
             workdir=workdir / "azurite", settings=os.path.relpath(settings_file), function_key=function_key,
             sandbox=", ".join(f"{n} {e.base_url}" for n, e in sandbox.emulators.items()),
+            keyvault=sandbox.keyvault.base_url, sync_delay=SYNC_DELAY,
+            certificate=platform.certificates[0].name if platform.certificates else "NAME",
         ), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

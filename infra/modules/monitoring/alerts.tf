@@ -36,3 +36,45 @@ resource "azurerm_monitor_metric_alert" "automation_failures" {
     action_group_id = azurerm_monitor_action_group.platform.id
   }
 }
+
+# Origin certificate rotation needs a human: the automation app logs an error starting with a stable code
+# (shared/services/certificates_rotation.py) when Cloudflare refuses its token (10000, 401/403) or the
+# configuration is wrong, and changes nothing. Temporary failures (CERT_ROTATION_DEFERRED) retry by themselves.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "certificate_rotation" {
+  name                 = "alert-cert-rotation-${var.name_suffix}"
+  resource_group_name  = var.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  description          = "Origin certificate rotation failed permanently (CERT_ROTATION_AUTH_FAILED or CERT_ROTATION_FAILED): check the Cloudflare token and platform.yaml certificates, then run platformctl certs rotate NAME."
+  severity             = 1
+  evaluation_frequency = "PT15M"
+  window_duration      = "PT30M"
+  tags                 = var.tags
+
+  criteria {
+    query                   = <<-KQL
+      traces
+      | where severityLevel >= 3
+      | extend code = extract(@"\b(CERT_ROTATION_(AUTH_)?FAILED)\b", 1, message)
+      | where isnotempty(code)
+    KQL
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    dimension {
+      name     = "code"
+      operator = "Include"
+      values   = ["*"]
+    }
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [azurerm_monitor_action_group.platform.id]
+  }
+}

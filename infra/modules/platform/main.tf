@@ -158,7 +158,7 @@ module "storage" {
   resource_group_name        = azurerm_resource_group.platform.name
   replication_type           = local.p.storage.replication_type
   inference_queues           = [for pool in local.p.gpu_pools : pool.inference_queue]
-  state_tables               = ["dedup", "audit"]
+  state_tables               = ["dedup", "audit", "certrevocations"]
   containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {

@@ -179,6 +179,14 @@ class KeyVaultEmulator(Emulator):
         self.origin_ca = OriginTestCA()
         self._certs: dict[str, _Certificate] = {}
         self._seed = seed
+        #: Where certificate events are POSTed as Event Grid would (the app's
+        #: ``/runtime/webhooks/eventgrid?functionName=keyvault_certificate_events``); None: recorded only.
+        self.subscriber_url: str | None = None
+        #: Called with (name, secret value) after each import: the sandbox's stand-in for external-secrets.
+        self.on_new_version: list[Any] = []
+        #: (status, event type) of every forwarded delivery, oldest first.
+        self.deliveries: list[tuple[int, str]] = []
+        self._outbox: Any = None
         super().__init__()
         self.reset()
 
@@ -587,15 +595,17 @@ class KeyVaultEmulator(Emulator):
         })
         return copy.deepcopy(bundle)
 
-    def _record_event(self, name: str, v: _Version) -> None:
+    def _record_event(self, name: str, v: _Version,
+                      event_type: str = "Microsoft.KeyVault.CertificateNewVersionCreated") -> dict[str, Any]:
         p = self.platform
-        self.events.append({
+        event = {
             "id": str(uuid.uuid4()),
             "topic": (f"/subscriptions/{p.subscription_id}/resourceGroups/{p.resource_group}/providers/"
                       f"Microsoft.KeyVault/vaults/{p.key_vault_name}"),
             "subject": name,
-            "eventType": "Microsoft.KeyVault.CertificateNewVersionCreated",
-            "eventTime": iso(v.created),
+            "eventType": event_type,
+            "eventTime": iso(utc_now() if event_type != "Microsoft.KeyVault.CertificateNewVersionCreated"
+                             else v.created),
             "data": {
                 "Id": f"{self.base_url}/certificates/{name}/{v.version}",
                 "VaultName": p.key_vault_name,
@@ -607,4 +617,69 @@ class KeyVaultEmulator(Emulator):
             },
             "dataVersion": "1",
             "metadataVersion": "1",
-        })
+        }
+        self.events.append(event)
+        if event_type.endswith("NewVersionCreated"):
+            for listener in list(self.on_new_version):
+                listener(name, v.secret_value)
+        self._forward(event)
+        return event
+
+    # -- Event Grid delivery (sandbox only; additive to the data-plane contract above) -----------------
+
+    def emit(self, name: str, event_type: str = "Microsoft.KeyVault.CertificateNearExpiry") -> dict[str, Any]:
+        """Publish an event for the latest version of ``name`` (e.g. NearExpiry, which a real vault sends
+        30 days before expiry), recorded and forwarded like the others."""
+        if not event_type.startswith("Microsoft.KeyVault."):
+            event_type = f"Microsoft.KeyVault.{event_type}"
+        with self.lock:
+            cert, version = self._find(name)
+            return self._record_event(cert.name, version, event_type)
+
+    def _forward(self, event: dict[str, Any]) -> None:
+        """POST to the subscriber as Event Grid does (``aeg-event-type: Notification``, a JSON array), in
+        order, off the request thread: the app reads this vault while it handles the event."""
+        if not self.subscriber_url:
+            return
+        import queue
+        import threading
+
+        if self._outbox is None:
+            self._outbox = queue.Queue()
+            threading.Thread(target=self._deliver_loop, name="sandbox-keyvault-events", daemon=True).start()
+        self._outbox.put((self.subscriber_url, event))
+
+    def _deliver_loop(self) -> None:
+        import json
+        import urllib.error
+        import urllib.request
+
+        while True:
+            url, event = self._outbox.get()
+            request = urllib.request.Request(url, data=json.dumps([event]).encode(), method="POST", headers={  # noqa: S310
+                "content-type": "application/json", "aeg-event-type": "Notification",
+                "aeg-subscription-name": "CERTIFICATE-EVENTS", "aeg-delivery-count": "0"})
+            try:
+                with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310 - loopback app URL
+                    status = answer.status
+            except urllib.error.HTTPError as error:
+                status = error.code
+            except OSError:
+                status = 0
+            with self.lock:
+                self.deliveries.append((status, event["eventType"]))
+
+    def _control(self, request: Request) -> Response:
+        """Adds ``POST /_sandbox/events`` ({"name", "type"}: emit an event) and ``POST /_sandbox/subscriber``
+        ({"url"}: where events go) to the common control API."""
+        if request.path == "/_sandbox/events" and request.method == "POST":
+            body = request.json() or {}
+            try:
+                event = self.emit(str(body.get("name", "")), str(body.get("type") or "CertificateNearExpiry"))
+            except HttpError as error:
+                return Response(error.status, {"error": error.message})
+            return Response(201, event)
+        if request.path == "/_sandbox/subscriber" and request.method == "POST":
+            self.subscriber_url = (request.json() or {}).get("url") or None
+            return Response(200, {"url": self.subscriber_url})
+        return super()._control(request)

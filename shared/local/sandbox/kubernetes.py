@@ -42,6 +42,7 @@ BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("v1", "namespaces"): ("Namespace", False),
     ("v1", "pods"): ("Pod", True),
     ("v1", "configmaps"): ("ConfigMap", True),
+    ("v1", "secrets"): ("Secret", True),
     ("v1", "services"): ("Service", True),
     ("v1", "events"): ("Event", True),
     ("apps/v1", "deployments"): ("Deployment", True),
@@ -314,6 +315,27 @@ class KubernetesEmulator(Emulator):
         """Create or replace an object directly (seeding, or simulating a change made by someone else)."""
         with self.lock:
             return self._store(obj["apiVersion"], plural, copy.deepcopy(obj), replace=True)
+
+    def sync_tls_secret(self, ref: str, pem_bundle: str) -> dict[str, Any]:
+        """What external-secrets does with the origin certificate (gitops/infrastructure/configs/base/secrets):
+        a ``kubernetes.io/tls`` Secret ``namespace/name`` whose ``tls.crt`` holds the certificate blocks and
+        ``tls.key`` the private key of the Key Vault secret."""
+        blocks = [(m.group(1), m.group(0)) for m in
+                  re.finditer(r"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----\n?", pem_bundle, re.S)]
+        crt = "".join(text for kind, text in blocks if kind == "CERTIFICATE")
+        key = "".join(text for kind, text in blocks if kind.endswith("PRIVATE KEY"))
+        namespace, _, name = ref.partition("/")
+        with self.lock:
+            if ("", namespace) not in self.objects.get(("v1", "namespaces"), {}):
+                self._store("v1", "namespaces", {"metadata": {"name": namespace, "labels": {
+                    "kubernetes.io/metadata.name": namespace}}, "status": {"phase": "Active"}})
+            return self._store("v1", "secrets", {
+                "apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                "metadata": {"name": name, "namespace": namespace,
+                             "labels": {"reconcile.external-secrets.io/managed": "true"}},
+                "data": {"tls.crt": base64.b64encode(crt.encode()).decode(),
+                         "tls.key": base64.b64encode(key.encode()).decode()},
+            }, replace=True)
 
     def scale_pool(self, pool: str, count: int) -> None:
         """Make the nodes of an agent pool match ``count`` (what AKS does after a scale)."""
