@@ -34,6 +34,8 @@ class GpuPool:
     requests_per_gpu: int  # concurrent requests one GPU serves at target latency
     #: Another pool serving the same model: demand moves there when this one's quota is exhausted.
     fallback_pool: str | None = None
+    #: ``namespace/name`` of the Deployment serving this pool's model; the scaling function sets its replicas
+    serving_deployment: str | None = None
     #: Scaling policy parameters overridden for this pool (name, value), validated against
     #: ``shared.services.scaling.policy.ScalingParameters``; a tuple keeps the dataclass hashable.
     scaling: tuple[tuple[str, float], ...] = ()
@@ -144,6 +146,7 @@ def parse_environment(
             inference_queue=pr.str("inference_queue"),
             requests_per_gpu=pr.int("requests_per_gpu", minimum=1),
             fallback_pool=pr.optional_str("fallback_pool"),
+            serving_deployment=pr.optional_str("serving_deployment"),
             scaling=_scaling_overrides(p.get("scaling") if isinstance(p, dict) else None,
                                        f"{source}: gpu_pools[{i}].scaling", problems),
         )

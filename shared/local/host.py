@@ -96,7 +96,7 @@ def index(app: Any) -> list[LocalFunction]:
             extra["route"] = _route_pattern(trigger.get("route") or name)
             extra["methods"] = tuple(m.upper() for m in trigger.get("methods") or ("GET", "POST"))
         elif kind == "timerTrigger":
-            extra["schedule"] = CronSchedule.parse(trigger["schedule"])
+            extra["schedule"] = CronSchedule.parse(_app_setting(trigger["schedule"]))
         functions.append(LocalFunction(name, kind, trigger["name"], trigger, f.get_user_function(), **extra))
     if problems:
         raise RuntimeError("the local host cannot serve: " + "; ".join(problems))
@@ -389,3 +389,17 @@ def _parse_time(value: Any) -> dt.datetime | None:
     # Event Grid sends 7 fractional digits; fromisoformat takes at most 6.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     return dt.datetime.fromisoformat(text)
+
+
+def _app_setting(value: str) -> str:
+    """``%NAME%`` is an app setting's value, as the Functions host resolves binding expressions."""
+    import os
+    import re
+
+    match = re.fullmatch(r"%(\w+)%", value.strip())
+    if not match:
+        return value
+    resolved = os.environ.get(match.group(1))
+    if not resolved:
+        raise RuntimeError(f"{value} does not resolve to a value: set the app setting {match.group(1)}")
+    return resolved

@@ -179,7 +179,7 @@ def test_a_cold_backlog_is_not_asked_for_all_at_once() -> None:
 
 
 def test_the_state_survives_a_json_round_trip() -> None:
-    state, now = steady(3.0, 10.0, ready=2)
+    state, _ = steady(3.0, 10.0, ready=2)
     state = replace(state, override=p.Override(3, T0 + 60, "bob"))
     again = p.PolicyState.from_json(json.loads(json.dumps(state.to_json())))
     assert again == state
