@@ -39,7 +39,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import ConfigError, ConflictError, PermanentError, PlatformError, TemporaryError
+from shared.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    PlatformError,
+    TemporaryError,
+)
 from shared.platform import GpuPool, PlatformEnvironment
 from shared.services.actuation import mutate
 from shared.services.scaling.policy import (
@@ -356,6 +363,9 @@ def act(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carri
                                                         wait=False))
         except TemporaryError as exc:
             return _result(pool, decision, "skipped", inputs, f"{exc.code}: looking again next tick"), carried
+        except ConflictError:
+            return (_result(pool, decision, "skipped", inputs,
+                            "the pool changed since it was read (ETag): deciding again next tick"), carried)
         except PermanentError as exc:
             if exc.code == "QuotaExceeded":
                 return _quota_exhausted(ctx, pool, decision, carried, inputs, exc)
@@ -397,7 +407,11 @@ def _start_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decisi
                     ctx.cluster.patch_merge("v1", "pods", pod["metadata"]["name"],
                                             {"metadata": {"annotations": {DELETION_COST: "-1000"}}}, namespace)
             replicas = max(0, len(reading.serving) - len(names))
-            ctx.cluster.patch_merge("apps/v1", "deployments", deployment, {"spec": {"replicas": replicas}}, namespace)
+            try:
+                ctx.cluster.patch_merge("apps/v1", "deployments", deployment, {"spec": {"replicas": replicas}},
+                                        namespace)
+            except NotFoundError:
+                log.warning("serving deployment %s/%s not found: replicas left alone", namespace, deployment)
 
     mutate(ctx, actor=ACTOR, action="cordon", target=f"nodepool/{env}/{pool.name}", reason=decision.reason,
            inputs={"nodes": names, **inputs}, lease_seconds=30, change=cordon)
