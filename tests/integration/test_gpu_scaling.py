@@ -101,7 +101,7 @@ def test_an_autoscaler_pool_wakes_from_zero_by_min_count_with_count_sent_back_un
     records = ctx.state.audit_trail(f"gpuscaling/{dev_platform.name}/{pool.name}", since=ctx.started)
     assert [r.action for r in records] == ["decide", "decide"] and records[0].inputs["depth"] == 12
     scaled = ctx.state.audit_trail(f"nodepool/{dev_platform.name}/{pool.name}", since=ctx.started)
-    assert [(r.action, r.outcome) for r in scaled][0] == ("scale", "succeeded"), [(r.action, r.message) for r in scaled]
+    assert (scaled[0].action, scaled[0].outcome) == ("scale", "succeeded")
     assert scaled[0].inputs["count"] == result.target
 
 
