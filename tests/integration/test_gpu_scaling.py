@@ -208,3 +208,21 @@ def test_scale_down_drains_the_chosen_nodes_before_deleting_exactly_those_machin
     sandbox.arm.pool(pool.name)  # let the operation settle
     assert set(_nodes(sandbox, pool)) == kept and len(kept) == 1  # exactly the drained machines went
     assert sandbox.arm.pool(pool.name)["properties"]["count"] == 1
+
+
+def test_platformctl_override_status_and_decide_drive_the_same_tick(ctx, sandbox, dev_platform):
+    import argparse
+
+    from shared import cli_scaling
+
+    pool = dev_platform.gpu_pools[0]
+    code, data, text = cli_scaling.cmd_scaling(ctx, argparse.Namespace(
+        scaling_action="override", pool=pool.name, count=2, duration="2h", by="alice", dry_run=False))
+    assert code == 0 and data["count"] == 2 and "pinned at 2" in text
+    code, data, text = cli_scaling.cmd_scaling(ctx, argparse.Namespace(scaling_action="decide", pool=pool.name))
+    assert (data["reason"], data["target"], data["action"]) == ("Override", 2, "planned")
+    assert sandbox.arm.count("PUT", "agentPools") == 0  # decide is a dry run
+    code, rows, text = cli_scaling.cmd_scaling(ctx, argparse.Namespace(scaling_action="status"))
+    [row] = [r for r in rows if r["pool"] == pool.name]
+    assert row["override"]["count"] == 2 and row["last"]["reason"] == "Override" and row["depth"] == 0
+    assert "override: 2 until" in text
