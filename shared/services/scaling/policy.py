@@ -174,9 +174,10 @@ class PolicyState:
     override: Override | None = None
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: asdict deep-copies
         data["recommendations"] = [list(r) for r in self.recommendations]
         data["arrivals"] = [list(r) for r in self.arrivals]
+        data["override"] = asdict(self.override) if self.override else None
         return data
 
     @classmethod
