@@ -79,8 +79,8 @@ class ScalingParameters:
     max_forecast_growth: float = 1.5
     #: square-root staffing factor: slots = a + safety x sqrt(a) for an offered load of a slots
     safety: float = 0.0
-    #: nodes; a need this far above a whole number of nodes is left to the queue (sizing noise, not demand)
-    rounding_slack: float = 0.2
+    #: ratio; a need at most this share above a whole number of nodes is left to the queue (noise, not demand)
+    sizing_tolerance: float = 0.03
     #: ratio; extra slots for a backlog are at most this share of the load's slots
     backlog_headroom: float = 0.1
     #: seconds after a node's time to ready by which a backlog should be gone
@@ -253,7 +253,7 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
     # ... and at most ``backlog_headroom`` above the load: a backlog is a one-off, capacity bought for it
     # outlives it (a cold start would otherwise overshoot what the demand needs).
     staffed += min(leftover / params.backlog_clear_seconds, params.backlog_headroom * max(load_slots, slots))
-    wanted = math.ceil(staffed / slots - params.rounding_slack - 1e-9)
+    wanted = math.ceil(staffed / slots / (1.0 + params.sizing_tolerance) - 1e-9)
     if active and wanted == 0:
         wanted = 1
     # Bursts shorter than a node's time to ready are absorbed by the queue, not by new nodes; but the

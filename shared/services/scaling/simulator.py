@@ -532,13 +532,14 @@ class Scenario:
 
 
 def scenario(name: str, trace: Trace, *, seed: int = 0) -> Scenario:
-    """steady/bursty: the trace, starting at static's size; cold: from zero; day: 24 h built from the hour."""
+    """steady/bursty: the trace, starting at static's size; cold: from zero; day: 24 h built from the hour,
+    starting at static's size too (a running service at midnight, not a cold start: that is ``cold``)."""
     if name in ("steady", "bursty"):
         return Scenario(name, trace, True)
     if name == "cold":
         return Scenario(name, trace, False)
     if name == "day":
-        return Scenario(name, build_day(trace, seed=seed), False)
+        return Scenario(name, build_day(trace, seed=seed), True)
     raise ValueError(f"unknown scenario {name!r}: expected one of {', '.join(SCENARIOS)}")
 
 
