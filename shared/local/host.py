@@ -96,7 +96,13 @@ def index(app: Any) -> list[LocalFunction]:
             extra["route"] = _route_pattern(trigger.get("route") or name)
             extra["methods"] = tuple(m.upper() for m in trigger.get("methods") or ("GET", "POST"))
         elif kind == "timerTrigger":
-            extra["schedule"] = CronSchedule.parse(_app_setting(trigger["schedule"]))
+            schedule = _app_setting(trigger["schedule"])
+            if schedule is None:
+                # As the Functions host does: that function is in error, the others run.
+                log.error("timer function %s not scheduled: %s does not resolve to a value (set the app "
+                          "setting)", name, trigger["schedule"])
+                continue
+            extra["schedule"] = CronSchedule.parse(schedule)
         functions.append(LocalFunction(name, kind, trigger["name"], trigger, f.get_user_function(), **extra))
     if problems:
         raise RuntimeError("the local host cannot serve: " + "; ".join(problems))
@@ -391,15 +397,12 @@ def _parse_time(value: Any) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text)
 
 
-def _app_setting(value: str) -> str:
-    """``%NAME%`` is an app setting's value, as the Functions host resolves binding expressions."""
+def _app_setting(value: str) -> str | None:
+    """``%NAME%`` is an app setting's value, as the Functions host resolves binding expressions (None: unset)."""
     import os
     import re
 
     match = re.fullmatch(r"%(\w+)%", value.strip())
     if not match:
         return value
-    resolved = os.environ.get(match.group(1))
-    if not resolved:
-        raise RuntimeError(f"{value} does not resolve to a value: set the app setting {match.group(1)}")
-    return resolved
+    return os.environ.get(match.group(1)) or None
