@@ -226,3 +226,33 @@ def test_platformctl_override_status_and_decide_drive_the_same_tick(ctx, sandbox
     [row] = [r for r in rows if r["pool"] == pool.name]
     assert row["override"]["count"] == 2 and row["last"]["reason"] == "Override" and row["depth"] == 0
     assert "override: 2 until" in text
+
+
+def test_the_timer_function_scales_the_sandbox_end_to_end(ctx, sandbox, dev_platform, monkeypatch):
+    """The registered Functions timer, run through the local host's admin endpoint, as `make run` serves it."""
+    import requests
+
+    from shared.context import set_context
+    from shared.local.host import LocalHost
+
+    monkeypatch.setenv("GPU_SCALING_SCHEDULE", "*/15 * * * * *")
+    import function_app
+
+    pool = dev_platform.gpu_pools[0]
+    _queue(ctx, pool, 12)
+    set_context(ctx)
+    host = LocalHost(function_app.app, port=0, run_timers=False, storage=None)
+    url = host.start()
+    try:
+        assert "gpu_scaling" in host.functions
+        assert requests.post(f"{url}/admin/functions/gpu_scaling", json={}, timeout=5).status_code == 202
+        deadline = time.monotonic() + 30
+        while sandbox.arm.pool(pool.name)["properties"]["minCount"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sandbox.arm.pool(pool.name)["properties"]["minCount"] >= 1
+        while not _nodes(sandbox, pool) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _nodes(sandbox, pool)  # the emulated autoscaler brought the nodes; Kubernetes shows them
+    finally:
+        host.stop()
+        set_context(None)
