@@ -256,3 +256,14 @@ def test_the_timer_function_scales_the_sandbox_end_to_end(ctx, sandbox, dev_plat
     finally:
         host.stop()
         set_context(None)
+
+
+def test_an_autoscaler_pool_whose_nodes_never_come_alerts_and_falls_back(ctx, sandbox, dev_platform, caplog):
+    h100, mi300x = dev_platform.gpu_pools
+    sandbox.arm.autoscaler_delay = 3600  # the autoscaler never gets there (quota, capacity)
+    _queue(ctx, h100, 12)
+    assert _tick(ctx, h100).action == "scale"
+    with caplog.at_level("ERROR"):
+        _tick(ctx, h100, at=NOW + dt.timedelta(seconds=2 * 480 + 30))
+    assert any(getattr(r, "error_code", None) == scaling.ALERT_STALLED for r in caplog.records)
+    assert scaling.load_carried(ctx.storage, dev_platform.name, h100.name).fallback_to == mi300x.name

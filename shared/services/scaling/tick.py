@@ -63,6 +63,9 @@ log = logging.getLogger("platform_core.gpu_scaling")
 ACTOR = "gpu-scaling"
 STATE_TABLE = "gpuscaling"
 ALERT_QUOTA = "GpuQuotaExhausted"
+#: An autoscaler pool's minCount was raised but its nodes have not come for twice the time to ready: on AKS
+#: that is the cluster autoscaler failing to add them (quota or capacity), which no PUT reports.
+ALERT_STALLED = "GpuScaleUpStalled"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 SETTLED = ("Succeeded", "Failed", "Canceled")
 
@@ -350,6 +353,11 @@ def act(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carri
         return _result(pool, decision, "skipped", inputs,
                        f"an operation runs on the pool ({np.provisioning_state}): looking again next tick"), carried
     node_target = f"nodepool/{env}/{pool.name}"
+    stalled = _stalled(pool, reading, carried)
+    if stalled:
+        log.error("%s: %s", ALERT_STALLED, stalled, extra={"error_code": ALERT_STALLED, "pool": pool.name,
+                                                           "fallback_pool": pool.fallback_pool})
+        carried = _replace(carried, fallback_to=pool.fallback_pool, operation=None)
 
     # A drain in progress comes first: finish it before anything else changes the pool.
     if carried.drain:
@@ -472,6 +480,20 @@ def _quota_exhausted(ctx: Any, pool: GpuPool, decision: Decision, carried: Carri
         f"; demand moves to {fallback}" if fallback else "; no fallback pool declared")
     return (TickResult(pool.name, decision.current, decision.current, ALERT_QUOTA, message, "failed", inputs),
             _replace(carried, fallback_to=fallback))
+
+
+def _stalled(pool: GpuPool, reading: PoolReading, carried: Carried) -> str | None:
+    """Why the last scale-up looks stuck (None when it does not)."""
+    op, np = carried.operation, reading.node_pool
+    if not op or op.get("kind") != "scale" or np is None or not np.autoscaling:
+        return None
+    waited = reading.observed_at - float(op.get("at") or reading.observed_at)
+    limit = 2 * parameters_for(pool).time_to_ready_seconds
+    if waited > limit and np.count < (np.min_count or 0):
+        return (f"pool {pool.name} asked for {np.min_count} node(s) {waited:.0f}s ago and has {np.count}: the "
+                "autoscaler is not adding nodes (check quota and the cluster autoscaler's events)"
+                + (f"; demand moves to {pool.fallback_pool}" if pool.fallback_pool else ""))
+    return None
 
 
 def _fallback_demand(ctx: Any, pool: GpuPool, env: str) -> int:
