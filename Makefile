@@ -45,8 +45,11 @@ test: $(VENV_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## the whole suite: unit, int
 lint: $(VENV_STAMP) ## ruff
 	$(VENV)/bin/ruff check .
 
-bench: $(VENV_STAMP) ## benchmarks (print numbers)
+# TRACE="conv.csv code.csv" adds the GPU scaling benchmark (Azure LLM inference traces 2023; README "GPU scaling").
+bench: $(VENV_STAMP) ## benchmarks (print numbers); TRACE="conv.csv code.csv" adds GPU scaling
 	$(PY) bench/cold_start.py
+	@if [ -n "$(TRACE)" ]; then $(PY) bench/scaling.py $(TRACE); \
+	else echo "bench/scaling.py skipped: give TRACE=\"AzureLLMInferenceTrace_conv.csv AzureLLMInferenceTrace_code.csv\""; fi
 
 clean: ## remove virtualenvs, node_modules and local state
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local

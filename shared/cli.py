@@ -199,5 +199,8 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
     return code
 
 
+from shared import cli_scaling  # noqa: E402,F401 - registers `platformctl scaling` (GPU pools)
+
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -32,6 +32,18 @@ class GpuPool:
     mig_profile: str | None
     inference_queue: str  # Storage queue whose depth drives this pool
     requests_per_gpu: int  # concurrent requests one GPU serves at target latency
+    #: Another pool serving the same model: demand moves there when this one's quota is exhausted.
+    fallback_pool: str | None = None
+    #: ``namespace/name`` of the Deployment serving this pool's model; the scaling function sets its replicas
+    serving_deployment: str | None = None
+    #: Scaling policy parameters overridden for this pool (name, value), validated against
+    #: ``shared.services.scaling.policy.ScalingParameters``; a tuple keeps the dataclass hashable.
+    scaling: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def slots_per_node(self) -> int:
+        """Requests one node serves at once."""
+        return self.requests_per_gpu * self.gpus_per_node
 
 
 @dataclass(frozen=True)
@@ -150,11 +162,20 @@ def parse_environment(
             mig_profile=pr.optional_str("mig_profile"),
             inference_queue=pr.str("inference_queue"),
             requests_per_gpu=pr.int("requests_per_gpu", minimum=1),
+            fallback_pool=pr.optional_str("fallback_pool"),
+            serving_deployment=pr.optional_str("serving_deployment"),
+            scaling=_scaling_overrides(p.get("scaling") if isinstance(p, dict) else None,
+                                       f"{source}: gpu_pools[{i}].scaling", problems),
         )
         if pool.min_count > pool.max_count:
             problems.append(f"{source}: gpu_pools[{i}] min_count {pool.min_count} > max_count {pool.max_count}")
         pools.append(pool)
     _unique(problems, source, "gpu_pools", [p.name for p in pools])
+    names = {p.name for p in pools}
+    for i, pool in enumerate(pools):
+        if pool.fallback_pool is not None and (pool.fallback_pool == pool.name or pool.fallback_pool not in names):
+            problems.append(f"{source}: gpu_pools[{i}] fallback_pool {pool.fallback_pool!r} must name another "
+                            "pool of this file")
 
     certs = []
     for i, c in enumerate(r.list("certificates")):
@@ -243,6 +264,31 @@ def _certificate_rotation(raw: Any, where: str, problems: list[str]) -> Certific
         problems.append(f"{where}: 'orphan_cleanup' must be report or revoke, got {cleanup!r}")
         cleanup = defaults.orphan_cleanup
     return CertificateRotation(grace_period_minutes=grace, renew_lifetime_share=float(share), orphan_cleanup=cleanup)
+
+
+def _scaling_overrides(raw: Any, where: str, problems: list[str]) -> tuple[tuple[str, float], ...]:
+    """``scaling:`` of a GPU pool: numbers by parameter name; unknown names and bad values are problems."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        problems.append(f"{where}: expected a mapping of parameter names to numbers")
+        return ()
+    from shared.services.scaling.policy import ScalingParameters  # dataclasses only: cheap
+
+    bad = [k for k, v in raw.items() if not isinstance(v, int | float) or isinstance(v, bool)]
+    if bad:
+        problems.append(f"{where}: {', '.join(map(str, bad))} must be numbers")
+        return ()
+    facts = sorted({"min_count", "max_count", "slots_per_node"} & set(raw))
+    if facts:
+        problems.append(f"{where}: {', '.join(facts)} come from the pool itself, not from scaling:")
+        return ()
+    try:
+        ScalingParameters().with_overrides(raw)
+    except (ValueError, TypeError) as exc:
+        problems.append(f"{where}: {exc}")
+        return ()
+    return tuple(sorted((str(k), float(v)) for k, v in raw.items()))
 
 
 def _unique(problems: list[str], source: str, what: str, names: list[str]) -> None:

@@ -100,6 +100,8 @@ class NodePools(Protocol):
         max_count: int | None = None, expected_etag: str | None = None, wait: bool = True,
     ) -> NodePool: ...
 
+    def delete_machines(self, pool: str, machines: list[str], *, wait: bool = False) -> None: ...
+
     def api_server_url(self) -> str: ...
 
     def api_server_endpoint(self) -> ApiServerEndpoint: ...
@@ -281,6 +283,29 @@ class AksNodePools:
             raise TemporaryError(f"{what}: still running after {self.lro_timeout:.0f}s",
                                  code="OperationInProgress", retry_after=self.poll_interval)
         return to_node_pool(result)
+
+    def delete_machines(self, pool: str, machines: list[str], *, wait: bool = False) -> None:
+        """Remove exactly these machines (node names) from ``pool``, rather than letting AKS pick.
+
+        ``POST .../agentPools/{pool}/deleteMachines`` (``AgentPoolDeleteMachinesParameter``:
+        ``machineNames``), a long-running operation that lowers the pool's count by as many. An
+        autoscaler pool must not be left with ``minCount`` above the new count (the autoscaler would add
+        nodes straight back): callers lower ``min_count`` first.
+        """
+        if not machines:
+            raise ValueError("delete_machines() needs at least one machine name")
+        from azure.mgmt.containerservice.models import AgentPoolDeleteMachinesParameter
+
+        what = f"delete machines {', '.join(machines)} of node pool {pool} of {self._cluster}"
+        try:
+            poller = self._client.agent_pools.begin_delete_machines(
+                self._rg, self._cluster, pool, AgentPoolDeleteMachinesParameter(machine_names=list(machines)),
+                polling=bool(wait),
+            )
+            if wait:
+                poller.result(timeout=self.lro_timeout)
+        except Exception as exc:
+            self._raise(exc, what=what)
 
     # -- plumbing -----------------------------------------------------------------------------
 

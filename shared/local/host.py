@@ -105,7 +105,13 @@ def index(app: Any) -> list[LocalFunction]:
             extra["methods"] = tuple(m.upper() for m in trigger.get("methods") or ("GET", "POST"))
             extra["auth_level"] = str(trigger.get("authLevel") or "function").lower()
         elif kind == "timerTrigger":
-            extra["schedule"] = CronSchedule.parse(trigger["schedule"])
+            schedule = _app_setting(trigger["schedule"])
+            if schedule is None:
+                # As the Functions host does: that function is in error, the others run.
+                log.error("timer function %s not scheduled: %s does not resolve to a value (set the app "
+                          "setting)", name, trigger["schedule"])
+                continue
+            extra["schedule"] = CronSchedule.parse(schedule)
         functions.append(LocalFunction(name, kind, trigger["name"], trigger, f.get_user_function(), **extra))
     if problems:
         raise RuntimeError("the local host cannot serve: " + "; ".join(problems))
@@ -412,3 +418,14 @@ def _parse_time(value: Any) -> dt.datetime | None:
     # Event Grid sends 7 fractional digits; fromisoformat takes at most 6.
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     return dt.datetime.fromisoformat(text)
+
+
+def _app_setting(value: str) -> str | None:
+    """``%NAME%`` is an app setting's value, as the Functions host resolves binding expressions (None: unset)."""
+    import os
+    import re
+
+    match = re.fullmatch(r"%(\w+)%", value.strip())
+    if not match:
+        return value
+    return os.environ.get(match.group(1)) or None

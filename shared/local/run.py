@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             "AzureWebJobsStorage": azurite.connection_string,
             "SDK_MAX_RETRIES": "1",
             "HTTP_TIMEOUT_SECONDS": "10",
+            "GPU_SCALING_SCHEDULE": "*/15 * * * * *",  # functions/gpu_scaling.py
             **sandbox.start(),
         }
         settings_file = workdir / "sandbox.settings.json"

@@ -311,6 +311,7 @@ class ArmEmulator(Emulator):
         self.route("GET", _CLUSTER_PATH + r"/agentPools", self.list_pools)
         self.route("GET", _CLUSTER_PATH + r"/agentPools/(?P<pool>[^/]+)", self.get_pool)
         self.route("PUT", _CLUSTER_PATH + r"/agentPools/(?P<pool>[^/]+)", self.put_pool)
+        self.route("POST", _CLUSTER_PATH + r"/agentPools/(?P<pool>[^/]+)/deleteMachines", self.delete_machines)
         ops = (r"/subscriptions/(?P<sub>[^/]+)/providers/(?i:Microsoft\.ContainerService)"
                r"/locations/(?P<loc>[^/]+)")
         self.route("GET", ops + r"/operations/(?P<op>[^/]+)", self.get_operation)
@@ -536,6 +537,64 @@ class ArmEmulator(Emulator):
         }
         return Response(201 if existing is None else 200, copy.deepcopy(resource), headers)
 
+    def delete_machines(self, request: Request) -> Response:
+        """``POST .../agentPools/{pool}/deleteMachines`` with ``{"machineNames": [...]}``: 202 and an
+        asynchronous operation that removes exactly those machines and lowers ``count`` by as many
+        (https://learn.microsoft.com/rest/api/aks/agent-pools/delete-machines). Machines are the pool's
+        node names; one operation per pool at a time, as for a PUT."""
+        self._check(request, resource_type="managedClusters/agentPools")
+        self._settle()
+        name = request.params["pool"]
+        existing = next((p for k, p in self._pools.items() if k.lower() == name.lower()), None)
+        if existing is None:
+            raise HttpError(404, "NotFound", f"Could not find agent pool {name} in cluster.")
+        body = request.json()
+        machines = body.get("machineNames") if isinstance(body, dict) else None
+        if not isinstance(machines, list) or not machines or not all(isinstance(m, str) for m in machines):
+            raise HttpError(400, "InvalidParameter", "The value of parameter machineNames is invalid: a "
+                                                     "non-empty list of machine names is required.")
+        busy = self._running_operation(existing["name"])
+        if busy is not None:
+            raise HttpError(409, "OperationNotAllowed",
+                            f"Operation is not allowed because there's an in progress scale node pool operation "
+                            f"{busy} started at {self.operations[busy]['started_at']}. Please wait for it to "
+                            "finish before starting a new operation.")
+        known = set(self._machine_names(existing["name"], existing["properties"].get("count") or 0))
+        unknown = [m for m in machines if m not in known]
+        if unknown:
+            raise HttpError(400, "InvalidParameter",
+                            f"Machine(s) {', '.join(unknown)} not found in agent pool {name}.")
+        props = existing["properties"]
+        count = (props.get("count") or 0) - len(set(machines))
+        if props.get("enableAutoScaling") and count < (props.get("minCount") or 0):
+            raise HttpError(400, "InvalidParameter",
+                            f"Deleting {len(set(machines))} machine(s) would leave {count} node(s), below the "
+                            f"agent pool's minCount {props.get('minCount')}.")
+        op_id = str(uuid.uuid4())
+        final = {**props, "count": count, "provisioningState": "Succeeded", "eTag": str(uuid.uuid4())}
+        self.operations[op_id] = {
+            "pool": existing["name"], "started": time.monotonic(), "started_at": iso(utc_now()),
+            "status": "InProgress", "error": None, "final": final, "machines": sorted(set(machines)),
+        }
+        existing["properties"] = {**props, "provisioningState": "Scaling", "eTag": str(uuid.uuid4())}
+        operations = (f"{self.base_url}/subscriptions/{self.platform.subscription_id}/providers/{_PROVIDER}"
+                      f"/locations/{self.platform.location}")
+        return Response(202, None, {
+            "Azure-AsyncOperation": f"{operations}/operations/{op_id}?api-version={_OPERATION_API_VERSION}",
+            "Location": f"{operations}/operationresults/{op_id}?api-version={_OPERATION_API_VERSION}",
+            "Retry-After": "0",
+        })
+
+    def _machine_names(self, pool: str, count: int) -> list[str]:
+        """The pool's machines: its nodes in the linked Kubernetes emulator, else AKS's VMSS naming."""
+        if self._kubernetes is not None:
+            names = self._kubernetes.pool_node_names(pool)
+            if names:
+                return names
+        from shared.local.sandbox.kubernetes import sha1_hex
+
+        return [f"aks-{pool}-{sha1_hex(pool)[:8]}-vmss{i:06d}" for i in range(count)]
+
     def _validate(self, name: str, current: dict[str, Any], wanted: dict[str, Any]) -> dict[str, Any]:
         """Merge a PUT body over the current pool and apply AKS's rules; raise HttpError 400 on a breach."""
         read_only = {"provisioningState", "powerState", "eTag", "currentOrchestratorVersion",
@@ -658,6 +717,8 @@ class ArmEmulator(Emulator):
                 op["status"] = "Succeeded"
                 if pool is not None:
                     pool["properties"] = dict(op["final"])
+                if op.get("machines") and self._kubernetes is not None:
+                    self._kubernetes.remove_nodes(op["machines"])
             op["ended"] = op["started"] + self.operation_seconds  # when it logically ended
             op["ended_at"] = iso(utc_now())
         self._autoscale(now)

@@ -346,8 +346,29 @@ class KubernetesEmulator(Emulator):
             for key in existing[count:]:
                 del nodes[key]
             template = self._pool_template(pool)
-            for i in range(len(existing), count):
-                self._store("v1", "nodes", self._node(pool, i, *template), replace=True)
+            # New nodes take the lowest free VMSS indexes (machines deleted by name leave gaps).
+            taken = {nodes[k]["metadata"]["name"] for k in existing[:count]}
+            index, have = 0, min(len(existing), count)
+            while have < count:
+                node = self._node(pool, index, *template)
+                index += 1
+                if node["metadata"]["name"] not in taken:
+                    self._store("v1", "nodes", node, replace=True)
+                    have += 1
+
+    def pool_node_names(self, pool: str) -> list[str]:
+        """The names of an agent pool's nodes (its machines, as AKS names them)."""
+        with self.lock:
+            nodes = self.objects.get(("v1", "nodes"), {})
+            return sorted(n["metadata"]["name"] for n in nodes.values()
+                          if n["metadata"]["labels"].get("kubernetes.azure.com/agentpool") == pool)
+
+    def remove_nodes(self, names: list[str]) -> None:
+        """Delete these nodes (AKS deleted their machines)."""
+        with self.lock:
+            nodes = self.objects.get(("v1", "nodes"), {})
+            for key in [k for k, n in nodes.items() if n["metadata"]["name"] in set(names)]:
+                del nodes[key]
 
     # -- routes -------------------------------------------------------------------------------
 

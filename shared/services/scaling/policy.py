@@ -1,0 +1,430 @@
+"""The GPU pool scaling policy: a pure function of (parameters, observation, carried state, now).
+
+Why it is shaped this way:
+
+- A GPU node takes minutes to serve (default 480 s: VM, driver, image pull, model load), so sizing on
+  the current queue is always late. The policy sizes the pool for the arrival rate *forecast one
+  time-to-ready ahead*: a fast and a slow exponential average of the arrival rate, whose gap measures
+  the trend of a ramp; only rising trends are projected (falling demand is left to the stabilization
+  window, which is cheap to be wrong about).
+- Slots needed follow square-root staffing (Halfin-Whitt): offered load ``a = rate x service time``
+  plus ``safety x sqrt(a)``; it gives proportionally more headroom to small pools, where queueing
+  hurts most. A backlog adds the slots that would clear it within ``backlog_clear_seconds``.
+- Nodes already provisioning count as capacity, so a second tick never adds them twice.
+- Scale-down keeps the highest recommendation of the stabilization window (as the HPA does), never
+  goes below what the requests in flight occupy, and goes to ``min_count`` (zero) only after
+  ``idle_to_zero_seconds`` with nothing queued, in flight or arriving.
+- Stale or missing inputs hold the current size: an unreachable queue never scales a pool down.
+- A manual override with an expiry wins over everything but ``max_count``.
+
+Arrivals are not observed directly: a Storage queue only has a depth. The policy derives them from the
+change of (queued + in flight) plus the requests completed, read from a cumulative counter (vLLM's
+``vllm:request_success_total`` summed over the pool's pods); with no counter, completions are
+estimated from the requests in flight and the service time (Little's law). The same counter gives the
+measured service time (in flight / completion rate), which replaces the prior ``service_seconds``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+# Reason codes: stable strings for logs, audit records and alerts.
+HOLD = "Hold"
+WAKE = "WakeFromZero"
+SCALE_UP = "ScaleUp"
+SCALE_UP_CAPPED = "ScaleUpCapped"
+SCALE_DOWN = "ScaleDown"
+STABILIZING = "Stabilizing"
+IN_FLIGHT_FLOOR = "InFlightFloor"
+IDLE_TO_ZERO = "IdleToZero"
+BOUNDS = "Bounds"
+INPUT_STALE = "InputStale"
+INPUT_MISSING = "InputMissing"
+OVERRIDE = "Override"
+
+
+@dataclass(frozen=True)
+class ScalingParameters:
+    """Every knob of the policy, with its unit and default. Per pool overrides: ``gpu_pools[].scaling``."""
+
+    #: nodes; the policy never goes below (``gpu_pools[].min_count``)
+    min_count: int = 0
+    #: nodes; nor above (``gpu_pools[].max_count``): quota and budget
+    max_count: int = 16
+    #: requests one node serves at once (``requests_per_gpu x gpus_per_node``)
+    slots_per_node: int = 8
+    #: seconds between two decisions (the timer's period)
+    interval_seconds: float = 15.0
+    #: seconds from asking for a node to it serving requests (VM, driver, image pull, model load)
+    time_to_ready_seconds: float = 480.0
+    #: messages; a pool at zero wakes when the queue holds more than this (KEDA's activationQueueLength)
+    activation_queue_length: int = 0
+    #: seconds a request holds a slot, before one is measured (replaced by in flight / completion rate)
+    service_seconds: float = 10.0
+    #: seconds; time constant of the fast arrival-rate average (what "now" means)
+    rate_window_seconds: float = 300.0
+    #: seconds; time constant of the slow average; fast minus slow measures the trend
+    trend_window_seconds: float = 900.0
+    #: seconds of queue wait the SLO allows
+    slo_wait_seconds: float = 30.0
+    #: share of requests that must wait at most ``slo_wait_seconds`` when sizing for recent bursts
+    slo_quantile: float = 0.95
+    #: seconds of per-tick arrivals replayed to size for bursts (a fluid queue over the recent past)
+    burst_window_seconds: float = 600.0
+    #: seconds; time constant of the measured service time's average
+    service_window_seconds: float = 300.0
+    #: ratio; the forecast rate is at most this multiple of the current rate (a ramp, not a spike)
+    max_forecast_growth: float = 1.5
+    #: square-root staffing factor: slots = a + safety x sqrt(a) for an offered load of a slots
+    safety: float = 0.0
+    #: ratio; a need at most this share above a whole number of nodes is left to the queue (noise, not demand)
+    sizing_tolerance: float = 0.03
+    #: ratio; extra slots for a backlog are at most this share of the load's slots
+    backlog_headroom: float = 0.1
+    #: seconds after a node's time to ready by which a backlog should be gone
+    backlog_clear_seconds: float = 600.0
+    #: seconds; scale-down takes the highest recommendation seen over this window
+    stabilization_seconds: float = 600.0
+    #: seconds with nothing queued, in flight or arriving before going to ``min_count``
+    idle_to_zero_seconds: float = 600.0
+    #: nodes one decision may add
+    max_step_up: int = 8
+    #: nodes one decision may remove
+    max_step_down: int = 2
+    #: seconds; an observation older than this is stale and holds the size
+    stale_after_seconds: float = 90.0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.min_count < 0 or self.max_count < self.min_count:
+            problems.append(f"need 0 <= min_count <= max_count, got {self.min_count}..{self.max_count}")
+        for name in ("slots_per_node", "max_step_up", "max_step_down"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1")
+        for name in ("interval_seconds", "service_seconds", "rate_window_seconds", "trend_window_seconds",
+                     "service_window_seconds", "backlog_clear_seconds", "stale_after_seconds"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name} must be positive")
+        if self.trend_window_seconds <= self.rate_window_seconds:
+            problems.append("trend_window_seconds must exceed rate_window_seconds")
+        if self.max_forecast_growth < 1:
+            problems.append("max_forecast_growth must be at least 1")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> ScalingParameters:
+        """These parameters with some replaced by name (unknown names are an error)."""
+        if not overrides:
+            return self
+        known = {f.name: f.type for f in fields(self)}
+        unknown = sorted(set(overrides) - set(known))
+        if unknown:
+            raise ValueError(f"unknown scaling parameters: {', '.join(unknown)}")
+        typed = {k: (int(v) if known[k] == "int" else float(v)) for k, v in overrides.items()}
+        return replace(self, **typed)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one tick gathered. ``None`` means the input could not be read."""
+
+    observed_at: float  # epoch seconds when gathered
+    queued: int | None  # requests waiting (queue depth less those in flight)
+    in_flight: int | None  # requests being served
+    ready: int  # nodes serving (not cordoned)
+    provisioning: int  # nodes asked for and not yet serving (counted: never add twice)
+    #: cumulative requests completed (a counter; resets are tolerated); None: estimate
+    completed_total: int | None = None
+    #: cumulative seconds the completed requests were served for (vLLM's request latency sum); None: use
+    #: Little's law on in flight and completions
+    service_seconds_total: float | None = None
+
+
+@dataclass(frozen=True)
+class Override:
+    count: int
+    expires_at: float  # epoch seconds
+    by: str = ""
+
+    def active(self, now: float) -> bool:
+        return now < self.expires_at
+
+
+@dataclass(frozen=True)
+class PolicyState:
+    """What the policy carries from one tick to the next (stored as JSON between timer runs)."""
+
+    at: float | None = None  # when the last observation was taken
+    since: float | None = None  # first observation of this history (no scale-down before a full window)
+    load: int = 0  # queued + in flight at that time
+    completed_total: int | None = None
+    service_seconds_total: float | None = None
+    rate_fast: float = 0.0  # requests/s
+    rate_slow: float = 0.0  # requests/s
+    busy: float = 0.0  # average requests in flight
+    done_rate: float = 0.0  # average completions/s
+    served_rate: float = 0.0  # average service seconds completed per second (with a latency counter)
+    last_active: float | None = None  # last time anything was queued, in flight or arriving
+    #: (time, nodes) recommendations inside the stabilization window
+    recommendations: tuple[tuple[float, int], ...] = ()
+    #: (seconds covered, requests arrived) per tick inside the burst window
+    arrivals: tuple[tuple[float, float], ...] = ()
+    override: Override | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: asdict deep-copies
+        data["recommendations"] = [list(r) for r in self.recommendations]
+        data["arrivals"] = [list(r) for r in self.arrivals]
+        data["override"] = asdict(self.override) if self.override else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | None) -> PolicyState:
+        if not data:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["recommendations"] = tuple((float(t), int(n)) for t, n in values.get("recommendations") or ())
+        values["arrivals"] = tuple((float(t), float(n)) for t, n in values.get("arrivals") or ())
+        if values.get("override"):
+            values["override"] = Override(**values["override"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Decision:
+    target: int  # nodes the pool should have (ready + provisioning)
+    current: int  # nodes it has (ready + provisioning)
+    reason: str
+    message: str
+    state: PolicyState = field(repr=False)
+    #: the figures the decision was made from (audited with it)
+    figures: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def change(self) -> int:
+        return self.target - self.current
+
+
+def decide(params: ScalingParameters, obs: Observation | None, state: PolicyState, now: float) -> Decision:
+    """One decision for one pool. Pure: everything it needs is passed in, including the time."""
+    current = (obs.ready + obs.provisioning) if obs is not None else None
+    override = state.override if state.override and state.override.active(now) else None
+    if override is not None and current is not None:
+        target = min(max(override.count, 0), params.max_count)
+        capped = " (capped at max_count)" if target != override.count else ""
+        return Decision(target, current, OVERRIDE,
+                        f"manual override to {target} node(s){capped} until {_clock(override.expires_at)}"
+                        f"{' by ' + override.by if override.by else ''}",
+                        replace(state, override=override))
+    state = replace(state, override=override)  # an expired override is dropped
+    if obs is None or obs.queued is None or obs.in_flight is None:
+        missing = "pool" if obs is None else ("queue depth" if obs is None or obs.queued is None else "in flight")
+        return Decision(current or 0, current or 0, INPUT_MISSING,
+                        f"{missing} could not be read: holding the current size", state)
+    if now - obs.observed_at > params.stale_after_seconds:
+        return Decision(current, current, INPUT_STALE,
+                        f"inputs are {now - obs.observed_at:.0f}s old (> {params.stale_after_seconds:.0f}s): "
+                        "holding the current size", state)
+
+    state, fig = _update_estimates(params, obs, state)
+    slots = params.slots_per_node
+    in_flight_floor = math.ceil(obs.in_flight / slots)
+    active = obs.queued > 0 or obs.in_flight > 0 or fig["arrived"] > 0
+    if active or state.last_active is None:
+        state = replace(state, last_active=obs.observed_at if active else (state.last_active or obs.observed_at))
+    idle_for = obs.observed_at - (state.last_active or obs.observed_at)
+
+    # What the pool should have once a node asked for now is ready.
+    rate_now = max(fig["rate_now"], 0.0)
+    rate_ahead = max(rate_now, min(fig["rate_ahead"], rate_now * params.max_forecast_growth))
+    service = fig["service_seconds"]
+    load_slots = rate_ahead * service
+    staffed = load_slots + params.safety * math.sqrt(load_slots) if load_slots > 0 else 0.0
+    # The backlog the capacity already there or on its way cannot clear within a node's time to ready
+    # plus ``backlog_clear_seconds`` is all that needs more nodes: a cold start must not ask for its
+    # whole queue (those nodes would arrive after the queue is gone).
+    spare = max(0.0, (obs.ready + obs.provisioning) * slots - load_slots)
+    horizon = params.time_to_ready_seconds + params.backlog_clear_seconds
+    leftover = max(0.0, obs.queued * service - spare * horizon)
+    backlog = obs.queued
+    # ... and at most ``backlog_headroom`` above the load: a backlog is a one-off, capacity bought for it
+    # outlives it (a cold start would otherwise overshoot what the demand needs).
+    staffed += min(leftover / params.backlog_clear_seconds, params.backlog_headroom * max(load_slots, slots))
+    wanted = math.ceil(staffed / slots / (1.0 + params.sizing_tolerance) - 1e-9)
+    if active and wanted == 0:
+        wanted = 1
+    # Bursts shorter than a node's time to ready are absorbed by the queue, not by new nodes; but the
+    # nodes that served recent bursts within the SLO are kept while bursts recur: the fewest nodes
+    # whose replay of the recent per-tick arrivals (a fluid queue) meets the SLO is a floor to hold
+    # (never a reason to add: nodes asked for now come after the burst).
+    burst_need = _burst_need(params, state.arrivals, service, limit=max(current, 1))
+    keep = max(wanted, min(burst_need, current))
+    fig.update(rate_ahead=rate_ahead, staffed_slots=staffed, wanted=wanted, backlog=backlog,
+               idle_seconds=idle_for, in_flight_floor=in_flight_floor, burst_need=burst_need)
+
+    window_start = now - params.stabilization_seconds
+    recs = (*tuple(r for r in state.recommendations if r[0] > window_start), (now, keep))
+    state = replace(state, recommendations=recs)
+    highest = max(n for _, n in recs)
+
+    def out(target: int, reason: str, message: str) -> Decision:
+        bounded = min(max(target, params.min_count), params.max_count)
+        if bounded != target and reason not in (IDLE_TO_ZERO,):
+            message += f"; held within bounds {params.min_count}..{params.max_count}"
+            reason = BOUNDS if bounded == current else reason
+        return Decision(bounded, current, reason, message, state, fig)
+
+    if current == 0:
+        if obs.queued > params.activation_queue_length:
+            target = min(max(wanted, 1), params.max_step_up)
+            return out(target, WAKE, f"{obs.queued} queued (> {params.activation_queue_length}): waking to "
+                                     f"{target} node(s)")
+        return out(0, HOLD, "idle at zero")
+    if not active and idle_for >= params.idle_to_zero_seconds:
+        return out(params.min_count, IDLE_TO_ZERO,
+                   f"nothing queued, in flight or arriving for {idle_for:.0f}s: going to {params.min_count}")
+    if wanted > current:
+        target = min(wanted, current + params.max_step_up)
+        reason = SCALE_UP if target == wanted else SCALE_UP_CAPPED
+        return out(target, reason,
+                   f"{rate_ahead * 60:.0f} req/min expected in {params.time_to_ready_seconds:.0f}s x "
+                   f"{service:.1f}s each and {backlog} backlog need {wanted} node(s); "
+                   f"{obs.ready} ready + {obs.provisioning} on the way: adding {target - current}")
+    history = now - (state.since if state.since is not None else now)
+    if highest < current and history < params.stabilization_seconds:
+        return out(current, STABILIZING,
+                   f"need {wanted} now, but only {history:.0f}s of history (< {params.stabilization_seconds:.0f}s): "
+                   f"holding {current}")
+    if highest < current:
+        target = max(highest, current - params.max_step_down, in_flight_floor)
+        if target < current:
+            return out(target, SCALE_DOWN,
+                       f"highest need over the last {params.stabilization_seconds:.0f}s is {highest} node(s), "
+                       f"{in_flight_floor} busy with requests in flight: removing {current - target}")
+        return out(current, IN_FLIGHT_FLOOR, f"{obs.in_flight} requests in flight keep {current} node(s)")
+    if wanted < current:
+        return out(current, STABILIZING,
+                   f"need {wanted} now but {highest} within the last {params.stabilization_seconds:.0f}s: holding "
+                   f"{current}")
+    return out(current, HOLD, f"{current} node(s) match the need")
+
+
+def _update_estimates(params: ScalingParameters, obs: Observation, state: PolicyState
+                      ) -> tuple[PolicyState, dict[str, float]]:
+    """Fold one observation into the carried averages; return the new state and the figures used."""
+    assert obs.queued is not None and obs.in_flight is not None
+    load = obs.queued + obs.in_flight
+    service = _service(params, state)
+    if state.at is None or obs.observed_at <= state.at:
+        # First sight (or a repeated one): no interval to measure a rate over.
+        new = replace(state, at=obs.observed_at, load=load, completed_total=obs.completed_total,
+                      service_seconds_total=obs.service_seconds_total,
+                      since=state.since if state.since is not None else obs.observed_at)
+        return new, {"arrived": float(load if state.at is None else 0), "rate_now": 0.0,
+                     "rate_ahead": 0.0, "service_seconds": service, "dt": 0.0}
+    dt = obs.observed_at - state.at
+    if obs.completed_total is not None and state.completed_total is not None:
+        completed = obs.completed_total - state.completed_total
+        if completed < 0:  # the counter was reset (pods restarted)
+            completed = obs.completed_total
+        measured = True
+    else:
+        completed = min(state.load, obs.in_flight * dt / service) if service > 0 else 0.0
+        measured = False
+    arrived = max(0.0, load - state.load + completed)
+    rate = arrived / dt
+    since = state.since if state.since is not None else state.at
+    elapsed = obs.observed_at - since
+    # Averages started at zero with the bias removed (as Adam does): right from the second tick, and
+    # without a phantom ramp from zero to the first rate seen.
+    fast = _ewma(state.rate_fast, rate, dt, params.rate_window_seconds)
+    slow = _ewma(state.rate_slow, rate, dt, params.trend_window_seconds)
+    fast_now = fast / (1.0 - math.exp(-elapsed / params.rate_window_seconds))
+    slow_now = slow / (1.0 - math.exp(-elapsed / params.trend_window_seconds))
+    busy, done_rate, served_rate = state.busy, state.done_rate, state.served_rate
+    if measured:
+        # Both averages share one time constant, so their ratio needs no bias correction.
+        done_rate = _ewma(done_rate, completed / dt, dt, params.service_window_seconds)
+        if obs.service_seconds_total is not None and state.service_seconds_total is not None:
+            served = obs.service_seconds_total - state.service_seconds_total
+            if served < 0:  # reset with the completions counter
+                served = obs.service_seconds_total
+            served_rate = _ewma(served_rate, served / dt, dt, params.service_window_seconds)
+            if done_rate > 0 and served_rate > 0:
+                service = served_rate / done_rate
+        else:
+            # Little's law: in flight = completion rate x service time (biased high while load rises,
+            # since completions lag starts: prefer the latency counter where the pods export it).
+            busy = _ewma(busy, obs.in_flight, dt, params.service_window_seconds)
+            if done_rate > 0 and busy > 0:
+                service = busy / done_rate
+    # A ramp of slope k lags an average of time constant tau by k x tau: the gap of the two averages
+    # gives k; "now" is the fast average advanced by its own lag.
+    slope = (fast_now - slow_now) / (params.trend_window_seconds - params.rate_window_seconds)
+    rate_now = fast_now + max(slope, 0.0) * params.rate_window_seconds
+    rate_ahead = fast_now + slope * (params.rate_window_seconds + params.time_to_ready_seconds)
+    history = (*state.arrivals, (dt, arrived))
+    covered = 0.0
+    keep_from = len(history)
+    while keep_from > 0 and covered < params.burst_window_seconds:
+        keep_from -= 1
+        covered += history[keep_from][0]
+    new = replace(state, at=obs.observed_at, since=since, load=load, arrivals=history[keep_from:],
+                  completed_total=obs.completed_total,
+                  service_seconds_total=obs.service_seconds_total, rate_fast=fast, rate_slow=slow, busy=busy,
+                  done_rate=done_rate, served_rate=served_rate)
+    return new, {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead,
+                 "service_seconds": service, "dt": dt, "rate_fast": fast_now, "rate_slow": slow_now}
+
+
+def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], ...], service: float,
+                limit: int) -> int:
+    """Fewest nodes (up to ``limit``) whose fluid replay of ``arrivals`` keeps waits within the SLO."""
+    total = sum(n for _, n in arrivals)
+    if total <= 0:
+        return 0
+
+    def meets(nodes: int) -> bool:
+        capacity = nodes * params.slots_per_node  # slot-seconds per second
+        backlog = late = 0.0
+        for dt, n in arrivals:
+            # Requests arriving in this tick wait for the backlog ahead of them (on average, half of
+            # this tick's own work too).
+            wait = (backlog + n * service / 2) / capacity
+            if wait > params.slo_wait_seconds:
+                late += n
+            backlog = max(0.0, backlog + n * service - capacity * dt)
+        return late <= (1.0 - params.slo_quantile) * total
+
+    low, high = 1, limit
+    if not meets(high):
+        return high
+    while low < high:
+        mid = (low + high) // 2
+        if meets(mid):
+            high = mid
+        else:
+            low = mid + 1
+    return high
+
+
+def _service(params: ScalingParameters, state: PolicyState) -> float:
+    if state.done_rate > 0 and state.served_rate > 0:
+        return state.served_rate / state.done_rate
+    if state.done_rate > 0 and state.busy > 0:
+        return state.busy / state.done_rate
+    return params.service_seconds
+
+
+def _ewma(previous: float, sample: float, dt: float, tau: float) -> float:
+    alpha = 1.0 - math.exp(-dt / tau)
+    return previous + (sample - previous) * alpha
+
+
+def _clock(epoch: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,543 @@
+"""One timer tick for the GPU pools: per pool, gather, decide (``policy.decide``), act. Under the pool's lease.
+
+Gather (``read_pool``):
+- queue depth from Storage (``inference_queue``). Azure's ApproximateMessagesCount includes messages
+  being processed (invisible until the worker deletes them when the request ends), so **in flight is
+  estimated** as ``min(depth, serving nodes x slots)`` and queued as the rest: every slot of a serving
+  node is assumed busy while anything waits. (vLLM's ``vllm:num_requests_running`` summed over the
+  pool's pods would replace the estimate where it is scraped; it is not read here yet.)
+- the pool from ARM (count, min/max, provisioning state, ETag) and its nodes from Kubernetes: serving =
+  Ready and not cordoned; on the way = the pool's desired size (``max(count, minCount)`` for an
+  autoscaler pool) less serving and cordoned nodes.
+- the carried state from the table ``gpuscaling`` (one row per environment and pool): the policy's
+  state (JSON), a drain in progress, the last operation, the last decision.
+
+Act (``act``), through ``actuation.mutate`` with the pool's ETag, never waiting on AKS's operation:
+- up: autoscaler pools get ``min_count`` (and ``max_count`` if needed), ``count`` sent back unchanged;
+  manual pools get ``count`` (``NodePools.scale``). The operation is recorded; the next tick reads the
+  pool again. A pool whose operation still runs (409 "in progress", or a transitional state) skips the tick.
+- down, killing nothing: the least busy serving nodes are cordoned and their serving pods made the
+  first the ReplicaSet removes (``controller.kubernetes.io/pod-deletion-cost``) while the serving
+  Deployment's replicas drop; once no serving pod is left on them (or ``drain_timeout_seconds`` passed),
+  ``min_count`` is lowered and exactly those machines are deleted (``deleteMachines``).
+- quota exhausted: permanent; logged with the stable code ``GpuQuotaExhausted`` (alert on it) and, where
+  the pool declares a ``fallback_pool``, the fallback is marked to take the demand (its own tick then
+  sizes it from this pool's queue as well).
+
+Kill switch and dry run per environment: app settings ``GPU_SCALING_ENABLED`` (default true) and
+``GPU_SCALING_DRY_RUN`` (default false). Every decision is audited with its inputs (target
+``gpuscaling/<env>/<pool>``); every change through ``mutate`` is audited on ``nodepool/<env>/<pool>``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.errors import (
+    ConfigError,
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    PlatformError,
+    TemporaryError,
+)
+from shared.platform import GpuPool, PlatformEnvironment
+from shared.services.actuation import mutate
+from shared.services.scaling.policy import (
+    Decision,
+    Observation,
+    Override,
+    PolicyState,
+    ScalingParameters,
+    decide,
+)
+
+log = logging.getLogger("platform_core.gpu_scaling")
+
+ACTOR = "gpu-scaling"
+STATE_TABLE = "gpuscaling"
+ALERT_QUOTA = "GpuQuotaExhausted"
+#: An autoscaler pool's minCount was raised but its nodes have not come for twice the time to ready: on AKS
+#: that is the cluster autoscaler failing to add them (quota or capacity), which no PUT reports.
+ALERT_STALLED = "GpuScaleUpStalled"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+SETTLED = ("Succeeded", "Failed", "Canceled")
+
+
+@dataclass(frozen=True)
+class Switches:
+    enabled: bool = True
+    dry_run: bool = False
+    #: seconds a cordoned node may keep serving before its machine is deleted anyway
+    drain_timeout_seconds: float = 600.0
+
+
+def switches_from(environ: Mapping[str, str]) -> Switches:
+    """``GPU_SCALING_ENABLED``, ``GPU_SCALING_DRY_RUN``, ``GPU_SCALING_DRAIN_TIMEOUT_SECONDS``; ConfigError if bad."""
+    problems: list[str] = []
+
+    def flag(name: str, default: bool) -> bool:
+        raw = (environ.get(name) or "").strip().lower()
+        if not raw:
+            return default
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off"):
+            return False
+        problems.append(f"{name}: expected true or false, got {raw!r}")
+        return default
+
+    enabled = flag("GPU_SCALING_ENABLED", True)
+    dry_run = flag("GPU_SCALING_DRY_RUN", False)
+    timeout = 600.0
+    raw = (environ.get("GPU_SCALING_DRAIN_TIMEOUT_SECONDS") or "").strip()
+    if raw:
+        try:
+            timeout = float(raw)
+            if not 0 <= timeout <= 3600:
+                raise ValueError
+        except ValueError:
+            problems.append(f"GPU_SCALING_DRAIN_TIMEOUT_SECONDS: expected seconds in [0, 3600], got {raw!r}")
+    if problems:
+        raise ConfigError(problems)
+    return Switches(enabled, dry_run, timeout)
+
+
+def parameters_for(pool: GpuPool) -> ScalingParameters:
+    """The policy's parameters for one pool: its bounds and slots from platform.yaml, then its overrides."""
+    return ScalingParameters(min_count=pool.min_count, max_count=pool.max_count,
+                             slots_per_node=pool.slots_per_node).with_overrides(dict(pool.scaling))
+
+
+# -- gather ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    ready: bool
+    cordoned: bool
+    serving_pods: int  # serving pods scheduled on it
+
+
+@dataclass(frozen=True)
+class PoolReading:
+    pool: GpuPool
+    observed_at: float
+    depth: int | None
+    node_pool: Any  # shared.adapters.aks.NodePool | None
+    nodes: tuple[NodeView, ...] | None
+    problems: tuple[str, ...] = ()
+
+    @property
+    def serving(self) -> list[NodeView]:
+        return [n for n in self.nodes or () if n.ready and not n.cordoned]
+
+    @property
+    def desired(self) -> int:
+        np = self.node_pool
+        if np is None:
+            return 0
+        return max(np.count, np.min_count or 0) if np.autoscaling else np.count
+
+    def observation(self) -> Observation | None:
+        if self.node_pool is None:
+            return None
+        if self.nodes is None:
+            # No view of the nodes: count what AKS says exists as serving (never a reason to add).
+            ready, cordoned = self.node_pool.count, 0
+        else:
+            ready, cordoned = len(self.serving), sum(1 for n in self.nodes if n.cordoned)
+        provisioning = max(0, self.desired - ready - cordoned)
+        if self.depth is None:
+            return Observation(self.observed_at, None, None, ready, provisioning)
+        in_flight = min(self.depth, ready * self.pool.slots_per_node)
+        return Observation(self.observed_at, self.depth - in_flight, in_flight, ready, provisioning)
+
+    def inputs(self) -> dict[str, Any]:
+        np = self.node_pool
+        return {
+            "depth": self.depth,
+            "pool": None if np is None else {"count": np.count, "min_count": np.min_count,
+                                            "max_count": np.max_count, "autoscaling": np.autoscaling,
+                                            "provisioning_state": np.provisioning_state},
+            "nodes": None if self.nodes is None else {
+                "serving": len(self.serving), "cordoned": [n.name for n in self.nodes if n.cordoned]},
+            "problems": list(self.problems),
+        }
+
+
+def read_pool(ctx: Any, pool: GpuPool, now: float, *, serving: tuple[str, str] | None = None) -> PoolReading:
+    """Everything one decision needs; an unreadable input becomes None and a problem, never an exception."""
+    problems: list[str] = []
+    depth: int | None = None
+    try:
+        depth = ctx.storage.queue_depth(pool.inference_queue)
+    except PlatformError as exc:
+        problems.append(f"queue {pool.inference_queue}: {exc.code}")
+    node_pool = None
+    try:
+        node_pool = ctx.node_pools.get(pool.name)
+    except PlatformError as exc:
+        problems.append(f"node pool {pool.name}: {exc.code}")
+    nodes: tuple[NodeView, ...] | None = None
+    try:
+        prefix = ctx.platform.node_label_prefix
+        raw_nodes = ctx.cluster.nodes(label_selector=f"{prefix}/gpu-pool={pool.name}")
+        if not raw_nodes:
+            raw_nodes = ctx.cluster.nodes(label_selector=f"kubernetes.azure.com/agentpool={pool.name}")
+        pods_on: dict[str, int] = {}
+        if serving is not None:
+            for pod in _serving_pods(ctx, serving):
+                node_name = (pod.get("spec") or {}).get("nodeName")
+                if node_name:
+                    pods_on[node_name] = pods_on.get(node_name, 0) + 1
+        nodes = tuple(_node_view(n, pods_on) for n in raw_nodes)
+    except PlatformError as exc:
+        problems.append(f"nodes of {pool.name}: {exc.code}")
+    return PoolReading(pool, now, depth, node_pool, nodes, tuple(problems))
+
+
+def _node_view(node: dict, pods_on: dict[str, int]) -> NodeView:
+    name = node["metadata"]["name"]
+    conditions = (node.get("status") or {}).get("conditions") or []
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    cordoned = bool((node.get("spec") or {}).get("unschedulable"))
+    return NodeView(name, ready, cordoned, pods_on.get(name, 0))
+
+
+def _serving_pods(ctx: Any, serving: tuple[str, str]) -> list[dict]:
+    namespace, deployment = serving
+    return ctx.cluster.list("v1", "pods", namespace=namespace,
+                            label_selector=f"app.kubernetes.io/instance={deployment}")
+
+
+# -- carried state -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Carried:
+    policy: PolicyState = field(default_factory=PolicyState)
+    #: nodes cordoned for removal: {"nodes": [...], "since": epoch, "target": n}
+    drain: dict[str, Any] | None = None
+    #: the last operation asked of AKS: {"kind": ..., "at": epoch, "target": n}
+    operation: dict[str, Any] | None = None
+    #: set on a pool whose quota is exhausted: demand goes to this fallback pool
+    fallback_to: str | None = None
+    last: dict[str, Any] | None = None
+    etag: str | None = None
+
+
+def load_carried(storage: Any, env: str, pool: str) -> Carried:
+    row = storage.get(STATE_TABLE, env, pool)
+    if row is None:
+        return Carried()
+
+    def part(key: str) -> Any:
+        raw = row.get(key)
+        return json.loads(raw) if raw else None
+
+    return Carried(PolicyState.from_json(part("policy")), part("drain"), part("operation"),
+                   row.get("fallback_to") or None, part("last"), row.get("_etag"))
+
+
+def save_carried(storage: Any, env: str, pool: str, carried: Carried) -> None:
+    entity = {"PartitionKey": env, "RowKey": pool,
+              "policy": json.dumps(carried.policy.to_json(), sort_keys=True),
+              "drain": json.dumps(carried.drain) if carried.drain else "",
+              "operation": json.dumps(carried.operation) if carried.operation else "",
+              "fallback_to": carried.fallback_to or "",
+              "last": json.dumps(carried.last, default=str) if carried.last else ""}
+    if carried.etag:
+        storage.replace(STATE_TABLE, entity, carried.etag)
+    else:
+        try:
+            storage.insert(STATE_TABLE, entity)
+        except ConflictError:
+            row = storage.get(STATE_TABLE, env, pool)
+            storage.replace(STATE_TABLE, entity, row["_etag"] if row else "*")
+
+
+def set_override(ctx: Any, pool: str, count: int, until: dt.datetime, by: str) -> Override:
+    """Pin ``pool`` at ``count`` nodes until ``until`` (the policy honours it, within max_count)."""
+    env = ctx.platform.name
+    ctx.platform.gpu_pool(pool)  # KeyError for an unknown pool
+    override = Override(count=count, expires_at=until.timestamp(), by=by)
+    with ctx.state.lease(_lease_name(env, pool), seconds=30):
+        carried = load_carried(ctx.storage, env, pool)
+        policy = PolicyState.from_json({**carried.policy.to_json(), "override": vars(override)})
+        save_carried(ctx.storage, env, pool, _replace(carried, policy=policy))
+    ctx.state.audit(actor=by or "platformctl", action="override", target=_lease_name(env, pool),
+                    reason="ManualOverride", outcome="succeeded",
+                    inputs={"count": count, "until": until.isoformat()})
+    return override
+
+
+# -- one tick ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TickResult:
+    pool: str
+    target: int
+    current: int
+    reason: str
+    message: str
+    action: str  # none | scale | cordon | delete-machines | skipped | planned | failed
+    inputs: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return vars(self)
+
+
+def tick(ctx: Any, *, now: dt.datetime, switches: Switches, pools: list[str] | None = None,
+         dry_run: bool = False) -> list[TickResult]:
+    """One tick over the environment's GPU pools (or some of them). A failing pool does not stop the others."""
+    results = []
+    for pool in ctx.platform.gpu_pools:
+        if pools is not None and pool.name not in pools:
+            continue
+        try:
+            results.append(tick_pool(ctx, pool, now=now, switches=switches, dry_run=dry_run))
+        except PlatformError as exc:
+            log.warning("gpu scaling of %s: %s: %s", pool.name, exc.code, exc,
+                        extra={"pool": pool.name, "error_code": exc.code})
+            results.append(TickResult(pool.name, 0, 0, exc.code, str(exc), "failed", {}))
+    return results
+
+
+def tick_pool(ctx: Any, pool: GpuPool, *, now: dt.datetime, switches: Switches,
+              dry_run: bool = False) -> TickResult:
+    env = ctx.platform.name
+    dry = dry_run or switches.dry_run
+    with ctx.state.lease(_lease_name(env, pool.name), seconds=60):
+        carried = load_carried(ctx.storage, env, pool.name)
+        t = now.timestamp()
+        reading = read_pool(ctx, pool, t, serving=_serving_of(ctx.platform, pool))
+        # A pool whose quota ran out sends its demand to the fallback: the fallback also sizes for it.
+        extra = _fallback_demand(ctx, pool, env)
+        obs = reading.observation()
+        if obs is not None and extra and obs.queued is not None:
+            obs = Observation(obs.observed_at, obs.queued + extra, obs.in_flight, obs.ready, obs.provisioning)
+        decision = decide(parameters_for(pool), obs, carried.policy, t)
+        inputs = {**reading.inputs(), "fallback_demand": extra, "figures": decision.figures,
+                  "carried": {"drain": carried.drain, "operation": carried.operation}}
+        if not switches.enabled:
+            result = _result(pool, decision, "skipped", inputs, "GPU_SCALING_ENABLED is false: nothing done")
+            carried = _replace(carried, policy=decision.state)
+        else:
+            result, carried = act(ctx, pool, reading, decision, carried, switches, dry, inputs)
+        carried = _replace(carried, last={"at": now.isoformat(), "target": result.target, "reason": result.reason,
+                                          "message": result.message, "action": result.action})
+        save_carried(ctx.storage, env, pool.name, carried)
+    ctx.state.audit(actor=ACTOR, action="decide", target=_lease_name(env, pool.name), reason=result.reason,
+                    outcome="planned" if dry else "succeeded", inputs=inputs,
+                    message=f"{result.action}: {result.message}")
+    log.info("gpu pool %s: %s -> %s (%s) %s", pool.name, result.current, result.target, result.reason,
+             result.action, extra={"pool": pool.name, "reason": result.reason, "target": result.target})
+    return result
+
+
+def act(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carried: Carried,
+        switches: Switches, dry: bool, inputs: dict[str, Any]) -> tuple[TickResult, Carried]:
+    """Carry out one decision; returns what was done and the state to carry."""
+    env = ctx.platform.name
+    carried = _replace(carried, policy=decision.state)
+    np = reading.node_pool
+    if np is None:
+        return _result(pool, decision, "none", inputs), carried
+    if np.provisioning_state not in SETTLED:
+        return _result(pool, decision, "skipped", inputs,
+                       f"an operation runs on the pool ({np.provisioning_state}): looking again next tick"), carried
+    node_target = f"nodepool/{env}/{pool.name}"
+    stalled = _stalled(pool, reading, carried)
+    if stalled:
+        log.error("%s: %s", ALERT_STALLED, stalled, extra={"error_code": ALERT_STALLED, "pool": pool.name,
+                                                           "fallback_pool": pool.fallback_pool})
+        carried = _replace(carried, fallback_to=pool.fallback_pool, operation=None)
+
+    # A drain in progress comes first: finish it before anything else changes the pool.
+    if carried.drain:
+        return _continue_drain(ctx, pool, reading, decision, carried, switches, dry, inputs, node_target)
+
+    if decision.target > decision.current:
+        try:
+            mutate(ctx, actor=ACTOR, action="scale", target=node_target, reason=decision.reason,
+                   inputs={"count": decision.target, **inputs}, dry_run=dry, lease_seconds=30,
+                   change=lambda: ctx.node_pools.scale(pool.name, count=decision.target, expected_etag=np.etag,
+                                                        wait=False))
+        except TemporaryError as exc:
+            return _result(pool, decision, "skipped", inputs, f"{exc.code}: looking again next tick"), carried
+        except ConflictError:
+            return (_result(pool, decision, "skipped", inputs,
+                            "the pool changed since it was read (ETag): deciding again next tick"), carried)
+        except PermanentError as exc:
+            if exc.code == "QuotaExceeded":
+                return _quota_exhausted(ctx, pool, decision, carried, inputs, exc)
+            raise
+        if dry:
+            return _result(pool, decision, "planned", inputs), carried
+        operation = {"kind": "scale", "at": reading.observed_at, "target": decision.target}
+        return _result(pool, decision, "scale", inputs), _replace(carried, operation=operation, fallback_to=None)
+
+    if decision.target < decision.current:
+        return _start_drain(ctx, pool, reading, decision, carried, dry, inputs)
+    return _result(pool, decision, "none", inputs), carried
+
+
+def _start_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carried: Carried,
+                 dry: bool, inputs: dict[str, Any]) -> tuple[TickResult, Carried]:
+    env = ctx.platform.name
+    excess = decision.current - decision.target
+    # Nodes still on their way cannot be chosen; the least busy serving nodes, the newest among equals.
+    victims = sorted(reading.serving, key=lambda n: (n.serving_pods, -_index(n.name)))[:excess]
+    if not victims:
+        return _result(pool, decision, "none", inputs, "nothing serving to remove yet"), carried
+    names = [n.name for n in victims]
+    if dry:
+        mutate(ctx, actor=ACTOR, action="cordon", target=f"nodepool/{env}/{pool.name}", reason=decision.reason,
+               inputs={"nodes": names, **inputs}, dry_run=True, change=lambda: None)
+        return _result(pool, decision, "planned", inputs, f"would cordon {', '.join(names)}"), carried
+
+    def cordon() -> None:
+        for name in names:
+            ctx.cluster.patch_merge("v1", "nodes", name, {"spec": {"unschedulable": True}})
+        serving = _serving_of(ctx.platform, pool)
+        if serving is not None:
+            namespace, deployment = serving
+            # The ReplicaSet removes the pods with the lowest deletion cost first: exactly the ones on
+            # the cordoned nodes; their graceful shutdown finishes the requests in flight.
+            for pod in _serving_pods(ctx, serving):
+                if (pod.get("spec") or {}).get("nodeName") in names:
+                    ctx.cluster.patch_merge("v1", "pods", pod["metadata"]["name"],
+                                            {"metadata": {"annotations": {DELETION_COST: "-1000"}}}, namespace)
+            replicas = max(0, len(reading.serving) - len(names))
+            try:
+                ctx.cluster.patch_merge("apps/v1", "deployments", deployment, {"spec": {"replicas": replicas}},
+                                        namespace)
+            except NotFoundError:
+                log.warning("serving deployment %s/%s not found: replicas left alone", namespace, deployment)
+
+    mutate(ctx, actor=ACTOR, action="cordon", target=f"nodepool/{env}/{pool.name}", reason=decision.reason,
+           inputs={"nodes": names, **inputs}, lease_seconds=30, change=cordon)
+    drain = {"nodes": names, "since": reading.observed_at, "target": decision.target}
+    return (_result(pool, decision, "cordon", inputs, f"cordoned {', '.join(names)}; removing them once drained"),
+            _replace(carried, drain=drain))
+
+
+def _continue_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carried: Carried,
+                    switches: Switches, dry: bool, inputs: dict[str, Any], node_target: str
+                    ) -> tuple[TickResult, Carried]:
+    drain = carried.drain or {}
+    names = list(drain.get("nodes") or [])
+    present = {n.name: n for n in reading.nodes or ()}
+    remaining = [n for n in names if n in present]
+    if not remaining:
+        return _result(pool, decision, "none", inputs, "drained nodes are gone"), _replace(carried, drain=None)
+    if decision.target > decision.current:
+        # Demand came back before the machines went: serve again instead of deleting and re-adding.
+        for name in remaining:
+            ctx.cluster.patch_merge("v1", "nodes", name, {"spec": {"unschedulable": None}})
+        return (_result(pool, decision, "uncordon", inputs, f"demand returned: uncordoned {', '.join(remaining)}"),
+                _replace(carried, drain=None))
+    busy = [n for n in remaining if present[n].serving_pods > 0]
+    waited = reading.observed_at - float(drain.get("since") or reading.observed_at)
+    if busy and waited < switches.drain_timeout_seconds:
+        return (_result(pool, decision, "draining", inputs,
+                        f"waiting for {', '.join(busy)} to finish their requests ({waited:.0f}s of "
+                        f"{switches.drain_timeout_seconds:.0f}s)"), carried)
+    np = reading.node_pool
+    new_count = max(0, np.count - len(remaining))
+
+    def remove() -> None:
+        if np.autoscaling and (np.min_count or 0) > new_count:
+            ctx.node_pools.scale(pool.name, min_count=new_count, expected_etag=np.etag, wait=True)
+        ctx.node_pools.delete_machines(pool.name, remaining, wait=False)
+
+    try:
+        mutate(ctx, actor=ACTOR, action="delete-machines", target=node_target, reason=decision.reason,
+               inputs={"machines": remaining, "timed_out": bool(busy), **inputs}, dry_run=dry, lease_seconds=60,
+               change=remove)
+    except TemporaryError as exc:
+        return _result(pool, decision, "skipped", inputs, f"{exc.code}: looking again next tick"), carried
+    if dry:
+        return _result(pool, decision, "planned", inputs, f"would delete {', '.join(remaining)}"), carried
+    operation = {"kind": "delete-machines", "at": reading.observed_at, "machines": remaining}
+    return (_result(pool, decision, "delete-machines", inputs, f"deleting {', '.join(remaining)}"
+                    + (" (drain timed out)" if busy else "")),
+            _replace(carried, drain=None, operation=operation))
+
+
+def _quota_exhausted(ctx: Any, pool: GpuPool, decision: Decision, carried: Carried, inputs: dict[str, Any],
+                     exc: PermanentError) -> tuple[TickResult, Carried]:
+    fallback = pool.fallback_pool
+    log.error("%s: %s", ALERT_QUOTA, exc, extra={"error_code": ALERT_QUOTA, "pool": pool.name,
+                                                 "fallback_pool": fallback, "remediation": exc.remediation})
+    message = f"{ALERT_QUOTA}: {exc.remediation}" + (
+        f"; demand moves to {fallback}" if fallback else "; no fallback pool declared")
+    return (TickResult(pool.name, decision.current, decision.current, ALERT_QUOTA, message, "failed", inputs),
+            _replace(carried, fallback_to=fallback))
+
+
+def _stalled(pool: GpuPool, reading: PoolReading, carried: Carried) -> str | None:
+    """Why the last scale-up looks stuck (None when it does not)."""
+    op, np = carried.operation, reading.node_pool
+    if not op or op.get("kind") != "scale" or np is None or not np.autoscaling:
+        return None
+    waited = reading.observed_at - float(op.get("at") or reading.observed_at)
+    limit = 2 * parameters_for(pool).time_to_ready_seconds
+    if waited > limit and np.count < (np.min_count or 0):
+        return (f"pool {pool.name} asked for {np.min_count} node(s) {waited:.0f}s ago and has {np.count}: the "
+                "autoscaler is not adding nodes (check quota and the cluster autoscaler's events)"
+                + (f"; demand moves to {pool.fallback_pool}" if pool.fallback_pool else ""))
+    return None
+
+
+def _fallback_demand(ctx: Any, pool: GpuPool, env: str) -> int:
+    """Messages waiting in the queues of pools whose quota ran out and which fall back to this one."""
+    extra = 0
+    for other in ctx.platform.gpu_pools:
+        if other.fallback_pool != pool.name:
+            continue
+        try:
+            row = ctx.storage.get(STATE_TABLE, env, other.name)
+            if row and row.get("fallback_to") == pool.name:
+                extra += ctx.storage.queue_depth(other.inference_queue)
+        except PlatformError:
+            continue
+    return extra
+
+
+def _serving_of(platform: PlatformEnvironment, pool: GpuPool) -> tuple[str, str] | None:
+    value = pool.serving_deployment
+    if not value or "/" not in value:
+        return None
+    namespace, name = value.split("/", 1)
+    return namespace, name
+
+
+def _index(name: str) -> int:
+    digits = "".join(ch for ch in name[-6:] if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+def _result(pool: GpuPool, decision: Decision, action: str, inputs: dict[str, Any], message: str = "") -> TickResult:
+    return TickResult(pool.name, decision.target, decision.current, decision.reason,
+                      message or decision.message, action, inputs)
+
+
+def _replace(carried: Carried, **changes: Any) -> Carried:
+    from dataclasses import replace
+
+    return replace(carried, **changes)
+
+
+def _lease_name(env: str, pool: str) -> str:
+    return f"gpuscaling/{env}/{pool}"
+
+
+def seconds_until(expiry: float, now: dt.datetime) -> int:
+    return max(0, math.ceil(expiry - now.timestamp()))
