@@ -119,8 +119,9 @@ def test_gateway_load_balancers_sit_in_the_ingress_subnet_at_the_platform_ips(ob
     ips = gateway_ips(env)
     if ips is None:
         pytest.skip("platform.yaml has no network.gateways yet (infra-8 adds the static IPs)")
-    assert proxies["public"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-ipv4"] == ips["public_ip"]
-    assert proxies["internal"]["annotations"]["service.beta.kubernetes.io/azure-load-balancer-ipv4"] == ips["internal_ip"]
+    ipv4 = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
+    assert proxies["public"]["annotations"][ipv4] == ips["public_ip"]
+    assert proxies["internal"]["annotations"][ipv4] == ips["internal_ip"]
 
 
 def test_cloudflare_ranges_are_one_file_read_by_infra():

@@ -18,11 +18,12 @@ from .conftest import (
     SYSTEM_NAMESPACES,
     containers,
     find,
+    hcl,
     name_of,
     overlay_id,
+    pins,
     platform,
     pod_specs,
-    pins,
 )
 
 GPU_TAINTS = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
@@ -156,8 +157,8 @@ def chart_of(hr: dict, objs: list[dict]) -> tuple[str, str, dict | None]:
         ref = hr["spec"]["chartRef"]
         source = next((o for o in find(objs, ref["kind"], ref["name"])
                        if o["metadata"].get("namespace") == ref.get("namespace", ns)), None)
-        url = (source or {}).get("spec", {}).get("url", "")
-        return url.rstrip("/").rsplit("/", 1)[-1], str(((source or {}).get("spec", {}).get("ref") or {}).get("tag", "")), source
+        spec = (source or {}).get("spec", {})
+        return spec.get("url", "").rstrip("/").rsplit("/", 1)[-1], str((spec.get("ref") or {}).get("tag", "")), source
     spec = hr["spec"]["chart"]["spec"]
     ref = spec["sourceRef"]
     source = next((o for o in find(objs, ref["kind"], ref["name"])
@@ -198,7 +199,7 @@ def test_the_public_gateway_serves_the_origin_certificate_and_the_internal_one_t
     for listener in listeners(objs, "public"):
         refs = [r["name"] for r in listener["tls"]["certificateRefs"]]
         if listener["protocol"] != "HTTPS" or refs != [cert["name"]]:
-            problems.append(f"public/{listener['name']}: {listener['protocol']} with {refs}, needs HTTPS {cert['name']}")
+            problems.append(f"public/{listener['name']}: {listener['protocol']} {refs}, needs HTTPS {cert['name']}")
         if not covered(listener["hostname"], cert["hostnames"]):
             problems.append(f"public/{listener['name']}: {listener['hostname']} not covered by {cert['name']}")
     issued = {c["spec"]["secretName"]: c for c in find(objs, "Certificate")}
@@ -219,8 +220,8 @@ def test_the_public_gateway_serves_the_origin_certificate_and_the_internal_one_t
 @pytest.mark.parametrize("env", ENVS)
 def test_the_public_gateway_verifies_cloudflare_client_certificates(objects, env):
     objs = built(objects, ("infrastructure/configs", env))
-    policies = [p for p in find(objs, "ClientTrafficPolicy")
-                if {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"} in p["spec"]["targetRefs"]]
+    public = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}
+    policies = [p for p in find(objs, "ClientTrafficPolicy") if public in p["spec"]["targetRefs"]]
     assert len(policies) == 1, "exactly one ClientTrafficPolicy on the public Gateway"
     validation = policies[0]["spec"]["tls"]["clientValidation"]
     assert validation.get("optional", False) is False, "Authenticated Origin Pulls: a client certificate is required"
@@ -265,9 +266,10 @@ def test_every_route_attaches_to_a_platform_gateway_that_admits_it_under_the_cer
         for rule in route["spec"]["rules"]:
             for backend in rule["backendRefs"]:
                 services = [s for s in find(objs, "Service", backend["name"]) if s["metadata"]["namespace"] == ns]
-                if not services or backend["port"] not in {p["port"] for p in services[0]["spec"]["ports"]}:
-                    if backend["name"] != "grafana":  # the Grafana chart renders its Service in the cluster
-                        problems.append(f"{name_of(route)}: backend {backend} is no Service port in {ns}")
+                # The Grafana chart renders its Service in the cluster, not here.
+                missing = not services or backend["port"] not in {p["port"] for p in services[0]["spec"]["ports"]}
+                if missing and backend["name"] != "grafana":
+                    problems.append(f"{name_of(route)}: backend {backend} is no Service port in {ns}")
     assert not problems
 
 
@@ -281,7 +283,7 @@ def test_every_platform_and_app_namespace_denies_by_default_and_keeps_dns(object
         pytest.skip("an overlay of this environment does not build (see test_every_overlay_builds)")
     objs = [o for layer in LAYERS for o in objects[(layer, env)]]
     namespaces = {o["metadata"]["name"] for o in find(objs, "Namespace")}
-    assert PLATFORM_NAMESPACES <= namespaces
+    assert namespaces >= PLATFORM_NAMESPACES
     policies = find(objs, "NetworkPolicy")
     denied = {
         np["metadata"]["namespace"]
@@ -450,3 +452,139 @@ def test_environment_overlays_differ_from_dev_only_in_patched_fields(objects, la
         if not any(d[: len(p)] == p for p in allowed.get((key[0], key[2]), ()))
     ]
     assert not stray, "differences not made by a patch in the overlays"
+
+
+# ---------------------------------------------------------------- secrets and credentials
+
+CREDENTIAL_KEY = re.compile(r"(?i)(^|[_.-]|admin)(password|passwd|pwd|token|api[_-]?key)$")
+# Credentials charts ship as defaults (kube-prometheus-stack's Grafana: prom-operator); never in our values.
+KNOWN_DEFAULTS = ("prom-operator", "changeme")
+
+
+def credential_literals(node, path=()):
+    """(path, value) of every string literal under a key that names a credential (a reference names a Secret
+    under another key: existingSecret, secretKeyRef, passwordKey...; an external-secrets template fills one
+    from the store: {{ ... }})."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(k, str) and CREDENTIAL_KEY.search(k) and isinstance(v, str | int) and str(v) \
+                    and "{{" not in str(v):
+                yield (*path, k), str(v)
+            else:
+                yield from credential_literals(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from credential_literals(v, (*path, i))
+
+
+@pytest.mark.parametrize(
+    ("values", "found"),
+    [({"grafana": {"adminPassword": "prom-operator"}}, True), ({"auth": {"password": "x"}}, True),
+     ({"admin": {"existingSecret": "grafana-admin", "passwordKey": "admin-password"}}, False),
+     ({"data": [{"secretKey": "api-key", "remoteRef": {"key": "secret/qdrant-api-key"}}]}, False),
+     ({"template": {"data": {"admin-password": "{{ .password }}"}}}, False), ({"adminPassword": "x"}, True),
+     ({"env": [{"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}, False)],
+)
+def test_the_credential_scan_finds_literals_and_ignores_references(values, found):
+    assert bool(list(credential_literals(values))) is found
+
+
+@pytest.mark.parametrize("overlay", WORKLOAD_OVERLAYS, ids=overlay_id)
+def test_no_default_or_literal_credential_in_values_or_manifests(objects, overlay):
+    problems = []
+    for o in built(objects, overlay):
+        if o["kind"] == "Secret":
+            problems.append(f"{name_of(o)}: a Secret in Git (use an ExternalSecret)")
+        problems += [f"{name_of(o)}: {'.'.join(map(str, p))} is a literal" for p, _ in credential_literals(o)]
+        for c in (c for _, spec in pod_specs([o]) for c in containers(spec)):
+            problems += [f"{name_of(o)} {c['name']}: env {e['name']} is a literal credential"
+                         for e in c.get("env") or [] if CREDENTIAL_KEY.search(e["name"]) and "value" in e]
+        text = yaml.safe_dump(o)
+        problems += [f"{name_of(o)}: chart default credential {d!r}" for d in KNOWN_DEFAULTS if d in text]
+    assert not problems
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_grafana_admin_qdrant_key_and_mlflow_database_password_come_from_key_vault(objects, env):
+    configs, apps = built(objects, ("infrastructure/configs", env)), built(objects, ("apps", env))
+    stores = {(e["metadata"]["namespace"], e["spec"]["target"]["name"]): e["spec"]["data"][0]["remoteRef"]["key"]
+              for e in find(configs + apps, "ExternalSecret")}
+    grafana = find(configs, "HelmRelease", "grafana")[0]["spec"]["values"]["admin"]
+    assert stores[("monitoring", grafana["existingSecret"])] == "secret/grafana-admin-password"
+    qdrant = find(apps, "StatefulSet", "qdrant")[0]["spec"]["template"]["spec"]["containers"][0]
+    (key,) = [e for e in qdrant["env"] if e["name"] == "QDRANT__SERVICE__API_KEY"]
+    assert stores[("qdrant", key["valueFrom"]["secretKeyRef"]["name"])] == "secret/qdrant-api-key"
+    mlflow = find(apps, "Deployment", "mlflow")[0]["spec"]["template"]["spec"]
+    (password,) = [e for e in mlflow["containers"][0]["env"] if e["name"] == "PGPASSWORD"]
+    assert stores[("mlflow", password["valueFrom"]["secretKeyRef"]["name"])] == "secret/mlflow-db-password"
+    kps = find(built(objects, ("infrastructure/controllers", env)), "HelmRelease", "kube-prometheus-stack")[0]
+    assert kps["spec"]["values"]["grafana"]["enabled"] is False, "one Grafana, the one with the Key Vault password"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_mlflow_runs_on_postgresql_behind_gateway_authentication_without_a_disk(objects, env):
+    apps = built(objects, ("apps", env))
+    deploy = find(apps, "Deployment", "mlflow")[0]
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    (uri,) = [a for a in args if a.startswith("--backend-store-uri=")]
+    assert uri == "--backend-store-uri=postgresql://mlflow@${MLFLOW_DB_HOST}:5432/mlflow?sslmode=require"
+    assert not [o for o in apps if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["namespace"] == "mlflow"]
+    (policy,) = find(apps, "SecurityPolicy", "mlflow-auth")
+    route = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "mlflow"}
+    assert policy["spec"]["targetRefs"] == [route]
+    users = policy["spec"]["basicAuth"]["users"]["name"]
+    assert [e for e in find(apps, "ExternalSecret", users) if e["metadata"]["namespace"] == "mlflow"]
+
+
+# ---------------------------------------------------------------- components: Flux on AKS, GPU operators, Kyverno, vLLM
+
+
+def test_the_aks_flux_extension_does_not_enforce_multi_tenancy():
+    # Every HelmRelease sits in its own namespace without a service account of its own: with the extension's
+    # default lockdown each would be refused. The choice is documented in gitops/README.md "Flux on AKS".
+    flux = hcl(REPO / "infra" / "modules" / "aks" / "flux.tf")["resource"]
+    (extension,) = [r["azurerm_kubernetes_cluster_extension"]["flux"] for r in flux
+                    if "azurerm_kubernetes_cluster_extension" in r]
+    assert extension["configuration_settings"]["multiTenancy.enforce"] == "false"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gpu_operators_own_mig_and_the_amd_driver_and_run_one_node_feature_discovery(objects, env):
+    objs = built(objects, ("infrastructure/controllers", env))
+    nvidia = find(objs, "HelmRelease", "gpu-operator")[0]["spec"]["values"]
+    amd = find(objs, "HelmRelease", "amd-gpu-operator")[0]["spec"]["values"]
+    assert {"name": "WITH_REBOOT", "value": "true"} in nvidia["migManager"]["env"]
+    assert nvidia["migManager"]["enabled"] is True
+    # one NFD: the NVIDIA chart's, labelling both pools
+    assert nvidia["nfd"]["enabled"] is True and amd["node-feature-discovery"]["enabled"] is False
+    keys = {t["key"] for t in nvidia["node-feature-discovery"]["worker"]["tolerations"]}
+    assert keys == {"nvidia.com/gpu", "amd.com/gpu"}
+    # the operator owns amdgpu (the pool installs no driver)
+    driver = amd["deviceConfig"]["spec"]["driver"]
+    assert driver["enable"] is True and amd["kmm"]["enabled"] is True
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kyverno_webhook_exclusions_are_an_object_and_policies_are_validating_policies(objects, env):
+    controllers = built(objects, ("infrastructure/controllers", env))
+    webhooks = find(controllers, "HelmRelease", "kyverno")[0]["spec"]["values"]["config"]["webhooks"]
+    assert isinstance(webhooks, dict) and "namespaceSelector" in webhooks
+    configs = built(objects, ("infrastructure/configs", env))
+    assert not find(configs, "ClusterPolicy")
+    assert {p["metadata"]["name"] for p in find(configs, "ValidatingPolicy")} == {
+        "gpu-pools", "platform-registry-only", "pod-security-baseline", "require-requests-limits"}
+
+
+# vLLM flags removed upstream (flag -> release that removed it) and flags the tracing setup needs.
+VLLM_REMOVED_FLAGS = {"--disable-log-requests": "0.12", "--disable-log-stats-requests": "0.12"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_vllm_flags_are_valid_for_the_pinned_release_and_trace_to_tempo(objects, env):
+    vllm = find(built(objects, ("apps", env)), "Deployment", "vllm-h100")[0]["spec"]["template"]["spec"]
+    args = vllm["containers"][0]["args"]
+    flags = {a.split("=", 1)[0] for a in args}
+    assert not flags & set(VLLM_REMOVED_FLAGS)
+    assert "--otlp-traces-endpoint=http://tempo.monitoring.svc.cluster.local:4317" in args
+    (claim,) = [v for v in vllm["volumes"] if v["name"] == "models"]
+    assert claim["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
