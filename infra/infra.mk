@@ -18,7 +18,7 @@ $(CHECKOV_STAMP): infra/checkov-constraints.txt
 		checkov==$(CHECKOV_VERSION) -c infra/checkov-constraints.txt
 	@touch $@
 
-infra-check: $(VENV_STAMP) $(CHECKOV_STAMP) ## offline infra checks: terraform fmt, structure, checkov, validate (when providers can be fetched)
+infra-check: $(VENV_STAMP) $(NODE_STAMP) $(CHECKOV_STAMP) ## offline infra checks: terraform fmt, structure, checkov, validate (when providers can be fetched)
 	$(PY) -m pytest tests/infra -q
 
 infra-fmt: ## rewrite infra/ in terraform's canonical format

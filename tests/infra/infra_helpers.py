@@ -31,6 +31,7 @@ MODULES = (
     "monitoring",
     "automation",
     "state-bootstrap",
+    "postgresql",
     "platform",
 )
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"

@@ -82,7 +82,7 @@ def test_the_cluster_uses_entra_id_workload_identity_and_no_local_accounts():
     assert cluster["azure_active_directory_role_based_access_control"][0]["azure_rbac_enabled"] is True
 
 
-def test_the_cluster_has_autoscaler_maintenance_monitoring_secrets_provider_and_flux():
+def test_the_cluster_has_autoscaler_maintenance_monitoring_and_flux():
     cluster = _cluster()
     for block in (
         "auto_scaler_profile",
@@ -90,10 +90,8 @@ def test_the_cluster_has_autoscaler_maintenance_monitoring_secrets_provider_and_
         "maintenance_window_node_os",
         "oms_agent",
         "monitor_metrics",
-        "key_vault_secrets_provider",
     ):
         assert block in cluster, block
-    assert cluster["key_vault_secrets_provider"][0]["secret_rotation_enabled"] is True
     aks = resources(AKS)
     assert aks[("azurerm_kubernetes_cluster_extension", "flux")]["extension_type"] == "microsoft.flux"
     flux = aks[("azurerm_kubernetes_flux_configuration", "platform")]
@@ -214,7 +212,11 @@ def test_storage_creates_the_queues_tables_and_lease_container_without_shared_ke
     storage = resources(MODULES_DIR / "storage")
     assert storage[("azurerm_storage_account", "this")]["shared_access_key_enabled"] is False
     assert ("azurerm_storage_queue", "inference") in storage
-    assert ("azurerm_storage_table", "state") in storage
+    # Issue 8 item 16: azurerm 4.55's azurerm_storage_table has no storage_account_id (only a data-plane
+    # storage_account_name); the tables are created through Resource Manager instead.
+    table = storage[("azapi_resource", "table")]
+    assert table["type"].startswith("Microsoft.Storage/storageAccounts/tableServices/tables@")
+    assert table["parent_id"] == "${azurerm_storage_account.this.id}/tableServices/default"
     variables = blocks(MODULES_DIR / "storage", "variable")
     assert variables["state_tables"]["default"] == ["dedup", "audit"]
     assert "leases" in variables["containers"]["default"]
@@ -351,3 +353,14 @@ def test_every_spoke_subnet_has_a_network_security_group():
     assert nsg_subnets == spoke_subnets
     association = resources(network)[("azurerm_subnet_network_security_group_association", "spoke")]
     assert association["for_each"] == "${local.nsg_rules}"
+
+
+def test_the_key_vault_csi_add_on_is_off_and_nothing_grants_its_identity_the_vault():
+    # Issue 8 item 9: the add-on's identity could read every secret from any namespace, and nothing used it;
+    # external-secrets reads Key Vault with its own workload identity.
+    assert "key_vault_secrets_provider" not in _cluster()
+    for directory in (AKS, PLATFORM):
+        for (rtype, _), body in resources(directory).items():
+            if rtype == "azurerm_role_assignment":
+                assert "key_vault_secrets_provider" not in str(body.get("principal_id", ""))
+    assert "key_vault_secrets_provider_object_id" not in blocks(AKS, "output")

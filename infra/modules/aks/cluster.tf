@@ -132,9 +132,14 @@ resource "azurerm_kubernetes_cluster" "this" {
     blob_driver_enabled         = true
   }
 
-  key_vault_secrets_provider {
-    secret_rotation_enabled  = true
-    secret_rotation_interval = "2m"
+  # No key_vault_secrets_provider (Secrets Store CSI add-on): nothing mounts secrets through it, and its
+  # identity would be one more principal able to read the vault from any namespace. external-secrets reads
+  # Key Vault with its own workload identity, scoped to its service account (modules/platform).
+
+  # Defender for Containers sensor (runtime threat detection), reporting to the platform workspace; the
+  # plan itself is enabled per subscription (modules/platform, azurerm_security_center_subscription_pricing).
+  microsoft_defender {
+    log_analytics_workspace_id = var.log_analytics_workspace_id
   }
 
   lifecycle {
@@ -144,6 +149,7 @@ resource "azurerm_kubernetes_cluster" "this" {
 
   depends_on = [
     azurerm_role_assignment.control_plane_subnet,
+    azurerm_role_assignment.control_plane_ingress_subnet,
     azurerm_role_assignment.control_plane_route_table,
     azurerm_role_assignment.control_plane_private_dns,
   ]

@@ -16,6 +16,17 @@ resource "azurerm_role_assignment" "control_plane_subnet" {
   principal_type       = "ServicePrincipal"
 }
 
+# The cloud provider creates the Gateways' internal load balancer frontends in the ingress subnet: it
+# joins the subnet and reads it as the control-plane identity.
+resource "azurerm_role_assignment" "control_plane_ingress_subnet" {
+  count = var.ingress_subnet_id == null ? 0 : 1
+
+  scope                = var.ingress_subnet_id
+  role_definition_name = "Network Contributor"
+  principal_id         = azurerm_user_assigned_identity.control_plane.principal_id
+  principal_type       = "ServicePrincipal"
+}
+
 resource "azurerm_role_assignment" "control_plane_route_table" {
   scope                = var.route_table_id
   role_definition_name = "Network Contributor"

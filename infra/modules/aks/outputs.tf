@@ -18,9 +18,9 @@ output "kubelet_identity_object_id" {
   value       = azurerm_kubernetes_cluster.this.kubelet_identity[0].object_id
 }
 
-output "key_vault_secrets_provider_object_id" {
-  description = "Object ID of the Key Vault secrets provider's identity."
-  value       = azurerm_kubernetes_cluster.this.key_vault_secrets_provider[0].secret_identity[0].object_id
+output "kubelet_identity_client_id" {
+  description = "Client ID of the kubelet identity (AzureStorageIdentityClientID of the static `models` blob volume)."
+  value       = azurerm_kubernetes_cluster.this.kubelet_identity[0].client_id
 }
 
 output "node_resource_group" {

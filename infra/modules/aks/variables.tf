@@ -46,12 +46,12 @@ variable "admin_group_object_ids" {
 
 variable "kubernetes_version" {
   type        = string
-  description = "Required. Kubernetes minor version (e.g. `1.32`); AKS picks the latest patch and the upgrade channel keeps it current."
+  description = "Required. Kubernetes minor version (e.g. `1.36`); AKS picks the latest patch and the upgrade channel keeps it current."
   nullable    = false
 
   validation {
     condition     = can(regex("^1\\.[0-9]{2}$", var.kubernetes_version))
-    error_message = "kubernetes_version must be a minor version such as 1.32."
+    error_message = "kubernetes_version must be a minor version such as 1.36."
   }
 }
 
@@ -108,6 +108,12 @@ variable "subnet_ids" {
   })
   description = "Required. Subnets of the node pools. Both must already carry the route table to the firewall (userDefinedRouting)."
   nullable    = false
+}
+
+variable "ingress_subnet_id" {
+  type        = string
+  description = "Optional. Subnet of the internal load balancers of the Gateways (service annotation `service.beta.kubernetes.io/azure-load-balancer-internal-subnet`); the control-plane identity gets Network Contributor on it. null: none."
+  default     = null
 }
 
 variable "route_table_id" {
@@ -369,4 +375,30 @@ variable "tags" {
   description = "Optional. Tags applied to every resource."
   default     = {}
   nullable    = false
+}
+
+variable "azure_policy" {
+  type = object({
+    allowed_registries    = list(string)
+    allowed_images_effect = optional(string, "Deny")
+    privileged_namespaces = optional(list(string), [])
+  })
+  description = <<-EOT
+    Required. Azure Policy on the cluster:
+    - allowed_registries: registry hosts images may come from (the platform ACR's login server, plus
+      mcr.microsoft.com for what AKS deploys itself).
+    - allowed_images_effect: Deny (enforced) or Audit (reported only), e.g. while images are being mirrored.
+    - privileged_namespaces: namespaces exempt from the pod security initiatives (GPU operators, NFD).
+  EOT
+  nullable    = false
+
+  validation {
+    condition     = length(var.azure_policy.allowed_registries) > 0 && alltrue([for r in var.azure_policy.allowed_registries : can(regex("^[a-z0-9.-]+$", r))])
+    error_message = "azure_policy.allowed_registries must be registry host names, at least one."
+  }
+
+  validation {
+    condition     = contains(["Deny", "Audit"], var.azure_policy.allowed_images_effect)
+    error_message = "azure_policy.allowed_images_effect must be Deny or Audit."
+  }
 }

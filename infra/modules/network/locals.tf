@@ -12,6 +12,7 @@ locals {
     "privatelink.blob.core.windows.net",
     "privatelink.queue.core.windows.net",
     "privatelink.table.core.windows.net",
+    "privatelink.postgres.database.azure.com",
     "privatelink.${var.location}.azmk8s.io",
   ]
   private_dns_zones = toset(length(var.private_dns_zones) > 0 ? var.private_dns_zones : local.default_private_dns_zones)

@@ -21,8 +21,21 @@ locals {
   # Inbound rules per subnet. Azure's default rules (allow VNet, allow AzureLoadBalancer, deny
   # the rest) stay underneath; these make the intent explicit and close the rest where only
   # one port is expected.
+  # The public Gateway's pods run on the user pool in system_nodes: the firewall's DNAT flows (SNATed to
+  # a firewall address, so their source is AzureFirewallSubnet) reach them on 443 at the public entry IP.
+  # The Internet itself stays denied at 4000.
+  allow_public_entry = var.public_entry == null ? [] : [{
+    name                       = "allow-https-from-firewall-dnat"
+    priority                   = 200
+    access                     = "Allow"
+    protocol                   = "Tcp"
+    source_address_prefix      = local.firewall_subnet_prefix
+    destination_port_range     = "443"
+    destination_address_prefix = var.public_entry.private_ip
+  }]
+
   nsg_rules = {
-    system_nodes = [local.deny_internet_inbound]
+    system_nodes = concat(local.allow_public_entry, [local.deny_internet_inbound])
     gpu_nodes    = [local.deny_internet_inbound]
     functions    = [local.deny_internet_inbound]
     private_endpoints = [

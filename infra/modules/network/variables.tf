@@ -174,3 +174,29 @@ variable "log_analytics_workspace_id" {
     error_message = "log_analytics_workspace_id must be a Log Analytics workspace resource ID."
   }
 }
+
+variable "public_entry" {
+  type = object({
+    private_ip    = string
+    source_ranges = list(string)
+  })
+  description = <<-EOT
+    Optional. The public entry: the firewall DNATs TCP 443 on its public IP to `private_ip` (the internal
+    load balancer of the public Gateway, inside the ingress_internal subnet), only from `source_ranges`
+    (Cloudflare's published IPv4 ranges). null: no inbound path from the internet at all.
+  EOT
+  default     = null
+
+  validation {
+    condition     = var.public_entry == null || can(cidrhost("${try(var.public_entry.private_ip, "")}/32", 0))
+    error_message = "public_entry.private_ip must be an IPv4 address."
+  }
+
+  validation {
+    condition = var.public_entry == null || (
+      length(try(var.public_entry.source_ranges, [])) > 0 &&
+      alltrue([for r in try(var.public_entry.source_ranges, []) : can(cidrnetmask(r)) && r != "0.0.0.0/0"])
+    )
+    error_message = "public_entry.source_ranges must be IPv4 CIDRs, at least one, never 0.0.0.0/0."
+  }
+}

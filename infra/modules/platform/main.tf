@@ -4,15 +4,20 @@ locals {
   name_suffix = "platform-${local.env}"
   tags        = merge({ environment = local.env, managed-by = "terraform" }, local.p.tags)
 
-  gitlab_host           = regex("^https?://([^/:]+)", local.p.gitlab.url)[0]
-  flux_repository_url   = "${trimsuffix(local.p.gitlab.url, "/")}/${local.p.gitlab.project}.git"
-  private_dns_zone_aks  = "privatelink.${local.p.location}.azmk8s.io"
+  gitlab_host          = regex("^https?://([^/:]+)", local.p.gitlab.url)[0]
+  flux_repository_url  = "${trimsuffix(local.p.gitlab.url, "/")}/${local.p.gitlab.project}.git"
+  private_dns_zone_aks = "privatelink.${local.p.location}.azmk8s.io"
+  # Cloudflare's published edge ranges: the only sources of the public entry (one file, also read by gitops).
+  cloudflare_ip_ranges  = yamldecode(file("${path.module}/../../cloudflare-ip-ranges.yaml"))
   deployment_container  = "app-package"
   deadletter_container  = "eventgrid-deadletter"
   automation_containers = ["leases", local.deployment_container, local.deadletter_container]
   # MLflow's artifact store (gitops/apps: --artifacts-destination=wasbs://mlflow@<account>...).
-  mlflow_container   = "mlflow"
-  storage_containers = concat(local.automation_containers, [local.mlflow_container])
+  mlflow_container = "mlflow"
+  # Model weights, mounted read-only by vLLM through a static blobfuse2 volume (gitops/apps: PV/PVC
+  # `models`), reached through the blob private endpoint. Uploads: infra/README.md "Model weights".
+  models_container   = "models"
+  storage_containers = concat(local.automation_containers, [local.mlflow_container, local.models_container])
 }
 
 resource "azurerm_resource_group" "platform" {
@@ -46,7 +51,11 @@ module "network" {
   git_fqdns                  = [local.gitlab_host]
   automation_fqdns           = local.p.network.automation_fqdns
   log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
-  tags                       = local.tags
+  public_entry = {
+    private_ip    = local.p.network.gateways.public_ip
+    source_ranges = local.cloudflare_ip_ranges.ipv4
+  }
+  tags = local.tags
 }
 
 module "aks" {
@@ -68,12 +77,21 @@ module "aks" {
     system_nodes = module.network.subnet_ids.system_nodes
     gpu_nodes    = module.network.subnet_ids.gpu_nodes
   }
-  route_table_id = module.network.route_table_id
-  zones          = local.p.cluster.zones
+  # The Gateways' internal load balancers (annotation azure-load-balancer-internal-subnet) live here.
+  ingress_subnet_id = module.network.subnet_ids.ingress_internal
+  route_table_id    = module.network.route_table_id
+  zones             = local.p.cluster.zones
   network = {
     pod_cidr       = local.p.cluster.pod_cidr
     service_cidr   = local.p.cluster.service_cidr
     dns_service_ip = local.p.cluster.dns_service_ip
+  }
+  azure_policy = {
+    allowed_registries    = ["${local.p.acr.name}.azurecr.io", "mcr.microsoft.com"]
+    allowed_images_effect = local.p.cluster.allowed_images_effect
+    # Host access by design: GPU drivers and device plugins, node feature discovery, and monitoring
+    # (node-exporter's host namespaces, the log collector's /var/log hostPath).
+    privileged_namespaces = ["gpu-operator", "kube-amd-gpu", "node-feature-discovery", "monitoring"]
   }
   system_pool        = local.p.cluster.system_pool
   cpu_pool           = local.p.cluster.cpu_pool
@@ -152,6 +170,28 @@ module "storage" {
   tags                       = local.tags
 }
 
+module "postgresql" {
+  source = "../postgresql"
+
+  name                       = local.p.mlflow_database.server_name
+  location                   = local.p.location
+  resource_group_name        = azurerm_resource_group.platform.name
+  tenant_id                  = local.p.tenant_id
+  database_name              = local.p.mlflow_database.database
+  administrator_login        = local.p.mlflow_database.administrator_login
+  postgresql_version         = local.p.mlflow_database.postgresql_version
+  sku_name                   = local.p.mlflow_database.sku_name
+  storage_mb                 = local.p.mlflow_database.storage_mb
+  backup_retention_days      = local.p.mlflow_database.backup_retention_days
+  high_availability          = local.p.mlflow_database.zone_redundant_ha
+  private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
+  private_dns_zone_id        = module.network.private_dns_zone_ids["privatelink.postgres.database.azure.com"]
+  key_vault_id               = module.keyvault.id
+  password_secret_name       = local.p.mlflow_database.password_secret
+  log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
+  tags                       = local.tags
+}
+
 module "automation" {
   source = "../automation"
 
@@ -183,10 +223,29 @@ module "automation" {
   tags                       = local.tags
 }
 
-# The cluster's Key Vault secrets provider mounts the origin certificates into the ingress.
-resource "azurerm_role_assignment" "cluster_reads_secrets" {
-  scope                = module.keyvault.id
-  role_definition_name = "Key Vault Secrets User"
-  principal_id         = module.aks.key_vault_secrets_provider_object_id
+# The vLLM pods mount container `models` read-only with blobfuse2 (static PV, AzureStorageAuthType MSI):
+# the node's kubelet identity reads that one container, nothing else in the account.
+resource "azurerm_role_assignment" "kubelet_reads_models" {
+  scope                = module.storage.container_ids[local.models_container]
+  role_definition_name = "Storage Blob Data Reader"
+  principal_id         = module.aks.kubelet_identity_object_id
   principal_type       = "ServicePrincipal"
+}
+
+# Defender for Containers on the environment's subscription (each environment has its own): runtime
+# threat detection through the cluster's sensor (modules/aks microsoft_defender), agentless discovery, and
+# vulnerability assessment of the images in the platform registry.
+resource "azurerm_security_center_subscription_pricing" "containers" {
+  tier          = "Standard"
+  resource_type = "Containers"
+
+  extension {
+    name = "ContainerRegistriesVulnerabilityAssessments"
+  }
+  extension {
+    name = "AgentlessDiscoveryForKubernetes"
+  }
+  extension {
+    name = "ContainerSensor"
+  }
 }

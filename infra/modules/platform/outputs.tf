@@ -10,6 +10,7 @@ output "cluster" {
     name                = module.aks.name
     oidc_issuer_url     = module.aks.oidc_issuer_url
     gpu_pool_scheduling = module.aks.gpu_pool_scheduling
+    kubelet_client_id   = module.aks.kubelet_identity_client_id
     workload_identity_client_ids = {
       for name, wi in local.workload_identities : wi.flux_variable => azurerm_user_assigned_identity.workload[name].client_id
     }
@@ -43,4 +44,14 @@ output "automation" {
 output "egress_ip" {
   description = "Public egress IP of the platform (hub firewall)."
   value       = module.network.firewall_public_ip
+}
+
+output "mlflow_database" {
+  description = "MLflow's PostgreSQL server: host, database, login and the Key Vault secret name of its password (never the password)."
+  value = {
+    host            = module.postgresql.fqdn
+    database        = module.postgresql.database_name
+    login           = module.postgresql.administrator_login
+    password_secret = module.postgresql.password_secret_name
+  }
 }

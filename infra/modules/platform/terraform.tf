@@ -5,8 +5,12 @@ terraform {
   required_providers {
     azurerm = {
       source = "hashicorp/azurerm"
-      # 4.40 carries gpu_driver on node pools and the Flex Consumption function app resource.
-      version = ">= 4.40, < 5.0"
+      # The release tests/infra validates every argument against (infra/README.md "Provider versions").
+      version = "~> 4.55.0"
+    }
+    random = {
+      source  = "hashicorp/random"
+      version = ">= 3.6, < 4.0"
     }
     azapi = {
       source = "Azure/azapi"

@@ -19,6 +19,10 @@ variable "platform" {
         functions         = string
       })
       automation_fqdns = optional(list(string), [])
+      gateways = object({
+        public_ip   = string
+        internal_ip = string
+      })
     })
     cluster = object({
       name                   = string
@@ -40,6 +44,8 @@ variable "platform" {
       system_pool        = object({ vm_size = string, min_count = number, max_count = number })
       cpu_pool           = object({ vm_size = string, min_count = number, max_count = number })
       node_label_prefix  = string
+      # Deny enforces "images from the platform ACR (and MCR) only"; Audit reports while images are mirrored.
+      allowed_images_effect = optional(string, "Deny")
     })
     key_vault = object({
       name                       = string
@@ -49,6 +55,17 @@ variable "platform" {
     storage = object({
       account_name     = string
       replication_type = optional(string, "ZRS")
+    })
+    mlflow_database = object({
+      server_name           = string
+      database              = string
+      administrator_login   = string
+      postgresql_version    = string
+      sku_name              = string
+      storage_mb            = number
+      backup_retention_days = number
+      zone_redundant_ha     = bool
+      password_secret       = string
     })
     acr = object({
       name            = string

@@ -16,10 +16,14 @@ resource "azurerm_storage_queue" "inference" {
   storage_account_id = azurerm_storage_account.this.id
 }
 
-resource "azurerm_storage_table" "state" {
-  #checkov:skip=CKV2_AZURE_20:Table read logging is collected as Azure Monitor resource logs (diagnostics.tf), not classic Storage Analytics logging.
+# Tables through Azure Resource Manager as well. azurerm 4.55's azurerm_storage_table only takes
+# storage_account_name and creates the table over the data plane, which the account firewall (default Deny)
+# and disabled shared keys close to the Terraform runner; the ARM table resource needs neither.
+resource "azapi_resource" "table" {
   for_each = toset(var.state_tables)
 
-  name               = each.value
-  storage_account_id = azurerm_storage_account.this.id
+  type      = "Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01"
+  name      = each.value
+  parent_id = "${azurerm_storage_account.this.id}/tableServices/default"
+  body      = { properties = {} }
 }

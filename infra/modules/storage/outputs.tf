@@ -20,7 +20,7 @@ output "queue_ids" {
 
 output "table_ids" {
   description = "Resource Manager IDs of the state tables by name (scopes for table-level role assignments)."
-  value       = { for t in var.state_tables : t => "${azurerm_storage_account.this.id}/tableServices/default/tables/${azurerm_storage_table.state[t].name}" }
+  value       = { for t in var.state_tables : t => azapi_resource.table[t].id }
 }
 
 output "container_ids" {

@@ -5,8 +5,13 @@ terraform {
   required_providers {
     azurerm = {
       source = "hashicorp/azurerm"
-      # 4.40 carries gpu_driver on node pools and the Flex Consumption function app resource.
-      version = ">= 4.40, < 5.0"
+      # The release tests/infra validates every argument against (infra/README.md "Provider versions").
+      version = "~> 4.55.0"
+    }
+    azapi = {
+      source = "Azure/azapi"
+      # The state tables through Resource Manager (data.tf).
+      version = ">= 2.2, < 3.0"
     }
   }
 }

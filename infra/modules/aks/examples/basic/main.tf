@@ -3,7 +3,7 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = ">= 4.40, < 5.0"
+      version = "~> 4.55.0"
     }
   }
 }
@@ -42,7 +42,7 @@ module "aks" {
   location                        = module.prerequisites.location
   resource_group_name             = module.prerequisites.resource_group_name
   tenant_id                       = "00000000-0000-0000-0000-0000000000aa"
-  kubernetes_version              = "1.32"
+  kubernetes_version              = "1.36"
   sku_tier                        = "Free"
   private_cluster_enabled         = false
   api_server_authorized_ip_ranges = ["203.0.113.0/24"]

@@ -3,7 +3,11 @@ terraform {
   required_providers {
     azurerm = {
       source  = "hashicorp/azurerm"
-      version = ">= 4.40, < 5.0"
+      version = "~> 4.55.0"
+    }
+    azapi = {
+      source  = "Azure/azapi"
+      version = ">= 2.2, < 3.0"
     }
   }
 }
@@ -17,6 +21,10 @@ provider "azurerm" {
   subscription_id     = var.subscription_id
   storage_use_azuread = true
   features {}
+}
+
+provider "azapi" {
+  subscription_id = var.subscription_id
 }
 
 module "prerequisites" {
