@@ -516,7 +516,8 @@ def test_grafana_admin_qdrant_key_and_mlflow_database_password_come_from_key_vau
     assert stores[("qdrant", key["valueFrom"]["secretKeyRef"]["name"])] == "secret/qdrant-api-key"
     mlflow = find(apps, "Deployment", "mlflow")[0]["spec"]["template"]["spec"]
     (password,) = [e for e in mlflow["containers"][0]["env"] if e["name"] == "PGPASSWORD"]
-    assert stores[("mlflow", password["valueFrom"]["secretKeyRef"]["name"])] == "secret/mlflow-db-password"
+    secret = platform(env)["mlflow_database"]["password_secret"]
+    assert stores[("mlflow", password["valueFrom"]["secretKeyRef"]["name"])] == f"secret/{secret}"
     kps = find(built(objects, ("infrastructure/controllers", env)), "HelmRelease", "kube-prometheus-stack")[0]
     assert kps["spec"]["values"]["grafana"]["enabled"] is False, "one Grafana, the one with the Key Vault password"
 
@@ -527,7 +528,10 @@ def test_mlflow_runs_on_postgresql_behind_gateway_authentication_without_a_disk(
     deploy = find(apps, "Deployment", "mlflow")[0]
     args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
     (uri,) = [a for a in args if a.startswith("--backend-store-uri=")]
-    assert uri == "--backend-store-uri=postgresql://mlflow@${MLFLOW_DB_HOST}:5432/mlflow?sslmode=require"
+    db = platform(env)["mlflow_database"]  # infra's PostgreSQL Flexible Server (modules/postgresql)
+    host = f"{db['server_name']}.postgres.database.azure.com"
+    assert uri == (f"--backend-store-uri=postgresql://{db['administrator_login']}@{host}:5432/{db['database']}"
+                   "?sslmode=require")
     assert not [o for o in apps if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["namespace"] == "mlflow"]
     (policy,) = find(apps, "SecurityPolicy", "mlflow-auth")
     route = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "mlflow"}

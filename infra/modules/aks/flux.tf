@@ -55,17 +55,13 @@ resource "azurerm_kubernetes_flux_configuration" "platform" {
   ]
 }
 
-# Platform facts only Terraform knows that gitops needs, substituted next to the workload identity client IDs.
-# The keys are the contract with gitops/clusters (tests/gitops/test_platform_facts.py reads them from here).
-variable "mlflow_db_host" {
-  type        = string
-  description = "Optional. FQDN of MLflow's Azure Database for PostgreSQL Flexible Server (private endpoint); substituted as ${MLFLOW_DB_HOST} into gitops/clusters/<env>. null: not substituted (MLflow cannot start)."
-  default     = null
-}
-
+# Facts only Terraform knows that gitops needs, substituted next to the workload identity client IDs. The keys
+# are the contract with gitops/clusters (tests/gitops/test_platform_facts.py reads them from here).
 locals {
   flux_platform_variables = {
-    MLFLOW_DB_HOST = var.mlflow_db_host
+    # vLLM's static blobfuse2 volume (container `models`) authenticates as the kubelet identity
+    # (AzureStorageIdentityClientID), which has Storage Blob Data Reader on that container only.
+    KUBELET_CLIENT_ID = azurerm_kubernetes_cluster.this.kubelet_identity[0].client_id
   }
-  flux_platform_substitute = { for k, v in local.flux_platform_variables : k => v if v != null }
+  flux_platform_substitute = local.flux_platform_variables
 }
