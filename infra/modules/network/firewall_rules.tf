@@ -9,7 +9,6 @@ locals {
   # not allowed, and when a host here is needed by nothing (so the list only shrinks as charts move to OCI in
   # the platform ACR: gitops/README.md "Egress").
   gitops_source_fqdns = [
-    "oci.external-secrets.io",              # external-secrets images (redirects to ghcr.io)
     "reg.kyverno.io",                       # Kyverno images (redirects to ghcr.io)
     "grafana.github.io",                    # chart index: loki, alloy
     "grafana-community.github.io",          # chart index: tempo, grafana
