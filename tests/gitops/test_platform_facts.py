@@ -427,3 +427,21 @@ def test_mlflow_artifacts_go_to_the_container_infra_creates(objects, env):
     platform_locals = tf_locals("platform")
     assert platform_locals["mlflow_container"] == container
     assert "local.mlflow_container" in platform_locals["storage_containers"]
+
+
+# MIG profiles each GPU SKU offers (NVIDIA MIG user guide, "Supported MIG profiles"): Standard_NC40ads_H100_v5
+# carries one H100 NVL (94 GB). A layout naming a profile the SKU lacks is refused by the MIG manager on the node.
+SKU_MIG_PROFILES = {
+    "Standard_NC40ads_H100_v5": {"1g.12gb", "1g.12gb+me", "1g.24gb", "2g.24gb", "3g.47gb", "4g.47gb", "7g.94gb"},
+}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_mig_layout_uses_profiles_of_the_pools_exact_sku(objects, env):
+    objs = layer(objects, "infrastructure/controllers", env)
+    values = one(objs, "HelmRelease", "gpu-operator")["spec"]["values"]
+    config = yaml.safe_load(one(objs, "ConfigMap", values["migManager"]["config"]["name"])["data"]["config.yaml"])
+    profiles = SKU_MIG_PROFILES[gpu_pool(env, "h100")["vm_size"]]
+    used = {p for layout in config["mig-configs"].values() for device in layout
+            for p in (device.get("mig-devices") or {})}
+    assert used and used <= profiles, f"not offered by {gpu_pool(env, 'h100')['vm_size']}: {sorted(used - profiles)}"
