@@ -28,7 +28,7 @@ infra-fmt: ## rewrite infra/ in terraform's canonical format
 # principal or OIDC) or an `az login` session.
 infra-azure-login-check:
 	@test -d $(INFRA_ENV_DIR) || { echo "infra: no environment folder $(INFRA_ENV_DIR) (ENV=dev-uaenorth|stg-uaenorth|prd-uaenorth)" >&2; exit 2; }
-	@command -v $(TERRAFORM) >/dev/null || { echo "infra: terraform is not installed (need >= 1.9)" >&2; exit 2; }
+	@command -v $(TERRAFORM) >/dev/null || { echo "infra: terraform is not installed (need >= 1.11)" >&2; exit 2; }
 	@if [ -n "$$ARM_CLIENT_ID" ] && { [ -n "$$ARM_CLIENT_SECRET" ] || [ -n "$$ARM_USE_OIDC" ] || [ -n "$$ARM_USE_MSI" ] || [ -n "$$ARM_CLIENT_CERTIFICATE_PATH" ]; }; then \
 		echo "infra: using Azure credentials from ARM_* environment variables"; \
 	elif command -v az >/dev/null && az account show >/dev/null 2>&1; then \

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.9, < 2.0"
+  required_version = ">= 1.11, < 2.0"
 
   required_providers {
     azurerm = {
@@ -12,7 +12,7 @@ terraform {
     }
     azapi = {
       source  = "Azure/azapi"
-      version = ">= 2.2, < 3.0"
+      version = ">= 2.5, < 3.0"
     }
   }
 }

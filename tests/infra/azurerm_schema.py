@@ -69,7 +69,7 @@ def _section(source: str, start: int) -> str:
 @cache
 def _folder(kind: str, type_name: str) -> Path:
     stem = type_name.removeprefix("azurerm_").replace("_", "-")
-    folder = PACKAGE / "lib" / (f"data-azurerm-{stem}" if kind == "data" else stem)
+    folder = PACKAGE / "lib" / {"data": f"data-azurerm-{stem}", "provider": "provider"}.get(kind, stem)
     marker = f'.tfResourceType = "{type_name}";'
     if folder.is_dir() and marker in (folder / "index.js").read_text():
         return folder
@@ -82,7 +82,8 @@ def _folder(kind: str, type_name: str) -> Path:
 
 @cache
 def schema(kind: str, type_name: str) -> Block:
-    """The configuration schema of one `resource` or `data` type, e.g. schema("resource", "azurerm_storage_table")."""
+    """The configuration schema of one `resource` or `data` type, e.g. schema("resource", "azurerm_storage_table"),
+    or of the provider's own block: schema("provider", "azurerm")."""
     provider_version()  # a clear message when the package is missing
     folder = _folder(kind, type_name)
     js = (folder / "index.js").read_text().split("\n//# sourceMappingURL=")[0]
@@ -129,7 +130,8 @@ def schema(kind: str, type_name: str) -> Block:
 
 def folder_class(dts: str) -> str:
     """The resource class of an index.d.ts: the one declaring `static readonly tfResourceType`."""
-    match = re.search(r"^export declare class (\w+) extends cdktf\.Terraform(?:Resource|DataSource) \{", dts, re.M)
+    declaration = r"^export declare class (\w+) extends cdktf\.Terraform(?:Resource|DataSource|Provider) \{"
+    match = re.search(declaration, dts, re.M)
     if not match:
         raise SchemaMissing("no resource class in index.d.ts")
     return match.group(1)

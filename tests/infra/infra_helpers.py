@@ -102,7 +102,7 @@ def terraform_binary() -> str:
     path = shutil.which("terraform")
     if path is None:
         pytest.skip(
-            "terraform is not installed: install Terraform >= 1.9 (https://developer.hashicorp.com/terraform/install)"
+            "terraform is not installed: install Terraform >= 1.11 (https://developer.hashicorp.com/terraform/install)"
         )
     return path
 

@@ -8,6 +8,10 @@ from functools import cache
 import pytest
 from infra_helpers import CHECKOV, INFRA, all_tf_files
 
+# One checkov run serves every test here (cached); over ten modules on a shared 2-core machine it can take
+# several minutes, more than the suite's default per-test timeout.
+pytestmark = pytest.mark.timeout(600)
+
 SKIP_COMMENT = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 MIN_REASON_LENGTH = 20
 
@@ -36,7 +40,7 @@ def checkov_report() -> list[dict]:
         ],
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=540,
         check=False,
     )
     # checkov exits 1 when a check fails; anything else is a crash.

@@ -19,9 +19,13 @@ META_ARGUMENTS = {"count", "for_each", "depends_on", "provider", "lifecycle", "p
 
 
 def azurerm_objects() -> list[tuple[str, str, str, dict]]:
-    """(file, kind, type, body) for every azurerm resource and data source in infra/."""
+    """(file, kind, type, body) for every azurerm resource and data source in infra/, and every provider block."""
     found = []
     for path in all_tf_files():
+        for entry in load_hcl(path).get("provider", []):
+            if "azurerm" in entry:
+                body = {k: v for k, v in entry["azurerm"].items() if k != "alias"}
+                found.append((f"{path.relative_to(INFRA)}:provider.azurerm", "provider", "azurerm", body))
         for kind in ("resource", "data"):
             for entry in load_hcl(path).get(kind, []):
                 for type_name, named in entry.items():
@@ -73,7 +77,7 @@ def test_the_schema_bindings_are_the_pinned_azurerm_release():
 
 def test_infra_uses_azurerm_resources_and_data_sources_at_all():
     kinds = {kind for _, kind, _, _ in OBJECTS}
-    assert kinds == {"resource", "data"} and len(OBJECTS) > 50
+    assert kinds == {"provider", "resource", "data"} and len(OBJECTS) > 50
 
 
 @pytest.mark.parametrize(
@@ -130,3 +134,18 @@ def test_every_azurerm_constraint_admits_only_the_validated_release_line():
     major, minor, _ = validated.split(".")
     for where, constraint in constraints:
         assert re.fullmatch(rf"~> {major}\.{minor}\.0", constraint), f"{where}: azurerm {constraint}"
+
+
+def test_the_parser_sees_required_blocks_and_nested_required_arguments_of_a_large_resource():
+    # azurerm_kubernetes_cluster: a required block (default_node_pool) whose own required argument is `name`,
+    # and a nested block (identity) whose converter takes an OutputReference | interface union.
+    cluster = schema("resource", "azurerm_kubernetes_cluster")
+    assert {"default_node_pool", "location", "name", "resource_group_name"} <= cluster.required
+    assert "name" in cluster.blocks["default_node_pool"].required
+    assert cluster.blocks["identity"].required == {"type"}
+    assert "upgrade_settings" in cluster.blocks["default_node_pool"].blocks
+    body = {"name": "c", "location": "l", "resource_group_name": "g", "identity": [{}]}
+    assert problems(cluster, body, "k", top=True) == [
+        "k.identity: missing required `type`",
+        "k: missing required `default_node_pool`",
+    ]

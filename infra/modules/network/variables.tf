@@ -61,7 +61,7 @@ variable "subnets" {
     - system_nodes: the system pool and the CPU user pool (Azure CNI overlay: node IPs only).
     - gpu_nodes: the GPU pools.
     - private_endpoints: Key Vault, ACR and Storage private endpoints.
-    - ingress_internal: the internal load balancer of the ingress controller.
+    - ingress_internal: the internal load balancers of the public and internal Gateways (the public one is the firewall's DNAT target).
     - functions: VNet integration of the automation app (delegated to Microsoft.App/environments).
   EOT
   nullable    = false

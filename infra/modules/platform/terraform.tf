@@ -1,6 +1,6 @@
 terraform {
-  # 1.9 is the first release whose variable validations may refer to other variables.
-  required_version = ">= 1.9, < 2.0"
+  # 1.11: write-only arguments (modules/postgresql writes its password to Key Vault write-only).
+  required_version = ">= 1.11, < 2.0"
 
   required_providers {
     azurerm = {
@@ -14,8 +14,8 @@ terraform {
     }
     azapi = {
       source = "Azure/azapi"
-      # Passed through to the automation module.
-      version = ">= 2.2, < 3.0"
+      # Passed through to automation, storage and postgresql (write-only sensitive_body: 2.5).
+      version = ">= 2.5, < 3.0"
     }
   }
 }

@@ -28,8 +28,13 @@ resource "azapi_resource" "password_secret" {
       attributes  = { enabled = true }
     }
   }
+  # Write-only (never stored in state by azapi); sent again only when its version changes, i.e. when the
+  # password does (a sha256 of 240 random bits reveals nothing).
   sensitive_body = {
     properties = { value = random_password.administrator.result }
+  }
+  sensitive_body_version = {
+    "properties.value" = sha256(random_password.administrator.result)
   }
   response_export_values = []
 }

@@ -1,6 +1,6 @@
 terraform {
-  # 1.9 is the first release whose variable validations may refer to other variables.
-  required_version = ">= 1.9, < 2.0"
+  # 1.11: write-only arguments (azapi sensitive_body keeps the password out of the state).
+  required_version = ">= 1.11, < 2.0"
 
   required_providers {
     azurerm = {
@@ -10,8 +10,8 @@ terraform {
     }
     azapi = {
       source = "Azure/azapi"
-      # The Key Vault secret through ARM; sensitive_body needs 2.x.
-      version = ">= 2.2, < 3.0"
+      # The Key Vault secret through ARM: write-only sensitive_body with sensitive_body_version.
+      version = ">= 2.5, < 3.0"
     }
     random = {
       source  = "hashicorp/random"
