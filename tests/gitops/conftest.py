@@ -24,7 +24,7 @@ OVERLAYS = [(layer, env) for layer in LAYERS for env in ENVS]
 # gitops/infrastructure/configs/base/policies).
 SYSTEM_NAMESPACES = {
     "kube-system", "kube-public", "kube-node-lease", "flux-system", "gpu-operator", "kube-amd-gpu",
-    "monitoring", "cert-manager", "external-secrets", "keda", "kyverno", "ingress-nginx",
+    "monitoring", "cert-manager", "external-secrets", "keda", "kyverno", "envoy-gateway-system", "gateways",
 }
 INFRA_MODULES = REPO / "infra" / "modules"
 POD_TEMPLATE_KINDS = {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"}
@@ -97,14 +97,33 @@ def workload_identities() -> dict[str, dict]:
             for name, wi in tf_locals("platform")["workload_identities"].items() if not name.startswith("__")}
 
 
-# Workload-identity client IDs the root Kustomization (infra's fluxConfiguration, post_build.substitute) provides:
-# read from Terraform, so the two cannot drift (the wiring itself is checked in test_platform_facts.py).
-SUBSTITUTION_KEYS = frozenset(wi["flux_variable"] for wi in workload_identities().values())
+def flux_platform_variables() -> set[str]:
+    """Platform facts (not identities) the root Kustomization substitutes (infra/modules/aks/flux.tf)."""
+    return set(tf_locals("aks")["flux_platform_variables"])
+
+
+# Variables the root Kustomization (infra's fluxConfiguration, post_build.substitute) provides: the
+# workload-identity client IDs and the platform facts of flux.tf, read from Terraform so the two cannot drift
+# (the wiring itself is checked in test_platform_facts.py).
+SUBSTITUTION_KEYS = frozenset(wi["flux_variable"] for wi in workload_identities().values()) | frozenset(
+    flux_platform_variables())
 
 
 @cache
 def versions() -> dict:
+    """gitops/schemas/versions.yaml: where each custom-resource schema comes from."""
     return yaml.safe_load((SCHEMAS / "versions.yaml").read_text())
+
+
+@cache
+def pins() -> dict:
+    """gitops/versions.yaml: every pinned version with its support window."""
+    return yaml.safe_load((GITOPS / "versions.yaml").read_text())
+
+
+def kubernetes_version(env: str) -> str:
+    """The cluster's Kubernetes minor (platform.yaml, infra's pin) as kubernetes-validate takes it."""
+    return f"{platform(env)['cluster']['kubernetes_version']}.0"
 
 
 @cache

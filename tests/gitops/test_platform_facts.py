@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import pytest
@@ -77,36 +78,87 @@ def test_every_origin_certificate_becomes_a_tls_secret_of_the_same_name(objects,
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_both_ingress_classes_default_to_the_origin_certificate(objects, env):
-    objs = layer(objects, "infrastructure/controllers", env)
-    cert = platform(env)["certificates"][0]["name"]
-    classes = set()
-    for name in ("ingress-nginx-public", "ingress-nginx-internal"):
-        controller = one(objs, "HelmRelease", name)["spec"]["values"]["controller"]
-        assert controller["extraArgs"]["default-ssl-certificate"] == f"ingress-nginx/{cert}"
-        classes.add(controller["ingressClassResource"]["name"])
-    assert classes == {"nginx-public", "nginx-internal"}
-    ns = one(objs, "Namespace", "ingress-nginx")
-    assert ns["metadata"]["labels"]["platform.example.com/origin-certificate"] == "true"
+def test_only_the_gateways_namespace_receives_the_origin_certificate(objects, env):
+    # The origin certificate is served by the public Gateway only; app namespaces no longer need a copy.
+    objs = [o for name in LAYERS if name != "clusters" for o in layer(objects, name, env)]
+    labelled = {o["metadata"]["name"] for o in find(objs, "Namespace")
+                if o["metadata"].get("labels", {}).get("platform.example.com/origin-certificate") == "true"}
+    assert labelled == {"gateways"}
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_ingress_hosts_are_names_of_the_environment_certificate(objects, env):
+def test_route_hosts_are_names_of_the_environment_certificate(objects, env):
     cert_hosts = [h for c in platform(env)["certificates"] for h in c["hostnames"]]
     apex = cert_hosts[0]
-    hosts = [r["host"] for i in find(layer(objects, "apps", env), "Ingress") for r in i["spec"]["rules"]]
-    assert hosts
+    objs = layer(objects, "apps", env) + layer(objects, "infrastructure/configs", env)
+    hosts = [h for r in find(objs, "HTTPRoute") for h in r["spec"]["hostnames"]]
+    assert len(hosts) == 3
     assert all(h.endswith("." + apex) and h.count(".") == apex.count(".") + 1 for h in hosts), hosts
+
+
+def gateway_ips(env: str) -> dict | None:
+    return (platform(env)["network"].get("gateways") or None)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gateway_load_balancers_sit_in_the_ingress_subnet_at_the_platform_ips(objects, env):
+    objs = layer(objects, "infrastructure/configs", env)
+    proxies = {p["metadata"]["name"]: p["spec"]["provider"]["kubernetes"]["envoyService"]
+               for p in find(objs, "EnvoyProxy")}
+    assert set(proxies) == {"public", "internal"}
+    for service in proxies.values():
+        annotations = service["annotations"]
+        assert annotations["service.beta.kubernetes.io/azure-load-balancer-internal"] == "true"
+        # modules/network names the ingress_internal subnet snet-ingress-internal
+        assert annotations["service.beta.kubernetes.io/azure-load-balancer-internal-subnet"] == "snet-ingress-internal"
+        assert ipaddress.ip_address(annotations["service.beta.kubernetes.io/azure-load-balancer-ipv4"]) in \
+            ipaddress.ip_network(platform(env)["network"]["subnets"]["ingress_internal"])
+    # The public entry is the hub firewall's DNAT (SNAT to the firewall's private address): that is the only
+    # source the public load balancer accepts; Cloudflare's ranges are enforced at the DNAT rule (infra).
+    assert proxies["public"]["loadBalancerSourceRanges"] == [platform(env)["network"]["hub_address_space"]]
+    ips = gateway_ips(env)
+    if ips is None:
+        pytest.skip("platform.yaml has no network.gateways yet (infra-8 adds the static IPs)")
+    ipv4 = "service.beta.kubernetes.io/azure-load-balancer-ipv4"
+    assert proxies["public"]["annotations"][ipv4] == ips["public_ip"]
+    assert proxies["internal"]["annotations"][ipv4] == ips["internal_ip"]
+
+
+def test_cloudflare_ranges_are_one_file_read_by_infra():
+    # The DNAT rule (infra) admits exactly infra/cloudflare-ip-ranges.yaml; gitops restates no range.
+    ranges = yaml.safe_load((GITOPS.parent / "infra" / "cloudflare-ip-ranges.yaml").read_text())
+    text = "\n".join(p.read_text() for p in GITOPS.rglob("*.yaml"))
+    assert not [r for r in ranges["ipv4"] + ranges["ipv6"] if r in text], "Cloudflare ranges restated in gitops/"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_vllm_reads_model_weights_from_the_models_container_of_the_platform_account(objects, env):
+    objs = layer(objects, "apps", env)
+    (pv,) = find(objs, "PersistentVolume")
+    attrs = pv["spec"]["csi"]["volumeAttributes"]
+    assert pv["spec"]["csi"]["driver"] == "blob.csi.azure.com"
+    assert attrs["storageAccount"] == platform(env)["storage"]["account_name"]
+    assert attrs["resourceGroup"] == platform(env)["resource_group"]
+    assert attrs["containerName"] == "models"
+    assert pv["spec"]["persistentVolumeReclaimPolicy"] == "Retain" and pv["spec"]["storageClassName"] == ""
+    pvc = one(objs, "PersistentVolumeClaim", "models")
+    assert pvc["spec"]["volumeName"] == pv["metadata"]["name"] and pvc["spec"]["storageClassName"] == ""
+    assert pv["spec"]["claimRef"] == {"namespace": pvc["metadata"]["namespace"], "name": "models"}
+    platform_locals = tf_locals("platform")
+    if "models_container" in platform_locals:  # infra-8 adds the container
+        assert platform_locals["models_container"] == attrs["containerName"]
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_registry_rule_and_app_images_use_the_environment_acr(objects, env):
     registry = f"{platform(env)['acr']['name']}.azurecr.io"
-    policy = one(layer(objects, "infrastructure/configs", env), "ClusterPolicy", "platform-registry-only")
-    pattern = policy["spec"]["rules"][0]["validate"]["pattern"]["spec"]
-    assert {item["image"] for v in pattern.values() for item in v} == {f"{registry}/*"}
+    policy = one(layer(objects, "infrastructure/configs", env), "ValidatingPolicy", "platform-registry-only")
+    (variable,) = [v for v in policy["spec"]["variables"] if v["name"] == "registry"]
+    assert variable["expression"] == f"'{registry}/'"
     images = [c["image"] for _, spec in pod_specs(layer(objects, "apps", env)) for c in containers(spec)]
     assert images and all(i.startswith(registry + "/") for i in images), images
+    amd = one(layer(objects, "infrastructure/controllers", env), "HelmRelease", "amd-gpu-operator")
+    assert amd["spec"]["values"]["deviceConfig"]["spec"]["driver"]["image"].startswith(registry + "/")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -217,8 +269,9 @@ def node_label_uses(objs: list[dict]) -> list[tuple[str, str, str | None]]:
                     resource, _, labels = entry.partition("=")
                     if resource == "nodes":
                         uses += [(where, k.strip(), None) for k in labels.strip("[]").split(",") if k.strip()]
-        if o.get("kind") == "ClusterPolicy":
-            uses += [(where, k, None) for k in re.findall(r'nodeSelector\."([^"]+)"', yaml.safe_dump(o, width=10**6))]
+        if o.get("kind") == "ValidatingPolicy":
+            uses += [(where, k, None) for k in re.findall(r"nodeSelector\.orValue\(\{\}\)\[\?'([^']+)'\]",
+                                                           yaml.safe_dump(o, width=10**6))]
     return uses
 
 
@@ -286,7 +339,7 @@ def test_gpu_tolerations_match_the_taints_infra_puts_on_the_pools(objects, env):
                         problems.append(f"{name_of(o)}: toleration {t['key']}={t.get('value')}, infra taints {value}")
     assert not problems
     assert seen == set(taints), "the GPU operators and GPU workloads tolerate both vendors' taints"
-    policy = yaml.safe_dump(find(layer(objects, "infrastructure/configs", env), "ClusterPolicy", "gpu-pools"))
+    policy = yaml.safe_dump(find(layer(objects, "infrastructure/configs", env), "ValidatingPolicy", "gpu-pools"))
     for key, (value, effect) in taints.items():
         assert f"{key}={value}:{effect}" in policy, f"Kyverno gpu-pools does not describe the infra taint of {key}"
 
@@ -311,7 +364,7 @@ def test_terraform_substitutes_the_workload_identity_client_ids_into_the_root_ku
                   if "azurerm_kubernetes_flux_configuration" in r)
     (root,) = config["kustomizations"]
     assert root["path"] == "${var.flux.path}"
-    assert root["post_build"][0]["substitute"] == "${local.flux_substitute}"
+    assert root["post_build"][0]["substitute"] == "${merge(local.flux_substitute, local.flux_platform_substitute)}"
     substitute = tf_locals("aks")["flux_substitute"]
     assert "var.workload_identities" in substitute and "wi.flux_variable => wi.client_id" in substitute
     module_aks = next(m["aks"] for m in hcl(INFRA_MODULES / "platform" / "main.tf")["module"] if "aks" in m)
@@ -374,3 +427,21 @@ def test_mlflow_artifacts_go_to_the_container_infra_creates(objects, env):
     platform_locals = tf_locals("platform")
     assert platform_locals["mlflow_container"] == container
     assert "local.mlflow_container" in platform_locals["storage_containers"]
+
+
+# MIG profiles each GPU SKU offers (NVIDIA MIG user guide, "Supported MIG profiles"): Standard_NC40ads_H100_v5
+# carries one H100 NVL (94 GB). A layout naming a profile the SKU lacks is refused by the MIG manager on the node.
+SKU_MIG_PROFILES = {
+    "Standard_NC40ads_H100_v5": {"1g.12gb", "1g.12gb+me", "1g.24gb", "2g.24gb", "3g.47gb", "4g.47gb", "7g.94gb"},
+}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_mig_layout_uses_profiles_of_the_pools_exact_sku(objects, env):
+    objs = layer(objects, "infrastructure/controllers", env)
+    values = one(objs, "HelmRelease", "gpu-operator")["spec"]["values"]
+    config = yaml.safe_load(one(objs, "ConfigMap", values["migManager"]["config"]["name"])["data"]["config.yaml"])
+    profiles = SKU_MIG_PROFILES[gpu_pool(env, "h100")["vm_size"]]
+    used = {p for layout in config["mig-configs"].values() for device in layout
+            for p in (device.get("mig-devices") or {})}
+    assert used and used <= profiles, f"not offered by {gpu_pool(env, 'h100')['vm_size']}: {sorted(used - profiles)}"

@@ -18,11 +18,12 @@ from .conftest import (
     SYSTEM_NAMESPACES,
     containers,
     find,
+    hcl,
     name_of,
     overlay_id,
+    pins,
     platform,
     pod_specs,
-    versions,
 )
 
 GPU_TAINTS = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
@@ -145,27 +146,39 @@ def test_every_gpu_workload_tolerates_the_gpu_taint_and_requests_gpus(objects, o
 
 
 def chart_pins() -> dict[str, str]:
-    pins = {p["chart"]["name"]: str(p["chart"]["version"]) for p in versions()["npm"] if p.get("chart")}
-    pins |= {h["chart"]["name"]: str(h["chart"]["version"]) for h in versions()["handwritten"] if h.get("chart")}
-    return pins
+    return {c["name"]: str(c["version"]) for c in pins()["charts"]}
+
+
+def chart_of(hr: dict, objs: list[dict]) -> tuple[str, str, dict | None]:
+    """(chart name, version, source object) of a HelmRelease: chart.spec with a HelmRepository, or chartRef to
+    an OCIRepository (the chart name is the last path segment of its URL, the version its ref.tag)."""
+    ns = hr["metadata"].get("namespace")
+    if "chartRef" in hr["spec"]:
+        ref = hr["spec"]["chartRef"]
+        source = next((o for o in find(objs, ref["kind"], ref["name"])
+                       if o["metadata"].get("namespace") == ref.get("namespace", ns)), None)
+        spec = (source or {}).get("spec", {})
+        return spec.get("url", "").rstrip("/").rsplit("/", 1)[-1], str((spec.get("ref") or {}).get("tag", "")), source
+    spec = hr["spec"]["chart"]["spec"]
+    ref = spec["sourceRef"]
+    source = next((o for o in find(objs, ref["kind"], ref["name"])
+                   if o["metadata"].get("namespace") == ref.get("namespace", ns)), None)
+    return spec["chart"], str(spec.get("version", "")), source
 
 
 @pytest.mark.parametrize("overlay", WORKLOAD_OVERLAYS, ids=overlay_id)
 def test_every_helmrelease_pins_its_chart_version(objects, overlay):
     objs = built(objects, overlay)
-    repos = {(o["metadata"].get("namespace"), o["metadata"]["name"]) for o in find(objs, "HelmRepository")}
     problems = []
     for hr in find(objs, "HelmRelease"):
-        spec = hr["spec"]["chart"]["spec"]
-        version = str(spec.get("version", ""))
+        chart, version, source = chart_of(hr, objs)
         if not SEMVER.match(version):
             problems.append(f"{name_of(hr)}: chart version {version!r} is not an exact version")
-        pinned = chart_pins().get(spec["chart"])
-        if pinned and pinned != version:
-            problems.append(f"{name_of(hr)}: {spec['chart']} {version}, schemas/versions.yaml says {pinned}")
-        ref = spec["sourceRef"]
-        if (ref.get("namespace", hr["metadata"]["namespace"]), ref["name"]) not in repos:
-            problems.append(f"{name_of(hr)}: source {ref} is not defined in this overlay")
+        pinned = chart_pins().get(chart)
+        if pinned != version:
+            problems.append(f"{name_of(hr)}: {chart} {version}, gitops/versions.yaml says {pinned}")
+        if source is None:
+            problems.append(f"{name_of(hr)}: its chart source is not defined in this overlay")
     assert not problems
 
 
@@ -173,64 +186,118 @@ def covered(host: str, cert_hosts: list[str]) -> bool:
     return any(host == h or (h.startswith("*.") and host.split(".", 1)[1] == h[2:]) for h in cert_hosts)
 
 
-def tls_blocks(node, path=()):
-    """Ingress-shaped `tls` lists anywhere in Helm values."""
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k == "tls" and isinstance(v, list) and all(isinstance(x, dict) for x in v):
-                yield (*path, k), v
-            else:
-                yield from tls_blocks(v, (*path, k))
-    elif isinstance(node, list):
-        for i, v in enumerate(node):
-            yield from tls_blocks(v, (*path, i))
+def listeners(objs: list[dict], gateway: str) -> list[dict]:
+    (gw,) = [g for g in find(objs, "Gateway", gateway) if g["metadata"]["namespace"] == "gateways"]
+    return gw["spec"]["listeners"]
 
 
-@pytest.mark.parametrize("overlay", WORKLOAD_OVERLAYS, ids=overlay_id)
-def test_every_ingress_uses_tls_with_the_origin_certificate(objects, overlay):
-    env = overlay[1]
-    certs = {c["name"]: c["hostnames"] for c in platform(env)["certificates"]}
+@pytest.mark.parametrize("env", ENVS)
+def test_the_public_gateway_serves_the_origin_certificate_and_the_internal_one_the_internal_ca(objects, env):
+    objs = built(objects, ("infrastructure/configs", env))
+    (cert,) = platform(env)["certificates"]
     problems = []
-    for ing in find(built(objects, overlay), "Ingress"):
-        spec = ing["spec"]
-        if spec.get("ingressClassName") not in ("nginx-public", "nginx-internal"):
-            problems.append(f"{name_of(ing)}: ingressClassName {spec.get('ingressClassName')!r}")
-        tls_hosts = {h for t in spec.get("tls", []) for h in t.get("hosts", [])}
-        for t in spec.get("tls") or [{}]:
-            if t.get("secretName") not in certs:
-                problems.append(f"{name_of(ing)}: TLS secret {t.get('secretName')!r} is not an origin certificate")
-                continue
-            problems += [f"{name_of(ing)}: {h} not covered by {t['secretName']}"
-                         for h in t.get("hosts", []) if not covered(h, certs[t["secretName"]])]
-        problems += [f"{name_of(ing)}: host {r.get('host')} has no TLS entry"
-                     for r in spec.get("rules", []) if r.get("host") not in tls_hosts]
-    for hr in find(built(objects, overlay), "HelmRelease"):
-        for path, blocks in tls_blocks(hr["spec"].get("values", {})):
-            for t in blocks:
-                if t.get("secretName") not in certs:
-                    problems.append(f"{name_of(hr)} values.{'.'.join(map(str, path))}: secret {t.get('secretName')!r}")
-                else:
-                    problems += [f"{name_of(hr)}: {h} not covered by {t['secretName']}"
-                                 for h in t.get("hosts", []) if not covered(h, certs[t["secretName"]])]
+    for listener in listeners(objs, "public"):
+        refs = [r["name"] for r in listener["tls"]["certificateRefs"]]
+        if listener["protocol"] != "HTTPS" or refs != [cert["name"]]:
+            problems.append(f"public/{listener['name']}: {listener['protocol']} {refs}, needs HTTPS {cert['name']}")
+        if not covered(listener["hostname"], cert["hostnames"]):
+            problems.append(f"public/{listener['name']}: {listener['hostname']} not covered by {cert['name']}")
+    issued = {c["spec"]["secretName"]: c for c in find(objs, "Certificate")}
+    for listener in listeners(objs, "internal"):
+        for ref in listener["tls"]["certificateRefs"]:
+            # Internal hosts never serve the Cloudflare origin certificate (VNet clients do not trust its CA).
+            certificate = issued.get(ref["name"])
+            if ref["name"] == cert["name"] or certificate is None:
+                problems.append(f"internal/{listener['name']}: {ref['name']} is not a cert-manager certificate")
+            elif certificate["spec"]["issuerRef"] != {"group": "cert-manager.io", "kind": "ClusterIssuer",
+                                                      "name": "platform-internal-ca"}:
+                problems.append(f"internal: {ref['name']} is not issued by the internal CA")
+            elif listener["hostname"] not in certificate["spec"]["dnsNames"]:
+                problems.append(f"internal: {listener['hostname']} not in {ref['name']}'s dnsNames")
     assert not problems
 
 
-@pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o[0] == "apps"], ids=overlay_id)
-def test_every_app_namespace_has_a_default_deny_network_policy(objects, overlay):
-    objs = built(objects, overlay)
+@pytest.mark.parametrize("env", ENVS)
+def test_the_public_gateway_verifies_cloudflare_client_certificates(objects, env):
+    objs = built(objects, ("infrastructure/configs", env))
+    public = {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public"}
+    policies = [p for p in find(objs, "ClientTrafficPolicy") if public in p["spec"]["targetRefs"]]
+    assert len(policies) == 1, "exactly one ClientTrafficPolicy on the public Gateway"
+    validation = policies[0]["spec"]["tls"]["clientValidation"]
+    assert validation.get("optional", False) is False, "Authenticated Origin Pulls: a client certificate is required"
+    (ca,) = validation["caCertificateRefs"]
+    (source,) = [e for e in find(objs, "ExternalSecret", ca["name"]) if e["metadata"]["namespace"] == "gateways"]
+    assert source["spec"]["target"]["name"] == ca["name"]
+    assert [d["secretKey"] for d in source["spec"]["data"]] == ["ca.crt"]
+
+
+def gateway_namespaces(objs_by_layer: list[dict]) -> dict[str, set[str]]:
+    """Gateway -> namespaces whose labels its listeners admit routes from."""
+    namespaces = {o["metadata"]["name"]: o["metadata"].get("labels", {}) for o in find(objs_by_layer, "Namespace")}
+    admitted = {}
+    for gw in find(objs_by_layer, "Gateway"):
+        for listener in gw["spec"]["listeners"]:
+            selector = listener["allowedRoutes"]["namespaces"]["selector"]["matchLabels"]
+            admitted.setdefault(gw["metadata"]["name"], set()).update(
+                ns for ns, labels in namespaces.items() if selector.items() <= labels.items())
+    return admitted
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_route_attaches_to_a_platform_gateway_that_admits_it_under_the_certificate_names(objects, env):
+    if any((layer, env) not in objects for layer in LAYERS):
+        pytest.skip("an overlay of this environment does not build (see test_every_overlay_builds)")
+    objs = [o for layer in LAYERS for o in objects[(layer, env)]]
+    (cert,) = platform(env)["certificates"]
+    admitted = gateway_namespaces(objs)
+    routes = find(objs, "HTTPRoute")
+    assert {r["metadata"]["name"] for r in routes} >= {"vllm-h100", "mlflow", "grafana"}
+    assert not find(objs, "Ingress"), "ingress-nginx is retired: routes only"
+    problems = []
+    for route in routes:
+        ns = route["metadata"]["namespace"]
+        for parent in route["spec"]["parentRefs"]:
+            if parent.get("namespace") != "gateways" or parent["name"] not in admitted:
+                problems.append(f"{name_of(route)}: parent {parent} is not a platform Gateway")
+            elif ns not in admitted[parent["name"]]:
+                problems.append(f"{name_of(route)}: namespace {ns} is not admitted by Gateway {parent['name']}")
+        problems += [f"{name_of(route)}: {h} is not under {cert['hostnames']}"
+                     for h in route["spec"].get("hostnames", []) if not covered(h, cert["hostnames"])]
+        for rule in route["spec"]["rules"]:
+            for backend in rule["backendRefs"]:
+                services = [s for s in find(objs, "Service", backend["name"]) if s["metadata"]["namespace"] == ns]
+                # The Grafana chart renders its Service in the cluster, not here.
+                missing = not services or backend["port"] not in {p["port"] for p in services[0]["spec"]["ports"]}
+                if missing and backend["name"] != "grafana":
+                    problems.append(f"{name_of(route)}: backend {backend} is no Service port in {ns}")
+    assert not problems
+
+
+PLATFORM_NAMESPACES = {"monitoring", "envoy-gateway-system", "gateways", "external-secrets", "keda", "kyverno",
+                       "cert-manager", "gpu-operator", "kube-amd-gpu"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_platform_and_app_namespace_denies_by_default_and_keeps_dns(objects, env):
+    if any((layer, env) not in objects for layer in LAYERS):
+        pytest.skip("an overlay of this environment does not build (see test_every_overlay_builds)")
+    objs = [o for layer in LAYERS for o in objects[(layer, env)]]
     namespaces = {o["metadata"]["name"] for o in find(objs, "Namespace")}
+    assert namespaces >= PLATFORM_NAMESPACES
+    policies = find(objs, "NetworkPolicy")
     denied = {
         np["metadata"]["namespace"]
-        for np in find(objs, "NetworkPolicy")
+        for np in policies
         if np["spec"].get("podSelector") == {}
         and set(np["spec"].get("policyTypes", [])) == {"Ingress", "Egress"}
         and not np["spec"].get("ingress") and not np["spec"].get("egress")
     }
-    assert namespaces and namespaces <= denied, f"no default deny in {sorted(namespaces - denied)}"
-    # DNS must stay reachable from every namespace that denies egress.
-    dns = {np["metadata"]["namespace"] for np in find(objs, "NetworkPolicy")
+    assert namespaces <= denied, f"no default deny in {sorted(namespaces - denied)}"
+    # DNS must stay reachable from every namespace that lets anything out at all.
+    egress = {np["metadata"]["namespace"] for np in policies if np["spec"].get("egress")}
+    dns = {np["metadata"]["namespace"] for np in policies
            if any(p.get("port") == 53 for e in np["spec"].get("egress", []) for p in e.get("ports", []))}
-    assert namespaces <= dns, f"no DNS egress in {sorted(namespaces - dns)}"
+    assert egress <= dns, f"no DNS egress in {sorted(egress - dns)}"
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -385,3 +452,143 @@ def test_environment_overlays_differ_from_dev_only_in_patched_fields(objects, la
         if not any(d[: len(p)] == p for p in allowed.get((key[0], key[2]), ()))
     ]
     assert not stray, "differences not made by a patch in the overlays"
+
+
+# ---------------------------------------------------------------- secrets and credentials
+
+CREDENTIAL_KEY = re.compile(r"(?i)(^|[_.-]|admin)(password|passwd|pwd|token|api[_-]?key)$")
+# Credentials charts ship as defaults (kube-prometheus-stack's Grafana: prom-operator); never in our values.
+KNOWN_DEFAULTS = ("prom-operator", "changeme")
+
+
+def credential_literals(node, path=()):
+    """(path, value) of every string literal under a key that names a credential (a reference names a Secret
+    under another key: existingSecret, secretKeyRef, passwordKey...; an external-secrets template fills one
+    from the store: {{ ... }})."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if isinstance(k, str) and CREDENTIAL_KEY.search(k) and isinstance(v, str | int) and str(v) \
+                    and "{{" not in str(v):
+                yield (*path, k), str(v)
+            else:
+                yield from credential_literals(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from credential_literals(v, (*path, i))
+
+
+@pytest.mark.parametrize(
+    ("values", "found"),
+    [({"grafana": {"adminPassword": "prom-operator"}}, True), ({"auth": {"password": "x"}}, True),
+     ({"admin": {"existingSecret": "grafana-admin", "passwordKey": "admin-password"}}, False),
+     ({"data": [{"secretKey": "api-key", "remoteRef": {"key": "secret/qdrant-api-key"}}]}, False),
+     ({"template": {"data": {"admin-password": "{{ .password }}"}}}, False), ({"adminPassword": "x"}, True),
+     ({"env": [{"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}}]}, False)],
+)
+def test_the_credential_scan_finds_literals_and_ignores_references(values, found):
+    assert bool(list(credential_literals(values))) is found
+
+
+@pytest.mark.parametrize("overlay", WORKLOAD_OVERLAYS, ids=overlay_id)
+def test_no_default_or_literal_credential_in_values_or_manifests(objects, overlay):
+    problems = []
+    for o in built(objects, overlay):
+        if o["kind"] == "Secret":
+            problems.append(f"{name_of(o)}: a Secret in Git (use an ExternalSecret)")
+        problems += [f"{name_of(o)}: {'.'.join(map(str, p))} is a literal" for p, _ in credential_literals(o)]
+        for c in (c for _, spec in pod_specs([o]) for c in containers(spec)):
+            problems += [f"{name_of(o)} {c['name']}: env {e['name']} is a literal credential"
+                         for e in c.get("env") or [] if CREDENTIAL_KEY.search(e["name"]) and "value" in e]
+        text = yaml.safe_dump(o)
+        problems += [f"{name_of(o)}: chart default credential {d!r}" for d in KNOWN_DEFAULTS if d in text]
+    assert not problems
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_grafana_admin_qdrant_key_and_mlflow_database_password_come_from_key_vault(objects, env):
+    configs, apps = built(objects, ("infrastructure/configs", env)), built(objects, ("apps", env))
+    stores = {(e["metadata"]["namespace"], e["spec"]["target"]["name"]): e["spec"]["data"][0]["remoteRef"]["key"]
+              for e in find(configs + apps, "ExternalSecret")}
+    grafana = find(configs, "HelmRelease", "grafana")[0]["spec"]["values"]["admin"]
+    assert stores[("monitoring", grafana["existingSecret"])] == "secret/grafana-admin-password"
+    qdrant = find(apps, "StatefulSet", "qdrant")[0]["spec"]["template"]["spec"]["containers"][0]
+    (key,) = [e for e in qdrant["env"] if e["name"] == "QDRANT__SERVICE__API_KEY"]
+    assert stores[("qdrant", key["valueFrom"]["secretKeyRef"]["name"])] == "secret/qdrant-api-key"
+    mlflow = find(apps, "Deployment", "mlflow")[0]["spec"]["template"]["spec"]
+    (password,) = [e for e in mlflow["containers"][0]["env"] if e["name"] == "PGPASSWORD"]
+    secret = platform(env)["mlflow_database"]["password_secret"]
+    assert stores[("mlflow", password["valueFrom"]["secretKeyRef"]["name"])] == f"secret/{secret}"
+    kps = find(built(objects, ("infrastructure/controllers", env)), "HelmRelease", "kube-prometheus-stack")[0]
+    assert kps["spec"]["values"]["grafana"]["enabled"] is False, "one Grafana, the one with the Key Vault password"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_mlflow_runs_on_postgresql_behind_gateway_authentication_without_a_disk(objects, env):
+    apps = built(objects, ("apps", env))
+    deploy = find(apps, "Deployment", "mlflow")[0]
+    args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    (uri,) = [a for a in args if a.startswith("--backend-store-uri=")]
+    db = platform(env)["mlflow_database"]  # infra's PostgreSQL Flexible Server (modules/postgresql)
+    host = f"{db['server_name']}.postgres.database.azure.com"
+    assert uri == (f"--backend-store-uri=postgresql://{db['administrator_login']}@{host}:5432/{db['database']}"
+                   "?sslmode=require")
+    assert not [o for o in apps if o["kind"] == "PersistentVolumeClaim" and o["metadata"]["namespace"] == "mlflow"]
+    (policy,) = find(apps, "SecurityPolicy", "mlflow-auth")
+    route = {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "mlflow"}
+    assert policy["spec"]["targetRefs"] == [route]
+    users = policy["spec"]["basicAuth"]["users"]["name"]
+    assert [e for e in find(apps, "ExternalSecret", users) if e["metadata"]["namespace"] == "mlflow"]
+
+
+# ---------------------------------------------------------------- components: Flux on AKS, GPU operators, Kyverno, vLLM
+
+
+def test_the_aks_flux_extension_does_not_enforce_multi_tenancy():
+    # Every HelmRelease sits in its own namespace without a service account of its own: with the extension's
+    # default lockdown each would be refused. The choice is documented in gitops/README.md "Flux on AKS".
+    flux = hcl(REPO / "infra" / "modules" / "aks" / "flux.tf")["resource"]
+    (extension,) = [r["azurerm_kubernetes_cluster_extension"]["flux"] for r in flux
+                    if "azurerm_kubernetes_cluster_extension" in r]
+    assert extension["configuration_settings"]["multiTenancy.enforce"] == "false"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gpu_operators_own_mig_and_the_amd_driver_and_run_one_node_feature_discovery(objects, env):
+    objs = built(objects, ("infrastructure/controllers", env))
+    nvidia = find(objs, "HelmRelease", "gpu-operator")[0]["spec"]["values"]
+    amd = find(objs, "HelmRelease", "amd-gpu-operator")[0]["spec"]["values"]
+    assert {"name": "WITH_REBOOT", "value": "true"} in nvidia["migManager"]["env"]
+    assert nvidia["migManager"]["enabled"] is True
+    # one NFD: the NVIDIA chart's, labelling both pools
+    assert nvidia["nfd"]["enabled"] is True and amd["node-feature-discovery"]["enabled"] is False
+    keys = {t["key"] for t in nvidia["node-feature-discovery"]["worker"]["tolerations"]}
+    assert keys == {"nvidia.com/gpu", "amd.com/gpu"}
+    # the operator owns amdgpu (the pool installs no driver)
+    driver = amd["deviceConfig"]["spec"]["driver"]
+    assert driver["enable"] is True and amd["kmm"]["enabled"] is True
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_kyverno_webhook_exclusions_are_an_object_and_policies_are_validating_policies(objects, env):
+    controllers = built(objects, ("infrastructure/controllers", env))
+    webhooks = find(controllers, "HelmRelease", "kyverno")[0]["spec"]["values"]["config"]["webhooks"]
+    assert isinstance(webhooks, dict) and "namespaceSelector" in webhooks
+    configs = built(objects, ("infrastructure/configs", env))
+    assert not find(configs, "ClusterPolicy")
+    assert {p["metadata"]["name"] for p in find(configs, "ValidatingPolicy")} == {
+        "gpu-pools", "platform-registry-only", "pod-security-baseline", "require-requests-limits"}
+
+
+# vLLM flags removed upstream (flag -> release that removed it) and flags the tracing setup needs.
+VLLM_REMOVED_FLAGS = {"--disable-log-requests": "0.12", "--disable-log-stats-requests": "0.12"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_vllm_flags_are_valid_for_the_pinned_release_and_trace_to_tempo(objects, env):
+    vllm = find(built(objects, ("apps", env)), "Deployment", "vllm-h100")[0]["spec"]["template"]["spec"]
+    args = vllm["containers"][0]["args"]
+    flags = {a.split("=", 1)[0] for a in args}
+    assert not flags & set(VLLM_REMOVED_FLAGS)
+    assert "--otlp-traces-endpoint=http://tempo.monitoring.svc.cluster.local:4317" in args
+    (claim,) = [v for v in vllm["volumes"] if v["name"] == "models"]
+    assert claim["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}

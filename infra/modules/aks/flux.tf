@@ -5,6 +5,12 @@ resource "azurerm_kubernetes_cluster_extension" "flux" {
   release_namespace = "flux-system"
 
   configuration_settings = {
+    # Multi-tenancy: the extension's lockdown (on by default) refuses Flux objects outside flux-system that
+    # name no service account of their own, i.e. every HelmRelease here (each sits in its controller's or app's
+    # namespace, next to its source). This platform is one tenant: the whole tree is reviewed through merge
+    # requests, so the lockdown buys nothing and is switched off (gitops/README.md "Flux on AKS"; checked by
+    # tests/gitops/test_policies.py).
+    "multiTenancy.enforce" = "false"
     # Image automation would let the cluster write to Git; promotion goes through merge requests.
     "image-automation-controller.enabled" = "false"
     "image-reflector-controller.enabled"  = "false"
@@ -34,10 +40,11 @@ resource "azurerm_kubernetes_flux_configuration" "platform" {
     garbage_collection_enabled = true
 
     # The entry points pass these on to their layers (gitops/clusters/<env>/*.yaml postBuild.substitute):
-    # the client ID of every workload identity, as ${<flux_variable>}. tests/gitops checks that every
+    # the client ID of every workload identity, as ${<flux_variable>}, and the platform facts below.
+    # tests/gitops checks that every
     # ${VAR} under gitops/clusters is provided here.
     post_build {
-      substitute = local.flux_substitute
+      substitute = merge(local.flux_substitute, local.flux_platform_substitute)
     }
   }
 
@@ -46,4 +53,15 @@ resource "azurerm_kubernetes_flux_configuration" "platform" {
     azurerm_kubernetes_cluster_extension.flux,
     azurerm_federated_identity_credential.workload,
   ]
+}
+
+# Facts only Terraform knows that gitops needs, substituted next to the workload identity client IDs. The keys
+# are the contract with gitops/clusters (tests/gitops/test_platform_facts.py reads them from here).
+locals {
+  flux_platform_variables = {
+    # vLLM's static blobfuse2 volume (container `models`) authenticates as the kubelet identity
+    # (AzureStorageIdentityClientID), which has Storage Blob Data Reader on that container only.
+    KUBELET_CLIENT_ID = azurerm_kubernetes_cluster.this.kubelet_identity[0].client_id
+  }
+  flux_platform_substitute = local.flux_platform_variables
 }

@@ -1,6 +1,23 @@
 # Egress allow-list. Everything not listed is denied by the firewall's implicit deny.
 # Source: "Outbound network and FQDN rules for AKS clusters" (required rules only), plus the
 # registries, Cloudflare and the Git host this platform uses.
+
+locals {
+  # Chart and image sources declared in gitops/ that var.registry_fqdns does not already cover: derived from
+  # the HelmRepository/OCIRepository URLs, the charts' image registries (gitops/versions.yaml `registries`) and
+  # the hosts those redirect to. tests/gitops/test_egress.py fails when a declared source needs a host that is
+  # not allowed, and when a host here is needed by nothing (so the list only shrinks as charts move to OCI in
+  # the platform ACR: gitops/README.md "Egress").
+  gitops_source_fqdns = [
+    "reg.kyverno.io",                       # Kyverno images (redirects to ghcr.io)
+    "grafana.github.io",                    # chart index: loki, alloy
+    "grafana-community.github.io",          # chart index: tempo, grafana
+    "rocm.github.io",                       # chart index and packages: AMD GPU operator
+    "github.com",                           # chart tarballs the github.io indexes point at (release downloads)
+    "release-assets.githubusercontent.com", # where GitHub release downloads redirect
+    "objects.githubusercontent.com",        # older GitHub release download redirects
+  ]
+}
 resource "azurerm_firewall_policy_rule_collection_group" "egress" {
   name               = "egress"
   firewall_policy_id = azurerm_firewall_policy.hub.id
@@ -105,6 +122,15 @@ resource "azurerm_firewall_policy_rule_collection_group" "egress" {
       name              = "registries"
       source_addresses  = local.node_sources
       destination_fqdns = var.registry_fqdns
+      protocols {
+        type = "Https"
+        port = 443
+      }
+    }
+    rule {
+      name              = "gitops-sources"
+      source_addresses  = local.node_sources
+      destination_fqdns = local.gitops_source_fqdns
       protocols {
         type = "Https"
         port = 443
