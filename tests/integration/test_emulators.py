@@ -175,6 +175,20 @@ def test_every_seeded_path_and_helm_release_exists_in_the_repository(kube):
     assert seeded and seeded <= declared_releases
 
 
+def test_a_helm_release_on_an_oci_chart_reports_the_tag_its_oci_repository_declares(kube):
+    # HelmReleases with spec.chartRef carry no version themselves: helm-controller installs the OCIRepository's tag.
+    tags = {(doc["metadata"]["name"]): str(doc["spec"]["ref"]["tag"])
+            for path in (APP_ROOT / "gitops").rglob("*.yaml") for doc in yaml.safe_load_all(path.read_text())
+            if isinstance(doc, dict) and doc.get("kind") == "OCIRepository" and (doc.get("spec") or {}).get("ref")}
+    on_oci = [r for r in kube.objects[(HR, "helmreleases")].values()
+              if (r["spec"].get("chartRef") or {}).get("kind") == "OCIRepository"]
+    assert on_oci, "gitops/ declares HelmReleases on OCI charts: the seed should hold them"
+    for release in on_oci:
+        expected = tags[release["spec"]["chartRef"]["name"]]
+        assert release["status"]["history"][0]["chartVersion"] == expected, release["metadata"]["name"]
+        assert release["status"]["lastAttemptedRevision"] == expected
+
+
 def test_a_renamed_kustomization_is_what_the_sandbox_then_holds(dev_platform, tmp_path):
     # A rename in the repository must show up in the sandbox (not pass here and 404 in Azure).
     for tree in ("gitops", "infra/modules", "infra/envs"):

@@ -37,7 +37,8 @@ CLUSTER_SCOPED = frozenset({
     "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PriorityClass",
     "StorageClass", "IngressClass", "PersistentVolume", "ValidatingWebhookConfiguration",
     "MutatingWebhookConfiguration", "ClusterIssuer", "ClusterPolicy", "ClusterSecretStore",
-    "ClusterExternalSecret",
+    "ClusterExternalSecret", "GatewayClass", "ValidatingPolicy", "MutatingPolicy", "GeneratingPolicy",
+    "DeletingPolicy", "ImageValidatingPolicy", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
 })
 
 

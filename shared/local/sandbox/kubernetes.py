@@ -726,11 +726,18 @@ class KubernetesEmulator(Emulator):
         }
 
     @staticmethod
-    def _released(release: dict[str, Any], flux_namespace: str, now: str, ready: Any) -> dict[str, Any]:
-        """A HelmRelease's status once helm-controller installed its chart (version as declared)."""
+    def _released(release: dict[str, Any], flux_namespace: str, now: str, ready: Any,
+                  oci_tags: dict[tuple[str, str], str] | None = None) -> dict[str, Any]:
+        """A HelmRelease's status once helm-controller installed its chart (version as declared: in
+        ``spec.chart.spec``, or, for ``spec.chartRef`` to an OCIRepository, that repository's ``ref.tag``)."""
         chart_spec = ((release.get("spec") or {}).get("chart") or {}).get("spec") or {}
         chart = chart_spec.get("chart") or release["metadata"]["name"]
         version = str(chart_spec.get("version") or "0.0.0")
+        chart_ref = (release.get("spec") or {}).get("chartRef") or {}
+        if chart_ref.get("kind") == "OCIRepository":
+            ref_ns = chart_ref.get("namespace") or release["metadata"]["namespace"]
+            chart = chart_ref.get("name") or chart
+            version = (oci_tags or {}).get((ref_ns, chart), version)
         name, ns = release["metadata"]["name"], release["metadata"]["namespace"]
         digest = "sha256:" + hashlib.sha256(f"{chart}{version}".encode()).hexdigest()
         message = f"Helm install succeeded for release {ns}/{name}.v1 with chart {chart}@{version}"
@@ -791,6 +798,9 @@ class KubernetesEmulator(Emulator):
                     "inventory": {"entries": [{"id": f"{ns}_{name}_{group}_{kind}", "v": "v1"}
                                               for ns, name, group, kind in item.inventory]}}
             self._store(item.api_version, plurals[(item.api_version, item.kind)], body)
+        oci_tags = {(o["metadata"].get("namespace") or owner.namespace, o["metadata"]["name"]):
+                    str(((o.get("spec") or {}).get("ref") or {}).get("tag") or "0.0.0")
+                    for owner, o in applied if o["kind"] == "OCIRepository"}
         for owner, obj in applied:
             plural = plurals.get((obj["apiVersion"], obj["kind"]))
             if plural is None or obj["kind"] == "Namespace":
@@ -801,7 +811,7 @@ class KubernetesEmulator(Emulator):
             meta["labels"] = {**(meta.get("labels") or {}), "kustomize.toolkit.fluxcd.io/name": owner.name,
                               "kustomize.toolkit.fluxcd.io/namespace": owner.namespace}
             if body["kind"] == "HelmRelease":
-                body["status"] = self._released(body, owner.namespace, now, ready)
+                body["status"] = self._released(body, owner.namespace, now, ready, oci_tags)
             elif body["kind"] == "HelmRepository":
                 body["status"] = {"observedGeneration": 1, "conditions": ready("Succeeded", "stored artifact")}
             self._store(obj["apiVersion"], plural, body)
