@@ -19,8 +19,9 @@ def test_the_bundle_holds_the_ecc_and_the_rsa_origin_roots_as_self_signed_cas():
     by_unit = {r.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATIONAL_UNIT_NAME)[0].value: r for r in roots()}
     assert set(by_unit) == {"CloudFlare Origin SSL ECC Certificate Authority",
                             "CloudFlare Origin SSL Certificate Authority"}
-    assert isinstance(by_unit["CloudFlare Origin SSL ECC Certificate Authority"].public_key(), ec.EllipticCurvePublicKey)
-    assert isinstance(by_unit["CloudFlare Origin SSL Certificate Authority"].public_key(), rsa.RSAPublicKey)
+    ecc, rsa_root = (by_unit[f"CloudFlare Origin SSL {k}Certificate Authority"] for k in ("ECC ", ""))
+    assert isinstance(ecc.public_key(), ec.EllipticCurvePublicKey)
+    assert isinstance(rsa_root.public_key(), rsa.RSAPublicKey)
     for root in by_unit.values():
         assert root.subject == root.issuer
         root.verify_directly_issued_by(root)  # raises if the bytes were altered
