@@ -5,6 +5,7 @@ Heavy SDKs load on first use inside the adapters, so indexing this module stays 
 
 import azure.functions as func
 
+from functions import drift as drift_functions
 from functions import health, housekeeping
 from shared import logs
 
@@ -12,6 +13,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 for blueprint in (health.bp, housekeeping.bp):
     app.register_functions(blueprint)
+app.register_functions(drift_functions.bp)
 
 # The Functions host owns the log handlers; make sure whatever it emits is redacted.
 logs.install_host_filter()

@@ -44,6 +44,10 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
     "LOG_LEVEL": ("optional", False, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    "DRIFT_DRY_RUN": ("optional", False, "'true': drift checks only report (no merge request, no reconcile); "
+                      "default false"),
+    "KUBERNETES_VERSION_SOAK_DAYS": ("optional", False, "days dev-uaenorth runs a new Kubernetes minor before the "
+                                     "other environments' bump is proposed (default 7)"),
 }
 
 
@@ -70,6 +74,10 @@ class Settings:
     #: Seconds for one HTTP call to an external API.
     http_timeout: float = 30.0
     log_level: str = "INFO"
+    #: Drift checks report only: no merge request, no Flux reconcile request, nothing recorded.
+    drift_dry_run: bool = False
+    #: Days dev-uaenorth runs a new Kubernetes minor before the others are proposed it.
+    kubernetes_version_soak_days: float = 7.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -152,6 +160,8 @@ class Settings:
             sdk_max_retries=int(number("SDK_MAX_RETRIES", 3, int, 0, 10)),
             http_timeout=float(number("HTTP_TIMEOUT_SECONDS", 30.0, float, 1, 230)),
             log_level=level,
+            drift_dry_run=(get("DRIFT_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
+            kubernetes_version_soak_days=float(number("KUBERNETES_VERSION_SOAK_DAYS", 7.0, float, 0, 365)),
         )
         for secret in (connection, settings.cloudflare_api_token, settings.gitlab_token,
                        settings.gitlab_webhook_secret, settings.slack_signing_secret):

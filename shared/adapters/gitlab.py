@@ -15,6 +15,7 @@ Built on ``python-gitlab``. Choices and why:
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -59,6 +60,16 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class CommitInfo:
+    """Who made a commit: tells the bot's own commits from a human's."""
+
+    id: str
+    author_name: str
+    author_email: str
+    parent_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MergeRequest:
     iid: int
     title: str
@@ -77,7 +88,12 @@ class GitRepo(Protocol):
     def branch(self, name: str) -> Branch | None: ...
 
     def commit(self, branch: str, message: str, actions: list[FileAction], start_branch: str | None = None,
-               last_commit_id: str | None = None) -> Commit: ...
+               last_commit_id: str | None = None, *, force: bool = False,
+               author: tuple[str, str] | None = None) -> Commit: ...
+
+    def commits_between(self, base: str, head: str) -> list[CommitInfo]: ...
+
+    def last_changed(self, path: str, ref: str) -> dt.datetime | None: ...
 
     def find_open_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None: ...
 
@@ -147,10 +163,17 @@ class GitLabRepo:
         return Branch(name=b.name, commit_id=b.commit["id"], protected=bool(getattr(b, "protected", False)))
 
     def commit(self, branch: str, message: str, actions: list[FileAction], start_branch: str | None = None,
-               last_commit_id: str | None = None) -> Commit:
+               last_commit_id: str | None = None, *, force: bool = False,
+               author: tuple[str, str] | None = None) -> Commit:
+        """``force``: replace ``branch`` with one new commit on ``start_branch`` (GitLab's ``force``).
+        ``author``: (name, email) recorded on the commit, so that our own commits are recognisable."""
         payload: dict[str, Any] = {"branch": branch, "commit_message": message, "actions": []}
+        if author:
+            payload["author_name"], payload["author_email"] = author
+        if force and start_branch and start_branch != branch:
+            payload["start_branch"], payload["force"] = start_branch, True
         # GitLab refuses start_branch when the branch exists (without force): only send it to create one.
-        if start_branch and start_branch != branch and self.branch(branch) is None:
+        elif start_branch and start_branch != branch and self.branch(branch) is None:
             payload["start_branch"] = start_branch
         for a in actions:
             item: dict[str, Any] = {"action": a.action, "file_path": a.file_path}
@@ -163,6 +186,22 @@ class GitLabRepo:
             payload["actions"].append(item)
         c = self._do(f"commit to {branch}", lambda p: p.commits.create(payload))
         return Commit(id=c.id, short_id=c.short_id, title=c.title, branch=branch, web_url=c.web_url)
+
+    def last_changed(self, path: str, ref: str) -> dt.datetime | None:
+        """When the last commit touching ``path`` on ``ref`` was made (None if the file does not exist)."""
+        try:
+            meta = self._do(f"read {path}@{ref}", lambda p: p.files.get(file_path=path, ref=ref))
+        except NotFoundError:
+            return None
+        commit = self._do(f"read commit {meta.last_commit_id}", lambda p: p.commits.get(meta.last_commit_id))
+        return dt.datetime.fromisoformat(commit.committed_date.replace("Z", "+00:00"))
+
+    def commits_between(self, base: str, head: str) -> list[CommitInfo]:
+        """Commits on ``head`` that ``base`` does not have, oldest first (the compare API)."""
+        data = self._do(f"compare {base}...{head}", lambda p: p.repository_compare(base, head))
+        return [CommitInfo(id=c["id"], author_name=c.get("author_name") or "",
+                           author_email=c.get("author_email") or "", parent_ids=tuple(c.get("parent_ids") or ()))
+                for c in (data.get("commits") or ())]
 
     def find_open_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None:
         found = self._do(

@@ -15,8 +15,11 @@ TOKEN = "cf-health-test-token-value"
 @pytest.fixture(scope="module")
 def app_url(azurite):
     import function_app
+    from shared.adapters.storage import AzureStorage
 
-    host = LocalHost(function_app.app, port=0, run_timers=False, storage=None)
+    # The app has queue-triggered functions (drift), which the host polls from Azurite.
+    storage = AzureStorage(connection_string=azurite.connection_string)
+    host = LocalHost(function_app.app, port=0, run_timers=False, storage=storage)
     url = host.start()
     yield url
     host.stop()

@@ -171,6 +171,7 @@ class GitLabEmulator(Emulator):
         ("GET", ("projects", "*", "repository", "commits"), "list_commits"),
         ("POST", ("projects", "*", "repository", "commits"), "create_commit"),
         ("GET", ("projects", "*", "repository", "commits", "*"), "get_commit"),
+        ("GET", ("projects", "*", "repository", "compare"), "compare"),
         ("GET", ("projects", "*", "merge_requests"), "list_merge_requests"),
         ("POST", ("projects", "*", "merge_requests"), "create_merge_request"),
         ("GET", ("projects", "*", "merge_requests", "*"), "get_merge_request"),
@@ -384,6 +385,24 @@ class GitLabEmulator(Emulator):
     def list_commits(self, request: Request) -> Response:
         head = self._resolve(request.query.get("ref_name") or self.default_branch)
         return self._paged(request, [self._commit_json(self.commits[s]) for s in self._ancestors(head.id)])
+
+    def compare(self, request: Request) -> Response:
+        """``GET /projects/:id/repository/compare?from=&to=``: the commits of ``to`` not reachable from
+        ``from`` (oldest first) and the files they changed
+        (docs.gitlab.com/api/repositories/#compare-branches-tags-or-commits)."""
+        base, head = self._resolve(request.query.get("from")), self._resolve(request.query.get("to"))
+        known = set(self._ancestors(base.id))
+        fresh = [sha for sha in self._ancestors(head.id) if sha not in known]
+        fresh.reverse()
+        changed = sorted({p for sha in fresh for p in self.commits[sha].changed})
+        diffs = [{"old_path": p, "new_path": p, "a_mode": "100644", "b_mode": "100644", "diff": "",
+                  "new_file": p not in base.tree, "renamed_file": False, "deleted_file": p not in head.tree}
+                 for p in changed]
+        return Response(200, {
+            "commit": self._commit_json(head) if fresh else None,
+            "commits": [self._commit_json(self.commits[sha]) for sha in fresh], "diffs": diffs,
+            "compare_timeout": False, "compare_same_ref": base.id == head.id,
+            "web_url": f"{self.web_url}/-/compare/{base.id}...{head.id}"})
 
     def create_commit(self, request: Request) -> Response:
         body = request.json()
