@@ -24,6 +24,8 @@ from shared.platform import ENVIRONMENTS
 
 Command = Callable[[Any, argparse.Namespace], tuple[int, Any, str]]
 COMMANDS: dict[str, tuple[str, Command]] = {}
+#: Extra options per command, added by modules that register commands (shared/cli_drift.py).
+OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 
 
 def command(name: str, help_text: str) -> Callable[[Command], Command]:
@@ -120,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--target", help="one resource, e.g. nodepool/dev-uaenorth/h100 (default: all)")
             p.add_argument("--since", help="30m, 6h, 7d or an ISO 8601 time (default: all)")
             p.add_argument("--limit", type=int, default=50, help="newest N records (default 50)")
+        if name in OPTIONS:
+            OPTIONS[name](p)
     return parser
 
 
@@ -169,6 +173,8 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
         print(f"platformctl: {label}: {message}", file=sys.stderr)
     return code
 
+
+from shared import cli_drift  # noqa: E402, F401 - registers "drift"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -30,6 +30,11 @@ Try:
   .venv/bin/platformctl --settings {settings} health
   .venv/bin/platformctl --settings {settings} --json health
 
+Drift (README "Drift and GitOps changes"):
+  curl -sk -X POST {arm}/_sandbox/drift -d '{{"pool":"h100","maxCount":8}}'
+  .venv/bin/platformctl --settings {settings} drift --open-mr --apply
+  curl -s -X POST {gitlab}/_sandbox/push -d '{{"files":{{"gitops/clusters/{env}/apps.yaml":"# touched\\n"}}}}'
+
 Ctrl-C stops everything this command started.
 """
 
@@ -89,10 +94,12 @@ def main(argv: list[str] | None = None) -> int:
 
         host = LocalHost(function_app.app, port=args.port, storage=context.storage)
         host.start()
+        sandbox.gitlab.webhook_url = f"http://127.0.0.1:{host.port}/api/gitlab/webhook"  # pushes reach the app
         print(BANNER.format(
             env=args.env, port=host.port, functions=", ".join(sorted(host.functions)), queue_port=ports["queue"],
             workdir=workdir / "azurite", settings=os.path.relpath(settings_file),
             sandbox=", ".join(f"{n} {e.base_url}" for n, e in sandbox.emulators.items()),
+            arm=sandbox.arm.base_url, gitlab=sandbox.gitlab.base_url,
         ), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
