@@ -37,6 +37,7 @@ DEBOUNCE_SECONDS = 120
 RECHECK_AFTER_PUSH_SECONDS = 120
 KNOWN_GITLAB_EVENTS = {"Push Hook": "push", "Merge Request Hook": "merge_request", "Pipeline Hook": "pipeline"}
 BOT_PREFIX = "platform-bot/"
+WEBHOOK_SOURCE = "gitlab-webhook"
 
 RESOURCE_WRITE = "Microsoft.Resources.ResourceWriteSuccess"
 RESOURCE_DELETE = "Microsoft.Resources.ResourceDeleteSuccess"
@@ -122,17 +123,44 @@ def accept_gitlab_webhook(ctx: Any, headers: Mapping[str, str], body: bytes) -> 
     event_id = (_header(headers, "Idempotency-Key") or _header(headers, "X-Gitlab-Event-UUID")
                 or hashlib.sha256(body).hexdigest())
     message = reduce_gitlab_event(kind, payload)
-    state = ctx.state
-    claim = state.claim("gitlab-webhook", event_id)
-    if claim is None:
+    if not _remember(ctx, event_id):
         return WebhookAnswer(200, {"status": "duplicate"})
     try:
         ctx.storage.send(GITLAB_QUEUE, json.dumps({**message, "event_id": event_id}))
     except Exception:
-        state.release(claim)  # GitLab retries; the retry must be accepted
+        _forget(ctx, event_id)  # GitLab retries; the retry must be accepted
         raise
-    state.complete(claim)
     return WebhookAnswer(202, {"status": "queued"})
+
+
+def _remember(ctx: Any, event_id: str) -> bool:
+    """One insert into the de-duplication table, written as already done (the queue handler has its own
+    claim): two round trips per delivery instead of three keep the answer fast. False if seen before."""
+    from shared.errors import ConflictError
+    from shared.state import DEDUP_TABLE, _ts, table_key
+
+    now = ctx.clock()
+    expires = now + dt.timedelta(seconds=ctx.state.dedup.ttl)
+    try:
+        ctx.storage.insert(DEDUP_TABLE, {"PartitionKey": table_key(WEBHOOK_SOURCE), "RowKey": table_key(event_id),
+                                         "status": "done", "claimed_at": _ts(now), "expires_at": _ts(expires)})
+    except ConflictError:
+        row = ctx.storage.get(DEDUP_TABLE, table_key(WEBHOOK_SOURCE), table_key(event_id))
+        if row is None or row.get("expires_at", "") > _ts(now):
+            return False
+        # Expired but not yet purged: take it over (ETag-guarded; a concurrent taker wins alone).
+        try:
+            ctx.storage.replace(DEDUP_TABLE, {**{k: v for k, v in row.items() if not k.startswith("_")},
+                                              "claimed_at": _ts(now), "expires_at": _ts(expires)}, row["_etag"])
+        except ConflictError:
+            return False
+    return True
+
+
+def _forget(ctx: Any, event_id: str) -> None:
+    from shared.state import DEDUP_TABLE, table_key
+
+    ctx.storage.delete(DEDUP_TABLE, table_key(WEBHOOK_SOURCE), table_key(event_id))
 
 
 # -- GitLab: handle (from the queue) ----------------------------------------------------------------
