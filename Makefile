@@ -47,6 +47,7 @@ lint: $(VENV_STAMP) ## ruff
 
 bench: $(VENV_STAMP) ## benchmarks (print numbers)
 	$(PY) bench/cold_start.py
+	$(PY) bench/drift.py
 
 clean: ## remove virtualenvs, node_modules and local state
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local

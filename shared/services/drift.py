@@ -562,6 +562,11 @@ class Snapshot:
     unavailable: tuple[tuple[str, str], ...] = field(default=())
 
 
+def repo_platform_path(env: str) -> str:
+    """Where the environment's platform file sits in the GitOps repository (this repository)."""
+    return f"infra/envs/{env}/platform.yaml"
+
+
 def platform_file(ctx: Any) -> Path:
     return Path(ctx.settings.config_dir) / ctx.platform.name / "platform.yaml"
 
@@ -572,15 +577,17 @@ def gather(ctx: Any, *, sources: frozenset[str] = frozenset({"arm", "kubernetes"
 
     from shared.errors import PlatformError
 
-    raw = yaml.safe_load(platform_file(ctx).read_text(encoding="utf-8"))
     unavailable: list[tuple[str, str]] = []
-    head = None
+    head = text = None
     if "gitlab" in sources:
         try:
             branch = ctx.git.branch(ctx.platform.gitlab.default_branch)
             head = branch.commit_id if branch else None
+            # Git is the desired state: the platform file at that head, not the (possibly older) deployed copy.
+            text = ctx.git.read_file(repo_platform_path(ctx.platform.name), head) if head else None
         except PlatformError as error:
             unavailable.append(("gitlab", f"{error.code}: {error}"))
+    raw = yaml.safe_load(text or platform_file(ctx).read_text(encoding="utf-8"))
     read: set[str] = set()
     version = channel = None
     pools: tuple[ActualPool, ...] = ()

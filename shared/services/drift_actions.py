@@ -221,7 +221,7 @@ def adopt_request(env: str, findings: Sequence[d.Finding]) -> gc.ChangeRequest:
         summary=(f"The live platform in **{env}** differs from git. These values were changed outside git and are "
                  "adopted here so that `platform.yaml` stays the one source of truth. Close this merge request "
                  "to revert them instead (the next `terraform apply` puts git's values back)."),
-        changes=(gc.FileChange(f"infra/envs/{env}/platform.yaml", lambda text: _edit(text, edits)),),
+        changes=(gc.FileChange(d.repo_platform_path(env), lambda text: _edit(text, edits)),),
         columns=("severity", "kind", "resource", "field", "git", "live", "destructive"), rows=rows,
         labels=("drift",), destructive=any(f.destructive for f in findings))
 
@@ -258,7 +258,9 @@ def request_reconcile(ctx: Any, targets: Sequence[tuple[str, str, str, str]], *,
     token = now.astimezone(dt.UTC).isoformat()
     done = []
     for api_version, plural, ns, name in targets:
-        resource = f"{plural[:-1] if plural.endswith('s') else plural}/{ns}/{name}"
+        kind = {"gitrepositories": "gitrepository", "kustomizations": "kustomization",
+                "helmreleases": "helmrelease"}.get(plural, plural)
+        resource = f"{kind}/{ns}/{name}"
         try:
             mutate(ctx, actor=actor, action="flux_reconcile", target=f"flux/{ctx.platform.name}/{resource}",
                    reason=reason, inputs={"requestedAt": token},
@@ -331,7 +333,7 @@ def version_request(env: str, current: str, target: str, latest: str) -> gc.Chan
                  f"({current} -> {target}); the next `terraform apply` upgrades the control plane and the pools "
                  f"in the maintenance window. {FIRST_ENV} goes first; the others follow once it has run the "
                  "new minor for the configured soak time."),
-        changes=(gc.FileChange(f"infra/envs/{env}/platform.yaml", lambda text: _edit(text, [edit])),),
+        changes=(gc.FileChange(d.repo_platform_path(env), lambda text: _edit(text, [edit])),),
         columns=("environment", "declared", "proposed", "latest offered"), rows=((env, current, target, latest),),
         labels=("kubernetes-upgrade",), destructive=False)
 
@@ -341,12 +343,13 @@ def propose_version_bump(ctx: Any, latest: str, *, now: dt.datetime, soak: dt.ti
     import yaml
 
     env = ctx.platform.name
-    raw = yaml.safe_load(d.platform_file(ctx).read_text(encoding="utf-8"))
+    text = ctx.git.read_file(d.repo_platform_path(env), ctx.platform.gitlab.default_branch)
+    raw = yaml.safe_load(text or d.platform_file(ctx).read_text(encoding="utf-8"))
     current = str((raw.get("cluster") or {}).get("kubernetes_version") or "")
     dev_version = dev_since = None
     if env != FIRST_ENV:
         branch = ctx.platform.gitlab.default_branch
-        path = f"infra/envs/{FIRST_ENV}/platform.yaml"
+        path = d.repo_platform_path(FIRST_ENV)
         text = ctx.git.read_file(path, branch)
         if text:
             dev_version = str(((yaml.safe_load(text) or {}).get("cluster") or {}).get("kubernetes_version") or "")

@@ -208,13 +208,10 @@ def test_a_kustomization_behind_the_git_head_is_found(ctx, gitlab):
                                               "kustomization/flux-system/apps"}
 
 
-def test_ignore_rules_in_the_platform_file_silence_a_finding(ctx, arm, tmp_path):
-    config = tmp_path / "envs"
-    (config / "dev-uaenorth").mkdir(parents=True)
+def test_ignore_rules_in_the_platform_file_in_git_silence_a_finding(ctx, arm, gitlab):
     raw = (ROOT / PLATFORM_PATH).read_text().replace(
         "  ignore: []", '  ignore:\n    - {resource: "nodepool/h100", field: max_count, reason: "capacity test"}')
-    (config / "dev-uaenorth" / "platform.yaml").write_text(raw)
-    ctx.settings = dataclasses.replace(ctx.settings, config_dir=config)
+    gitlab.push("main", {PLATFORM_PATH: raw})
     arm.set_pool("h100", maxCount=8)
     assert [f for f in da.run_check(ctx, now=T0, dry_run=True).findings if f.resource == "nodepool/h100"] == []
 
@@ -231,6 +228,15 @@ def test_findings_keep_their_first_sighting_and_close_when_resolved(ctx, arm):
     da.run_check(ctx, now=T0 + dt.timedelta(hours=2), dry_run=False)
     found = {f.key: f for f in store.all()}["nodepool/h100#max_count"]
     assert found.status == "closed" and found.closed_reason.startswith("resolved")
+
+
+def test_the_desired_state_is_the_platform_file_at_the_git_head_not_the_deployed_copy(ctx, arm, gitlab):
+    arm.set_pool("h100", maxCount=8)
+    da.run_check(ctx, now=T0, dry_run=False, open_mr=True)
+    gitlab.merge(1)  # a maintainer merges the adoption: git now says 8, the app's own copy still says 4
+    report = da.run_check(ctx, now=T0 + dt.timedelta(hours=1), dry_run=False, open_mr=True)
+    assert [f for f in report.findings if f.resource == "nodepool/h100"] == []
+    assert report.change is None
 
 
 def test_a_new_kubernetes_version_opens_the_version_bump_merge_request_for_dev(ctx, gitlab):
