@@ -1,6 +1,9 @@
 """platformctl: the operator CLI. It calls the same services as the functions, for dry runs and
-break-glass work. Every command takes ``--env``, ``--dry-run`` and ``--json``; output is readable by
-default; failures print a clear message and exit non-zero.
+break-glass work. Every command takes ``--env`` and ``--json``; output is readable by default;
+failures print a clear message and exit non-zero. ``--dry-run`` belongs to the commands that change
+something: they are registered with ``mutating=True`` and pass ``args.dry_run`` on to ``mutate`` (which
+audits the plan as ``planned`` and changes nothing); on a read-only command it is refused (exit 2)
+rather than silently ignored.
 
 Settings come from the environment (as in Azure), optionally loaded first from a local.settings.json
 style file with ``--settings`` (``make run`` writes one for its sandbox).
@@ -15,6 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +27,25 @@ from shared.errors import BadInputError, ConfigError, PermanentError, PlatformEr
 from shared.platform import ENVIRONMENTS
 
 Command = Callable[[Any, argparse.Namespace], tuple[int, Any, str]]
-COMMANDS: dict[str, tuple[str, Command]] = {}
 #: Extra options per command, added by modules that register commands (shared/cli_drift.py).
 OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {}
 
 
-def command(name: str, help_text: str) -> Callable[[Command], Command]:
+@dataclass(frozen=True)
+class CommandSpec:
+    help: str
+    run: Command
+    #: Whether the command changes anything; only those accept ``--dry-run``.
+    mutating: bool = False
+
+
+COMMANDS: dict[str, CommandSpec] = {}
+
+
+def command(name: str, help_text: str, *, mutating: bool = False) -> Callable[[Command], Command]:
+    """Register a command. ``mutating=True``: it changes something, and honours ``args.dry_run``."""
     def register(fn: Command) -> Command:
-        COMMANDS[name] = (help_text, fn)
+        COMMANDS[name] = CommandSpec(help_text, fn, mutating)
         return fn
 
     return register
@@ -104,7 +119,7 @@ def _common_options(target: argparse.ArgumentParser) -> None:
     target.add_argument("--env", choices=ENVIRONMENTS, default=argparse.SUPPRESS,
                         help="environment (default: PLATFORM_ENV)")
     target.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS,
-                        help="decide and show the plan; change nothing")
+                        help="decide and show the plan; change nothing (commands that change something)")
     target.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
     target.add_argument("--settings", metavar="FILE", default=argparse.SUPPRESS,
                         help="load settings from a local.settings.json file first")
@@ -115,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"platformctl {__version__}")
     _common_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (help_text, _) in COMMANDS.items():
+    for name, spec in COMMANDS.items():
+        help_text = spec.help if spec.mutating else f"{spec.help} (read-only)"
         p = sub.add_parser(name, help=help_text, description=help_text)
         _common_options(p)
         if name == "audit":
@@ -137,6 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     logs.configure(os.environ.get("LOG_LEVEL", "WARNING"))
+    spec = COMMANDS[args.command]
+    if args.dry_run and not spec.mutating:
+        mutating = sorted(name for name, s in COMMANDS.items() if s.mutating)
+        return _fail(args, BadInputError(
+            f"{args.command} is read-only: --dry-run applies to commands that change something"
+            f" ({', '.join(mutating) if mutating else 'none yet'}); run it without --dry-run"), 2, "bad usage")
     try:
         environ = dict(os.environ)
         if args.settings:
@@ -146,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         from shared.context import Context
 
         ctx = Context.from_env(environ)
-        code, data, text = COMMANDS[args.command][1](ctx, args)
+        code, data, text = spec.run(ctx, args)
     except ConfigError as exc:
         return _fail(args, exc, 2, "configuration")
     except BadInputError as exc:

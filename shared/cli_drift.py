@@ -24,7 +24,7 @@ def _options(parser: argparse.ArgumentParser) -> None:
 OPTIONS["drift"] = _options
 
 
-@command("drift", "differences between git (platform.yaml, the Flux path) and the live platform")
+@command("drift", "differences between git (platform.yaml, the Flux path) and the live platform", mutating=True)
 def cmd_drift(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     from shared.services import drift_actions
 

@@ -1,6 +1,8 @@
 """The error tree, shaped by what the caller can do about it.
 
 - ``TemporaryError``: try again later; ``retry_after`` says when (seconds), if the far side told us.
+- ``OutcomeUnknownError`` (a ``TemporaryError``): a non-idempotent call may or may not have been
+  applied; reconcile (find and adopt what it created) before sending it again. Never retried blindly.
 - ``PermanentError``: retrying will not help; ``remediation`` tells a human what to change.
 - ``BadInputError``: the request itself is wrong (malformed event, bad signature, unknown command);
   nothing was changed and the sender should fix it. Maps to 4xx.
@@ -38,6 +40,17 @@ class TemporaryError(PlatformError):
         super().__init__(message, code=code)
         #: Seconds the far side asked us to wait, or None to use our own backoff.
         self.retry_after = retry_after
+
+
+class OutcomeUnknownError(TemporaryError):
+    """A non-idempotent request was sent and may have been applied: the client timed out, the
+    connection was lost after sending, or the server answered 5xx to a create.
+
+    Never re-send blindly (``shared.retry.retry`` does not retry it): reconcile first, i.e. look for
+    what the first attempt created and adopt it; send again only once it is known not to exist.
+    """
+
+    code = "OutcomeUnknown"
 
 
 class PermanentError(PlatformError):

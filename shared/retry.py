@@ -1,6 +1,8 @@
 """Retry with bounded exponential backoff, full jitter and ``Retry-After``.
 
-Only ``TemporaryError`` is retried; everything else propagates at once. Time and randomness are
+Only ``TemporaryError`` is retried; everything else propagates at once, and so does
+``OutcomeUnknownError``: the request may have been applied, and sending it again could apply it twice
+(two certificates, two commits). Its caller reconciles instead. Time and randomness are
 injected so that tests run instantly and deterministically.
 """
 
@@ -12,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from shared.errors import TemporaryError
+from shared.errors import OutcomeUnknownError, TemporaryError
 
 T = TypeVar("T")
 
@@ -54,7 +56,7 @@ def retry(
         try:
             return operation()
         except TemporaryError as error:
-            if attempt >= policy.attempts:
+            if isinstance(error, OutcomeUnknownError) or attempt >= policy.attempts:
                 raise
             wait = policy.delay(attempt, error, rand)
             if wait > policy.max_retry_after:

@@ -44,6 +44,9 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
     "LOG_LEVEL": ("optional", False, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
+    "AUDIT_RETENTION_DAYS": (
+        "optional", False, "days the audit log keeps a record; the hourly housekeeping deletes older (default 400)",
+    ),
     "DRIFT_DRY_RUN": ("optional", False, "'true': drift checks only report (no merge request, no reconcile); "
                       "default false"),
     "KUBERNETES_VERSION_SOAK_DAYS": ("optional", False, "days dev-uaenorth runs a new Kubernetes minor before the "
@@ -74,6 +77,8 @@ class Settings:
     #: Seconds for one HTTP call to an external API.
     http_timeout: float = 30.0
     log_level: str = "INFO"
+    #: Days an audit record is kept before housekeeping deletes it.
+    audit_retention_days: int = 400
     #: Drift checks report only: no merge request, no Flux reconcile request, nothing recorded.
     drift_dry_run: bool = False
     #: Days dev-uaenorth runs a new Kubernetes minor before the others are proposed it.
@@ -160,6 +165,7 @@ class Settings:
             sdk_max_retries=int(number("SDK_MAX_RETRIES", 3, int, 0, 10)),
             http_timeout=float(number("HTTP_TIMEOUT_SECONDS", 30.0, float, 1, 230)),
             log_level=level,
+            audit_retention_days=int(number("AUDIT_RETENTION_DAYS", 400, int, 1, 3650)),
             drift_dry_run=(get("DRIFT_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
             kubernetes_version_soak_days=float(number("KUBERNETES_VERSION_SOAK_DAYS", 7.0, float, 0, 365)),
         )

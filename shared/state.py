@@ -7,15 +7,27 @@
   the redelivery is processed.
 - Leases (container ``leases``): one actor per resource. A blob lease (15-60 s, renewable) on a
   marker blob named after the resource; a second instance gets ``TemporaryError(code="LeaseHeld")``.
+  Work longer than the lease keeps it with ``Lease.kept_alive()``: a ``Keeper`` thread renews it at a
+  third of its duration and records when a renewal is lost; ``Keeper.check()`` then raises
+  ``TemporaryError(code="LeaseLost")``. A release that fails is logged at error and raised (or noted
+  on the error the work raised), never swallowed.
+- Claims are kept the same way (``StateStore.kept_claim``): ``renew_claim`` pushes ``expires_at``
+  forward while the processor works, so a claim is only taken over once its processor is gone.
 - Audit (table ``audit``): append-only records (actor, action, target, reason, inputs, outcome),
   partitioned by target with time-ordered row keys, so "what happened to X between T1 and T2" is a
-  single-partition range query. Inputs are redacted before they are written.
+  single-partition range query. Inputs are redacted before they are written. ``audit_trail`` reads
+  backwards in time windows (a day, then doubling) until it has ``limit`` records, so a large table
+  is never read whole. Records older than the retention (``AUDIT_RETENTION_DAYS``, default 400) are
+  deleted by the housekeeping timer (``purge_audit``): the only deletion the log knows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,11 +37,15 @@ from urllib.parse import quote, unquote
 
 from shared import logs
 from shared.adapters.storage import Storage
-from shared.errors import ConflictError
+from shared.errors import ConflictError, NotFoundError, PlatformError, TemporaryError
+
+log = logging.getLogger("platform_core.state")
 
 DEDUP_TABLE = "dedup"
 AUDIT_TABLE = "audit"
 LEASE_CONTAINER = "leases"
+#: How far back ``audit_trail`` looks when not given ``since``: beyond any retention we would set.
+AUDIT_HORIZON = dt.timedelta(days=3660)
 
 #: Table keys may not contain / \ # ? or control characters: encode them reversibly.
 def table_key(value: str) -> str:
@@ -48,7 +64,9 @@ def _ts(t: dt.datetime) -> str:
 class DedupSettings:
     #: How long a processed event id is remembered (seconds). Event Grid retries for up to 24 h.
     ttl: float = 7 * 24 * 3600
-    #: A claim not completed within this many seconds is presumed dead and may be taken over.
+    #: A claim not completed or renewed within this many seconds is presumed dead and may be taken
+    #: over. A live processor renews its claim every third of this (``kept_claim``), so it bounds how
+    #: long a crashed processor blocks the redelivery, not how long processing may take.
     processing_timeout: float = 600
 
 
@@ -57,6 +75,84 @@ class Claim:
     source: str
     event_id: str
     etag: str
+    claimed_at: str = ""
+
+
+class Keeper:
+    """Renews a lease or a claim from a background thread while work runs under it.
+
+    ``renew`` is called every ``every`` seconds. A ``ConflictError``/``NotFoundError`` means another
+    actor has it now: the keeper is lost at once. A temporary failure is retried sooner, and counts
+    as lost once the last successful renewal is older than ``valid_for`` minus one retry interval
+    (by then the lease may have expired). The work asks ``check()`` between steps; ``sleep()`` is a
+    backoff that wakes and raises as soon as the keeper is lost.
+    """
+
+    def __init__(self, renew: Callable[[], object], *, every: float, valid_for: float, what: str,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._renew = renew
+        self.every = every
+        self.valid_for = valid_for
+        self.what = what
+        self._monotonic = monotonic
+        self.lost = threading.Event()
+        self.reason = ""
+        self.renewals = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"keeper {what}", daemon=True)
+
+    def __enter__(self) -> Keeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def check(self) -> None:
+        """Raise ``TemporaryError(code="LeaseLost")`` if the lease or claim was lost."""
+        if self.lost.is_set():
+            raise TemporaryError(f"{self.what} was lost while the work ran ({self.reason}); stopped so that "
+                                 "the actor now holding it is not raced", code="LeaseLost")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, but wake and raise as soon as the keeper is lost."""
+        self.check()
+        if self.lost.wait(max(0.0, seconds)):
+            self.check()
+
+    def _lose(self, reason: str) -> None:
+        self.reason = reason
+        self.lost.set()
+        log.error("%s was lost: %s", self.what, reason, extra={"keeper": self.what})
+
+    def _run(self) -> None:
+        last_ok = self._monotonic()
+        retry_sooner = max(0.2, self.every / 4)
+        wait = self.every
+        while not self._stop.wait(wait):
+            try:
+                self._renew()
+            except (ConflictError, NotFoundError) as error:
+                self._lose(f"{error.code}: {error}")
+                return
+            except TemporaryError as error:
+                if self._monotonic() - last_ok + retry_sooner >= self.valid_for:
+                    self._lose(f"not renewed for {self.valid_for:.0f} s, last error {error.code}: {error}")
+                    return
+                log.warning("renewing %s failed, retrying: %s", self.what, error, extra={"keeper": self.what})
+                wait = retry_sooner
+                continue
+            except Exception as error:  # our own bug or an unmapped error: stop the work, keep the cause
+                log.exception("renewing %s failed unexpectedly", self.what, extra={"keeper": self.what})
+                self._lose(f"unexpected {type(error).__name__}")
+                return
+            last_ok, wait = self._monotonic(), self.every
+            self.renewals += 1
 
 
 @dataclass(frozen=True)
@@ -89,22 +185,37 @@ class StateStore:
             "PartitionKey": pk, "RowKey": rk, "status": "processing",
             "claimed_at": _ts(now), "expires_at": _ts(now + dt.timedelta(seconds=self.dedup.processing_timeout)),
         }
+        claimed_at = entity["claimed_at"]
         try:
-            return Claim(source, event_id, self.storage.insert(DEDUP_TABLE, entity))
+            return Claim(source, event_id, self.storage.insert(DEDUP_TABLE, entity), claimed_at)
         except ConflictError:
             pass
         existing = self.storage.get(DEDUP_TABLE, pk, rk)
         if existing is None:  # released between our insert and read: try once more
             try:
-                return Claim(source, event_id, self.storage.insert(DEDUP_TABLE, entity))
+                return Claim(source, event_id, self.storage.insert(DEDUP_TABLE, entity), claimed_at)
             except ConflictError:
                 return None
         if existing.get("expires_at", "") > _ts(now):
             return None
         try:  # expired (a dead processor, or a forgotten id): take it over, guarded by its ETag
-            return Claim(source, event_id, self.storage.replace(DEDUP_TABLE, entity, existing["_etag"]))
+            return Claim(source, event_id, self.storage.replace(DEDUP_TABLE, entity, existing["_etag"]), claimed_at)
         except ConflictError:
             return None
+
+    def renew_claim(self, claim: Claim) -> Claim:
+        """Push the claim's expiry one ``processing_timeout`` ahead; ConflictError if it was taken over."""
+        now = self.clock()
+        etag = self.storage.replace(DEDUP_TABLE, {
+            "PartitionKey": table_key(claim.source), "RowKey": table_key(claim.event_id), "status": "processing",
+            "claimed_at": claim.claimed_at or _ts(now), "renewed_at": _ts(now),
+            "expires_at": _ts(now + dt.timedelta(seconds=self.dedup.processing_timeout)),
+        }, claim.etag)
+        return Claim(claim.source, claim.event_id, etag, claim.claimed_at)
+
+    def kept_claim(self, claim: Claim) -> ClaimKeeper:
+        """A keeper renewing ``claim`` every third of ``processing_timeout``; ``.claim`` is the latest."""
+        return ClaimKeeper(self, claim)
 
     def complete(self, claim: Claim, outcome: str = "done") -> None:
         now = self.clock()
@@ -115,8 +226,10 @@ class StateStore:
         }, claim.etag)
 
     def release(self, claim: Claim) -> None:
-        """Forget a claim so that the redelivered event is processed (after a temporary failure)."""
-        self.storage.delete(DEDUP_TABLE, table_key(claim.source), table_key(claim.event_id))
+        """Forget a claim so that the redelivered event is processed (after a temporary failure).
+
+        ETag-guarded: a claim taken over by another processor is theirs (ConflictError), not ours to drop."""
+        self.storage.delete(DEDUP_TABLE, table_key(claim.source), table_key(claim.event_id), etag=claim.etag or None)
 
     def purge_expired(self, limit: int = 1000) -> int:
         """Delete remembered ids past their expiry; returns how many. Run from a timer."""
@@ -134,11 +247,24 @@ class StateStore:
             raise ValueError("blob leases last 15 to 60 seconds; renew for longer work")
         blob = table_key(resource)
         lease_id = self.storage.acquire_lease(LEASE_CONTAINER, blob, seconds)
-        held = Lease(self.storage, blob, lease_id, resource)
+        held = Lease(self.storage, blob, lease_id, resource, seconds)
         try:
             yield held
-        finally:
-            self.storage.release_lease(LEASE_CONTAINER, blob, lease_id)
+        except BaseException as failure:
+            self._release(held, failure)
+            raise
+        self._release(held, None)
+
+    def _release(self, held: Lease, failure: BaseException | None) -> None:
+        """Release; a failure is logged at error and raised, or noted on the work's own error."""
+        try:
+            self.storage.release_lease(LEASE_CONTAINER, held.blob, held.lease_id)
+        except PlatformError as error:
+            log.error("could not release the lease on %s: %s: %s", held.resource, error.code, error,
+                      extra={"resource": held.resource, "code": error.code})
+            if failure is None:
+                raise
+            failure.add_note(f"releasing the lease on {held.resource} failed too: {error.code}: {error}")
 
     # -- audit -----------------------------------------------------------------------------
 
@@ -166,18 +292,31 @@ class StateStore:
 
     def audit_trail(self, target: str | None = None, *, since: dt.datetime | None = None,
                     until: dt.datetime | None = None, limit: int = 200) -> list[AuditRecord]:
-        """Records for one target (or all), oldest first, within [since, until)."""
-        clauses, params = [], {}
-        if target is not None:
-            clauses.append("PartitionKey eq @pk")
-            params["pk"] = table_key(target)
-        if since is not None:
-            clauses.append("time ge @since")
-            params["since"] = _ts(since)
-        if until is not None:
-            clauses.append("time lt @until")
-            params["until"] = _ts(until)
-        rows = self.storage.query(AUDIT_TABLE, " and ".join(clauses) or "PartitionKey ne ''", params)
+        """The newest ``limit`` records for one target (or all) within [since, until), oldest first.
+
+        Row keys start with the time, so a time window is a row-key range, answered server-side (paged
+        by the SDK). Windows are read newest first, a day wide and then doubling, until ``limit``
+        records are in hand or ``since`` (default: ``AUDIT_HORIZON`` back) is reached: the cost follows
+        the records asked for, not the size of the table."""
+        if limit <= 0:
+            return []
+        anchor = until or self.clock()
+        floor = since or anchor - AUDIT_HORIZON
+        rows: list[dict[str, Any]] = []
+        high, width = until, dt.timedelta(days=1)
+        while True:
+            low = max(anchor - width if high is None else high - width, floor)
+            clauses, params = ["RowKey ge @low"], {"low": _ts(low)}
+            if high is not None:
+                clauses.append("RowKey lt @high")
+                params["high"] = _ts(high)
+            if target is not None:
+                clauses.insert(0, "PartitionKey eq @pk")
+                params["pk"] = table_key(target)
+            rows += self.storage.query(AUDIT_TABLE, " and ".join(clauses), params)
+            if len(rows) >= limit or low <= floor:
+                break
+            high, width = low, width * 2
         rows.sort(key=lambda r: r["RowKey"])
         return [
             AuditRecord(
@@ -189,6 +328,14 @@ class StateStore:
             for r in rows[-limit:]
         ]
 
+    def purge_audit(self, older_than: dt.timedelta, limit: int = 1000) -> int:
+        """Delete audit records older than the retention; returns how many. Run from a timer."""
+        cutoff = _ts(self.clock() - older_than)
+        rows = self.storage.query(AUDIT_TABLE, "RowKey lt @cutoff", {"cutoff": cutoff}, limit=limit)
+        for row in rows:
+            self.storage.delete(AUDIT_TABLE, row["PartitionKey"], row["RowKey"])
+        return len(rows)
+
 
 @dataclass
 class Lease:
@@ -196,7 +343,27 @@ class Lease:
     blob: str
     lease_id: str
     resource: str
+    seconds: int = 60
 
     def renew(self) -> None:
         """Extend the lease for long work; ConflictError(LeaseLost) if it already expired and was taken."""
         self.storage.renew_lease(LEASE_CONTAINER, self.blob, self.lease_id)
+
+    def kept_alive(self, every: float | None = None) -> Keeper:
+        """A keeper renewing this lease every third of its duration (or ``every`` seconds)."""
+        return Keeper(self.renew, every=every or self.seconds / 3, valid_for=self.seconds,
+                      what=f"the lease on {self.resource}")
+
+
+class ClaimKeeper(Keeper):
+    """Keeps a de-duplication claim alive; ``claim`` is the latest (its ETag changes on each renewal)."""
+
+    def __init__(self, state: StateStore, claim: Claim) -> None:
+        self.claim = claim
+        self._state = state
+        timeout = state.dedup.processing_timeout
+        super().__init__(self._renew_claim, every=timeout / 3, valid_for=timeout,
+                         what=f"the claim on {claim.source}/{claim.event_id}")
+
+    def _renew_claim(self) -> None:
+        self.claim = self._state.renew_claim(self.claim)

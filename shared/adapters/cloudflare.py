@@ -2,8 +2,13 @@
 
 Why the details below:
 - ``create`` runs with ``max_retries=0``: the SDK retries POST on 5xx/409/429/timeouts and Cloudflare
-  does not deduplicate, so an SDK retry can issue a second certificate. Our caller's retry policy
-  decides instead, with ``TemporaryError.retry_after``.
+  does not deduplicate, so an SDK retry can issue a second certificate. For the same reason an
+  ambiguous failure of ``create`` (a timeout or a connection lost after sending, a 5xx without an
+  envelope code saying nothing was issued) is ``OutcomeUnknownError``, which no retry re-sends:
+  ``find_issued`` looks for the certificate the first attempt may have issued (same hostnames, the
+  CSR's public key, issued since the attempt) and ``create_or_adopt`` adopts it. A refusal that
+  proves nothing was issued (connection refused, 429, envelope codes 1100/1201) stays
+  ``TemporaryError``, safe to retry.
 - Cloudflare puts the real reason in the envelope's ``errors[].code``, not in the HTTP status: 1100
   (database write) and 1201 (CA signing) are transient whatever the status says; 10000 and 1016
   need a human.
@@ -14,12 +19,20 @@ Why the details below:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from shared.adapters import HttpOptions, retry_after_seconds
-from shared.errors import ConflictError, NotFoundError, PermanentError, PlatformError, TemporaryError
+from shared.errors import (
+    ConflictError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermanentError,
+    PlatformError,
+    TemporaryError,
+)
 from shared.logs import redact_text
 
 if TYPE_CHECKING:
@@ -29,6 +42,11 @@ if TYPE_CHECKING:
 AUTH_REMEDIATION = "check CLOUDFLARE_API_TOKEN has Zone > SSL and Certificates > Edit"
 TRANSIENT_CODES = frozenset({1100, 1201})  # "Failed to write certificate to Database", "CA signing failure"
 AUTH_CODES = frozenset({10000, 1016})
+#: CAs backdate notBefore a little (Cloudflare's emulator by a minute): how far before ``since`` an
+#: issued certificate may say it starts and still count as issued "since". The public key match is
+#: what identifies the certificate; ``since`` only keeps the search to recent ones.
+ISSUED_SKEW = dt.timedelta(minutes=5)
+log = logging.getLogger("platform_core.cloudflare")
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,9 @@ class OriginCA(Protocol):
                validity_days: int) -> OriginCertificate: ...
 
     def list(self, zone_id: str) -> list[OriginCertificate]: ...
+
+    def find_issued(self, zone_id: str, hostnames: list[str] | tuple[str, ...], csr_pem: str,
+                    since: dt.datetime) -> OriginCertificate | None: ...
 
     def get(self, id: str) -> OriginCertificate | None: ...
 
@@ -153,8 +174,34 @@ class CloudflareOriginCA:
                 requested_validity=validity_days,
             )
         except Exception as exc:
-            raise _map_error(exc, "Cloudflare: create origin certificate") from None
+            if _ambiguous(exc):
+                raise OutcomeUnknownError(
+                    f"{_map_error(exc, 'Cloudflare: create origin certificate')} (the request was sent: a "
+                    "certificate may have been issued; reconcile with find_issued before creating again)",
+                    code="OutcomeUnknown") from exc
+            _raise(exc, "Cloudflare: create origin certificate")
         return _certificate(_require(result, "create origin certificate"))
+
+    def find_issued(self, zone_id: str, hostnames: list[str] | tuple[str, ...], csr_pem: str,
+                    since: dt.datetime) -> OriginCertificate | None:
+        """The zone's certificate for exactly ``hostnames`` whose public key is the CSR's, issued at or
+        after ``since`` (every page is read); the newest if several, None if there is none."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+
+        spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        wanted = x509.load_pem_x509_csr(csr_pem.encode()).public_key().public_bytes(*spki)
+        found: list[tuple[dt.datetime, OriginCertificate]] = []
+        for cert in self.list(zone_id):
+            if set(cert.hostnames) != set(hostnames) or not cert.certificate:
+                continue
+            try:
+                parsed = x509.load_pem_x509_certificate(cert.certificate.encode())
+            except ValueError:
+                continue
+            if parsed.public_key().public_bytes(*spki) == wanted and parsed.not_valid_before_utc >= since - ISSUED_SKEW:
+                found.append((parsed.not_valid_before_utc, cert))
+        return max(found, key=lambda pair: pair[0])[1] if found else None
 
     def list(self, zone_id: str) -> list[OriginCertificate]:
         client, _ = self._sdk()
@@ -163,7 +210,7 @@ class CloudflareOriginCA:
             pager = client.origin_ca_certificates.list(zone_id=zone_id, per_page=self._page_size)
             return [_certificate(c) for c in pager]
         except Exception as exc:
-            raise _map_error(exc, f"Cloudflare: list origin certificates for zone {zone_id}") from None
+            _raise(exc, f"Cloudflare: list origin certificates for zone {zone_id}")
 
     def get(self, id: str) -> OriginCertificate | None:
         client, _ = self._sdk()
@@ -173,7 +220,7 @@ class CloudflareOriginCA:
             mapped = _map_error(exc, f"Cloudflare: get origin certificate {id}")
             if isinstance(mapped, NotFoundError):
                 return None
-            raise mapped from None
+            _raise(exc, f"Cloudflare: get origin certificate {id}")
         return _certificate(result) if result is not None else None
 
     def revoke(self, id: str) -> dt.datetime:
@@ -181,7 +228,7 @@ class CloudflareOriginCA:
         try:
             result = client.origin_ca_certificates.delete(id)
         except Exception as exc:
-            raise _map_error(exc, f"Cloudflare: revoke origin certificate {id}") from None
+            _raise(exc, f"Cloudflare: revoke origin certificate {id}")
         revoked = parse_cloudflare_time(getattr(_require(result, "revoke origin certificate"), "revoked_at", None))
         return revoked or dt.datetime.now(dt.UTC)
 
@@ -191,8 +238,46 @@ class CloudflareOriginCA:
         try:
             status = client.user.tokens.verify()
         except Exception as exc:
-            raise _map_error(exc, "Cloudflare: verify API token") from None
+            _raise(exc, "Cloudflare: verify API token")
         return f"Cloudflare API token is {getattr(status, 'status', 'unknown')} at {self._base_url}"
+
+
+def create_or_adopt(origin_ca: OriginCA, *, zone_id: str, csr_pem: str, hostnames: list[str] | tuple[str, ...],
+                    request_type: str, validity_days: int, since: dt.datetime) -> OriginCertificate:
+    """Issue a certificate exactly once: create, and after an ambiguous failure adopt what the first
+    attempt issued. ``since`` is a time taken before the first attempt. If nothing is found (yet), the
+    ``OutcomeUnknownError`` propagates: look again later (the same call) rather than re-sending."""
+    try:
+        return origin_ca.create(csr_pem, hostnames, request_type, validity_days)
+    except OutcomeUnknownError as unknown:
+        adopted = origin_ca.find_issued(zone_id, hostnames, csr_pem, since)
+        if adopted is None:
+            raise
+        log.warning("adopted origin certificate %s issued by a create whose answer was lost (%s)", adopted.id,
+                    unknown.code, extra={"certificate_id": adopted.id, "hostnames": list(hostnames)})
+        return adopted
+
+
+def _raise(exc: Exception, what: str) -> NoReturn:
+    """Raise our error for an SDK one, chained to it; anything else (our own bugs) as it is."""
+    mapped = _map_error(exc, what)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
+def _ambiguous(exc: Exception) -> bool:
+    """Whether a failed create may have been applied: sent, and no answer proving it was not."""
+    import cloudflare
+    import httpx
+
+    if isinstance(exc, cloudflare.APITimeoutError | cloudflare.APIConnectionError):
+        # Refused or timed out while connecting: nothing was sent.
+        return not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout)
+    if isinstance(exc, cloudflare.APIStatusError):
+        codes = {c for c, _ in _envelope_errors(exc.body) if c is not None}
+        return (exc.status_code >= 500 or exc.status_code == 408) and not codes & (TRANSIENT_CODES | AUTH_CODES)
+    return False
 
 
 def _require(result: Any, what: str) -> Any:
@@ -223,12 +308,12 @@ def _envelope_errors(body: Any) -> list[tuple[int | None, str]]:
     return out
 
 
-def _map_error(exc: Exception, what: str) -> PlatformError:
+def _map_error(exc: Exception, what: str) -> Exception:
     """Translate a ``cloudflare`` SDK exception into our error tree (the seam)."""
     import cloudflare
 
-    if isinstance(exc, PlatformError):
-        return exc
+    if isinstance(exc, PlatformError) or not isinstance(exc, cloudflare.CloudflareError):
+        return exc  # ours, or our own bug: propagates as it is, with its traceback
     if isinstance(exc, cloudflare.APITimeoutError):
         return TemporaryError(redact_text(f"{what}: timed out"), code="Timeout")
     if isinstance(exc, cloudflare.APIConnectionError):
@@ -236,7 +321,7 @@ def _map_error(exc: Exception, what: str) -> PlatformError:
                               code="ServiceUnreachable")
     if not isinstance(exc, cloudflare.APIStatusError):
         return PermanentError(redact_text(f"{what}: {type(exc).__name__}: {exc}"), code=type(exc).__name__,
-                              remediation="unexpected SDK failure; see the logs")
+                              remediation="unexpected SDK failure; see the chained cause in the logs")
 
     status = exc.status_code
     errors = _envelope_errors(exc.body)

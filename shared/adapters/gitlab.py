@@ -8,6 +8,10 @@ Built on ``python-gitlab``. Choices and why:
   headers on its exceptions, so a requests response hook keeps the last ones per thread.
 - ``open_or_update_merge_request`` is idempotent like Renovate: one fixed branch per concern, the
   open MR for it is updated, a 409 from a concurrent creator is resolved by re-reading.
+- Commits and merge-request creation are not idempotent: after an ambiguous failure (a timeout or a
+  connection lost after sending, a 5xx) they raise ``OutcomeUnknownError``, never re-sent by a
+  retry, unless the first attempt can be found and adopted: a branch head that is our commit (same
+  message, on top of the head we read before sending), or the open merge request for the branch.
 - ``commit(last_commit_id=...)``: the commit the caller read the branch at. It goes on every
   update/delete/move action as GitLab's per-file optimistic lock, so GitLab refuses the commit
   atomically if one of those files changed after it (-> ``ConflictError``).
@@ -21,7 +25,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from shared.adapters import HttpOptions, retry_after_seconds
-from shared.errors import ConflictError, NotFoundError, PermanentError, PlatformError, TemporaryError
+from shared.errors import (
+    ConflictError,
+    NotFoundError,
+    OutcomeUnknownError,
+    PermanentError,
+    PlatformError,
+    TemporaryError,
+)
 from shared.logs import redact_text
 
 if TYPE_CHECKING:
@@ -138,13 +149,20 @@ class GitLabRepo:
                 self._project = gl.projects.get(self._project_path, lazy=True)
             return self._project
 
-    def _do(self, what: str, call: Any) -> Any:
+    def _do(self, what: str, call: Any, *, creates: bool = False) -> Any:
+        """Run ``call(project)``, mapping errors; ``creates``: a non-idempotent POST (ambiguity matters)."""
         project = self._proj()
         self._local.headers = None
         try:
             return call(project)
         except Exception as exc:
-            raise _map_error(exc, f"GitLab: {what}", getattr(self._local, "headers", None)) from None
+            mapped = _map_error(exc, f"GitLab: {what}", getattr(self._local, "headers", None))
+            if mapped is exc:
+                raise  # ours, or our own bug: as it is, with its traceback
+            if creates and _ambiguous(exc):
+                raise OutcomeUnknownError(f"{mapped} (the request was sent and may have been applied)",
+                                          code="OutcomeUnknown") from exc
+            raise mapped from exc
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -168,12 +186,18 @@ class GitLabRepo:
         """``force``: replace ``branch`` with one new commit on ``start_branch`` (GitLab's ``force``).
         ``author``: (name, email) recorded on the commit, so that our own commits are recognisable."""
         payload: dict[str, Any] = {"branch": branch, "commit_message": message, "actions": []}
+        # The head before sending: to create the branch, and to recognise our commit after an ambiguity.
+        before = self.branch(branch)
+        parent = before.commit_id if before else None
         if author:
             payload["author_name"], payload["author_email"] = author
         if force and start_branch and start_branch != branch:
+            # One fresh commit on start_branch replaces the branch: that commit's parent is start_branch's head.
             payload["start_branch"], payload["force"] = start_branch, True
+            base = self.branch(start_branch)
+            parent = base.commit_id if base else None
         # GitLab refuses start_branch when the branch exists (without force): only send it to create one.
-        elif start_branch and start_branch != branch and self.branch(branch) is None:
+        elif start_branch and start_branch != branch and before is None:
             payload["start_branch"] = start_branch
         for a in actions:
             item: dict[str, Any] = {"action": a.action, "file_path": a.file_path}
@@ -184,7 +208,13 @@ class GitLabRepo:
             if last_commit_id and a.action in ("update", "delete", "move"):
                 item["last_commit_id"] = last_commit_id
             payload["actions"].append(item)
-        c = self._do(f"commit to {branch}", lambda p: p.commits.create(payload))
+        try:
+            c = self._do(f"commit to {branch}", lambda p: p.commits.create(payload), creates=True)
+        except OutcomeUnknownError:
+            adopted = self.find_commit(branch, message, parent)
+            if adopted is None:
+                raise
+            return adopted
         return Commit(id=c.id, short_id=c.short_id, title=c.title, branch=branch, web_url=c.web_url)
 
     def last_changed(self, path: str, ref: str) -> dt.datetime | None:
@@ -203,6 +233,20 @@ class GitLabRepo:
                            author_email=c.get("author_email") or "", parent_ids=tuple(c.get("parent_ids") or ()))
                 for c in (data.get("commits") or ())]
 
+    def find_commit(self, branch: str, message: str, parent: str | None) -> Commit | None:
+        """The branch head if it is a commit with ``message`` made on top of ``parent`` (None: the
+        branch was new), i.e. the commit an ambiguous attempt made; None otherwise."""
+        try:
+            b = self._do(f"read branch {branch}", lambda p: p.branches.get(branch))
+        except NotFoundError:
+            return None
+        head = b.commit
+        on_top = head.get("id") != parent and (parent is None or parent in (head.get("parent_ids") or []))
+        if not on_top or (head.get("message") or "").strip() != message.strip():
+            return None
+        return Commit(id=head["id"], short_id=head.get("short_id") or head["id"][:8], title=head.get("title") or "",
+                      branch=branch, web_url=head.get("web_url") or "")
+
     def find_open_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None:
         found = self._do(
             f"find the open merge request {source_branch} -> {target_branch}",
@@ -220,10 +264,11 @@ class GitLabRepo:
                                    lambda p: p.mergerequests.create({
                                        "source_branch": source_branch, "target_branch": target_branch,
                                        "title": title, "description": description, "labels": list(labels),
-                                       "remove_source_branch": True}))
+                                       "remove_source_branch": True}), creates=True)
                 return _merge_request(created.attributes)
-            except ConflictError:
-                # Someone opened it between our look-up and our create: update theirs instead.
+            except (ConflictError, OutcomeUnknownError):
+                # Someone opened it between our look-up and our create, or our own create's answer was
+                # lost: the open merge request for the branch is the one to adopt and update.
                 existing = self.find_open_merge_request(source_branch, target_branch)
                 if existing is None:
                     raise
@@ -250,23 +295,37 @@ def _merge_request(data: dict[str, Any]) -> MergeRequest:
     )
 
 
-def _map_error(exc: Exception, what: str, headers: Any = None) -> PlatformError:
+def _ambiguous(exc: Exception) -> bool:
+    """Whether a failed POST may have been applied: sent, and no answer proving it was not."""
+    import gitlab
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+        return False
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        reason = exc.args[0] if exc.args else None
+        reason = getattr(reason, "reason", reason)  # MaxRetryError wraps the cause
+        return not isinstance(reason, ConnectTimeoutError)  # NewConnectionError (refused) is one too
+    if isinstance(exc, requests.exceptions.RequestException):
+        return True  # read timeout, chunked encoding error: the request went out
+    return isinstance(exc, gitlab.exceptions.GitlabError) and (exc.response_code or 0) >= 500
+
+
+def _map_error(exc: Exception, what: str, headers: Any = None) -> Exception:
     """Translate python-gitlab / requests exceptions into our tree (the seam)."""
     import gitlab
     import requests
 
-    if isinstance(exc, PlatformError):
-        return exc
+    if isinstance(exc, PlatformError) or not isinstance(exc, requests.exceptions.RequestException
+                                                          | gitlab.exceptions.GitlabError):
+        return exc  # ours, or our own bug: propagates as it is
     if isinstance(exc, requests.exceptions.SSLError):
         return PermanentError(redact_text(f"{what}: TLS verification failed"), code="TlsError",
                               remediation="check TLS_CA_BUNDLE trusts the GitLab server's certificate")
     if isinstance(exc, requests.exceptions.RequestException):
         return TemporaryError(redact_text(f"{what}: cannot reach GitLab ({type(exc).__name__})"),
                               code="ServiceUnreachable")
-    if not isinstance(exc, gitlab.exceptions.GitlabError):
-        return PermanentError(redact_text(f"{what}: {type(exc).__name__}: {exc}"), code=type(exc).__name__,
-                              remediation="unexpected SDK failure; see the logs")
-
     status = exc.response_code
     detail = exc.error_message
     if isinstance(detail, list):

@@ -9,6 +9,10 @@ Why it looks the way it does:
 - The PEM carries the **private key**: it must never reach an error message or a log line. Errors
   from an import are rebuilt from the service's message, redacted, and not chained to the SDK
   exception (whose request object still holds the body).
+- An import is not idempotent (each one is a new version). After an ambiguous failure (a timeout
+  or a connection lost after sending, a 5xx) the latest version is read: if it holds the same
+  certificate (serial) with our tags, it is adopted; otherwise ``OutcomeUnknownError``, which no
+  retry re-sends.
 - ``verify_challenge_resource`` stays on for real vaults (the challenge's resource must match the
   vault's domain) and is turned off only for a loopback or otherwise non-Azure vault URL.
 
@@ -25,7 +29,7 @@ from typing import Any, NoReturn, Protocol
 from urllib.parse import urlparse
 
 from shared.adapters import HttpOptions, map_azure_error
-from shared.errors import BadInputError, PermanentError
+from shared.errors import BadInputError, OutcomeUnknownError, PermanentError
 from shared.logs import redact_text
 
 #: Domains whose vaults answer challenges for their own resource (public and sovereign clouds).
@@ -167,15 +171,38 @@ class KeyVaultCertificates:
         clean_tags = {str(k): str(v) for k, v in tags.items()}
         policy = CertificatePolicy(issuer_name="Unknown", content_type=CertificateContentType.pem)
         failure: Exception | None = None
+        ambiguous = False
         try:
-            cert = self._client.import_certificate(name, bytes(pem), policy=policy, tags=clean_tags)
+            # retry_total=0: azure-core retries even a POST on 500/503/504, and each import is a version.
+            cert = self._client.import_certificate(name, bytes(pem), policy=policy, tags=clean_tags, retry_total=0)
         except Exception as exc:
             failure = self._map(exc, what=f"import certificate {name}", importing=True)
+            ambiguous = _ambiguous(exc)
+        if failure is not None and ambiguous:
+            adopted = self.find_imported(name, pem, clean_tags)
+            if adopted is not None:
+                return adopted
+            failure = OutcomeUnknownError(f"{failure} (the import was sent and may have created a version)",
+                                          code="OutcomeUnknown")
         if failure is not None:
             # Raised outside the except block on purpose: no __context__ pointing at the SDK exception,
             # whose request still holds the PEM (private key) in its body.
             raise failure
         return to_stored(cert.properties, cert.cer)
+
+    def find_imported(self, name: str, pem: bytes, tags: Mapping[str, str]) -> StoredCertificate | None:
+        """The latest version of ``name`` if it is the certificate in ``pem`` (same serial) carrying
+        ``tags``: what an import whose answer was lost created. None otherwise."""
+        from cryptography import x509
+
+        try:
+            leaf = x509.load_pem_x509_certificates(bytes(pem))[0]
+        except ValueError:
+            return None
+        latest = self.get(name)
+        if latest is None or latest.serial != format(leaf.serial_number, "x"):
+            return None
+        return latest if all(latest.tags.get(k) == v for k, v in tags.items()) else None
 
     def probe(self) -> str:
         try:
@@ -212,6 +239,17 @@ class KeyVaultCertificates:
             mapped.remediation = ("Key Vault refused the certificate content; check the PEM holds a PKCS#8 "
                                   "private key and its certificate chain")
         return mapped
+
+
+def _ambiguous(exc: Exception) -> bool:
+    """Whether a failed import may have been applied: sent, and no answer proving it was not."""
+    from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+    if isinstance(exc, ServiceRequestError):
+        return False  # never sent
+    if isinstance(exc, ServiceResponseError):
+        return True  # sent; the answer timed out or the connection dropped
+    return isinstance(exc, HttpResponseError) and (exc.status_code or 0) >= 500
 
 
 def build(ctx: Any) -> KeyVaultCertificates:

@@ -187,7 +187,10 @@ class KubernetesCluster:
             response.read()
             return api.response_deserialize(response, {"2XX": "object"}).data
         except Exception as exc:
-            raise _map_error(exc, what) from None
+            mapped = _map_error(exc, what)
+            if mapped is exc:
+                raise  # ours, or our own bug: as it is, with its traceback
+            raise mapped from exc
 
     # -- operations ---------------------------------------------------------------------------
 
@@ -251,7 +254,7 @@ def _status_body(body: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _map_error(exc: Exception, what: str) -> PlatformError:
+def _map_error(exc: Exception, what: str) -> Exception:
     """Translate ``ApiException`` / urllib3 errors into our tree (the seam)."""
     import urllib3
     from kubernetes.client.exceptions import ApiException
@@ -266,8 +269,7 @@ def _map_error(exc: Exception, what: str) -> PlatformError:
         return TemporaryError(redact_text(f"Kubernetes: {what}: cannot reach the API server "
                                           f"({type(exc).__name__})"), code="ServiceUnreachable")
     if not isinstance(exc, ApiException):
-        return PermanentError(redact_text(f"Kubernetes: {what}: {type(exc).__name__}: {exc}"),
-                              code=type(exc).__name__, remediation="unexpected client failure; see the logs")
+        return exc  # our own bug (or an unexpected library failure): propagates as it is
 
     status = exc.status or 0
     body = _status_body(exc.body)

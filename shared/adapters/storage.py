@@ -128,7 +128,7 @@ class AzureStorage:
                 exc, what=what,
                 remediation_403="grant the app's identity Storage Queue/Table/Blob Data Contributor on the "
                 "platform storage account (infra/modules/automation)",
-            ) from None
+            ) from exc
 
     # -- queues ----------------------------------------------------------------------------
 
@@ -241,7 +241,7 @@ class AzureStorage:
 
     def acquire_lease(self, container: str, blob: str, seconds: int) -> str:
         """A lease of 15..60 s on a marker blob; TemporaryError(code='LeaseHeld') when another holds it."""
-        from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+        from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
 
         client = self._blob(container, blob)
         for _ in range(2):
@@ -252,43 +252,36 @@ class AzureStorage:
                     client.upload_blob(b"", overwrite=False)
                 except ResourceExistsError:
                     pass  # created by a racing instance: fine, try the lease again
-                except Exception as exc:
-                    raise self._mapped(exc, f"create lease blob {blob}") from None
-            except ResourceExistsError:
+                except AzureError as exc:
+                    raise map_azure_error(exc, what=f"create lease blob {blob}") from exc
+            except ResourceExistsError as exc:
                 raise TemporaryError(f"{blob} is leased by another instance", code="LeaseHeld",
-                                     retry_after=float(seconds)) from None
-            except Exception as exc:
-                raise self._mapped(exc, f"acquire lease on {blob}") from None
+                                     retry_after=float(seconds)) from exc
+            except AzureError as exc:
+                raise map_azure_error(exc, what=f"acquire lease on {blob}") from exc
         raise TemporaryError(f"could not create lease blob {blob}", code="LeaseHeld", retry_after=1.0)
 
     def renew_lease(self, container: str, blob: str, lease_id: str) -> None:
-        from azure.storage.blob import BlobLeaseClient
-
-        lease = BlobLeaseClient(self._blob(container, blob), lease_id=lease_id)
-        try:
-            lease.renew()
-        except Exception as exc:
-            error = self._mapped(exc, f"renew lease on {blob}")
-            if isinstance(error, ConflictError):  # 409: lease lost (expired and taken)
-                raise ConflictError(f"lease on {blob} was lost", code="LeaseLost",
-                                    remediation="the action ran longer than its lease; it will be retried") from None
-            raise error from None
+        self._lease_call(container, blob, lease_id, "renew")
 
     def release_lease(self, container: str, blob: str, lease_id: str) -> None:
+        """Release; ConflictError(LeaseLost) when the lease had expired and someone else took it or it
+        was broken, other failures mapped. The caller decides how loud to be (see StateStore.lease)."""
+        self._lease_call(container, blob, lease_id, "release")
+
+    def _lease_call(self, container: str, blob: str, lease_id: str, verb: str) -> None:
+        from azure.core.exceptions import AzureError
         from azure.storage.blob import BlobLeaseClient
 
         lease = BlobLeaseClient(self._blob(container, blob), lease_id=lease_id)
         try:
-            lease.release()
-        except Exception:  # noqa: S110 - an expired or lost lease is released already; nothing to do
-            pass
-
-    def _mapped(self, exc: Exception, what: str) -> Exception:
-        from azure.core.exceptions import AzureError
-
-        if isinstance(exc, AzureError):
-            return map_azure_error(exc, what=what)
-        return exc
+            lease.renew() if verb == "renew" else lease.release()
+        except AzureError as exc:
+            error = map_azure_error(exc, what=f"{verb} lease on {blob}")
+            if isinstance(error, ConflictError):  # 409 LeaseIdMismatch.../LeaseNotPresent...: expired and taken
+                raise ConflictError(f"lease on {blob} was lost: {error}", code="LeaseLost",
+                                    remediation="the action outlived its lease; it will be retried") from exc
+            raise error from exc
 
     def probe(self) -> str:
         service = self._service("queue")

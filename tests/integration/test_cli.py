@@ -94,3 +94,36 @@ def test_failures_give_a_clear_message_and_a_non_zero_exit(case, argv, env, code
     result = run_cli(*argv, env=env)
     assert result.returncode == code, (case, result.stdout, result.stderr)
     assert says in result.stdout + result.stderr, case
+
+
+# -- --dry-run (issue 7, item 15) ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv", [["--dry-run", "health"], ["health", "--dry-run"], ["audit", "--dry-run"]])
+def test_dry_run_on_a_read_only_command_is_refused_with_exit_two_and_says_why(argv):
+    result = run_cli(*argv, env={"PLATFORM_ENV": "dev-uaenorth",
+                                 "PLATFORM_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"})
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "read-only" in result.stderr and "--dry-run" in result.stderr
+
+
+def test_a_mutating_command_receives_dry_run_and_plans_without_changing(sandbox_settings, capsys):
+    from shared import cli
+    from shared.services.actuation import mutate
+
+    path, _ = sandbox_settings
+    ran = []
+
+    @cli.command("cordon-test", "a mutating command, as future ones declare themselves", mutating=True)
+    def cordon(ctx, args):
+        mutate(ctx, actor="platformctl", action="cordon", target="node/dev-uaenorth/cli-dry-run", reason="Manual",
+               inputs={}, change=lambda: ran.append(1), dry_run=args.dry_run)
+        return 0, {"dry_run": args.dry_run}, "planned" if args.dry_run else "done"
+
+    try:
+        assert main(["--settings", str(path), "--json", "cordon-test", "--dry-run"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"dry_run": True}
+        assert ran == []
+        assert main(["--settings", str(path), "audit", "--target", "node/dev-uaenorth/cli-dry-run"]) == 0
+        assert "planned" in capsys.readouterr().out
+    finally:
+        cli.COMMANDS.pop("cordon-test")

@@ -150,3 +150,97 @@ def test_storage_errors_are_mapped_to_our_tree(storage):
         storage.queue_depth("x")  # invalid queue name: the service refuses it
     with pytest.raises(NotFoundError):
         storage.replace("dedup", {"PartitionKey": "a", "RowKey": unique()}, etag='W/"datetime\'2020-01-01\'"')
+
+
+def test_a_lease_that_cannot_be_released_is_logged_at_error_and_raised_not_swallowed(state, azurite, caplog):
+    from azure.storage.blob import BlobClient, BlobLeaseClient
+
+    from shared.errors import ConflictError
+    from shared.state import LEASE_CONTAINER
+
+    resource = unique("pool")
+    with pytest.raises(ConflictError) as caught, state.lease(resource, seconds=15):
+        blob = BlobClient.from_connection_string(azurite.connection_string, LEASE_CONTAINER, table_key(resource))
+        BlobLeaseClient(blob).break_lease(lease_break_period=0)
+        BlobLeaseClient(blob).acquire(lease_duration=15)  # another actor holds it now
+    assert caught.value.code == "LeaseLost"
+    assert any(r.levelname == "ERROR" and resource in r.getMessage() for r in caplog.records)
+
+
+def test_a_renewed_claim_outlives_its_processing_timeout_and_a_taken_over_claim_cannot_be_renewed(state, clock):
+    from shared.errors import ConflictError
+
+    event = unique("evt")
+    claim = state.claim("gitlab", event)
+    clock.advance(seconds=50)
+    claim = state.renew_claim(claim)
+    clock.advance(seconds=30)  # 80 s after the claim, 30 s after its renewal
+    assert state.claim("gitlab", event) is None
+    clock.advance(seconds=31)
+    assert state.claim("gitlab", event) is not None  # the processor stopped renewing: taken over
+    with pytest.raises(ConflictError):
+        state.renew_claim(claim)
+
+
+def test_releasing_a_claim_someone_else_took_over_leaves_theirs_in_place(state, clock):
+    from shared.errors import ConflictError
+
+    event = unique("evt")
+    mine = state.claim("gitlab", event)
+    clock.advance(seconds=61)
+    assert state.claim("gitlab", event) is not None
+    with pytest.raises(ConflictError):
+        state.release(mine)
+    assert state.claim("gitlab", event) is None
+
+
+# -- the audit log pages and has a retention (issue 7, item 14) ----------------------------------
+
+class CountingStorage:
+    """Our Storage protocol over the real adapter, counting the table rows each query brought back."""
+
+    def __init__(self, inner):
+        self.inner, self.rows_read = inner, 0
+
+    def query(self, *args, **kwargs):
+        rows = self.inner.query(*args, **kwargs)
+        self.rows_read += len(rows)
+        return rows
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_the_whole_audit_trail_reads_only_as_far_back_as_the_newest_records_asked_for(storage):
+    counting = CountingStorage(storage)
+    clock = Clock(dt.datetime(2031, 3, 1, tzinfo=dt.UTC))
+    state = StateStore(counting, clock=clock)
+    day = unique("day")
+    for i in range(30):  # one record a day, on several targets
+        state.audit(actor="a", action="scale", target=f"nodepool/{day}/{i % 3}", reason=f"r{i}", outcome="succeeded")
+        clock.advance(days=1)
+    counting.rows_read = 0
+    trail = state.audit_trail(None, limit=5)
+    assert [r.reason for r in trail] == ["r25", "r26", "r27", "r28", "r29"]
+    assert counting.rows_read < 30, "read the whole table to show five records"
+
+
+def test_audit_records_older_than_the_retention_are_purged_and_newer_ones_kept(storage):
+    clock = Clock(dt.datetime(2001, 1, 1, tzinfo=dt.UTC))  # before anything else the suite writes
+    state = StateStore(storage, clock=clock)
+    target = f"certificate/{unique('retention')}"
+    state.audit(actor="a", action="import", target=target, reason="old", outcome="succeeded")
+    clock.advance(days=390)
+    state.audit(actor="a", action="import", target=target, reason="recent", outcome="succeeded")
+    clock.advance(days=20)  # the first is 410 days old, the second 20
+    assert state.purge_audit(older_than=dt.timedelta(days=400)) == 1
+    assert [r.reason for r in state.audit_trail(target, since=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))] == ["recent"]
+
+
+def test_audit_retention_is_a_setting_with_a_documented_default():
+    from shared.settings import SETTINGS_DOC, Settings
+
+    base = {"PLATFORM_ENV": "dev-uaenorth", "PLATFORM_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true"}
+    assert Settings.from_env(base).audit_retention_days == 400
+    assert Settings.from_env({**base, "AUDIT_RETENTION_DAYS": "90"}).audit_retention_days == 90
+    assert "default 400" in SETTINGS_DOC["AUDIT_RETENTION_DAYS"][2]

@@ -138,6 +138,8 @@ class Fault:
     """An injected failure. Matches requests by method and a regex searched in the path.
 
     ``status`` None means "no error, only delay" (a slow answer). ``times`` None means forever.
+    ``after`` True handles the request first (it is applied) and only then delays and/or answers
+    ``status``: the ambiguous failure of a create whose answer is lost or fails.
     """
 
     status: int | None = 503
@@ -149,6 +151,7 @@ class Fault:
     delay: float = 0.0
     times: int | None = 1
     hits: int = 0
+    after: bool = False
 
     def matches(self, request: Request) -> bool:
         if self.method != "*" and self.method.upper() != request.method:
@@ -157,7 +160,7 @@ class Fault:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Fault:
-        allowed = {"status", "method", "path", "code", "message", "retry_after", "delay", "times"}
+        allowed = {"status", "method", "path", "code", "message", "retry_after", "delay", "times", "after"}
         unknown = set(data) - allowed
         if unknown:
             raise HttpError(400, "InvalidFault", f"unknown fault fields: {', '.join(sorted(unknown))}")
@@ -242,6 +245,11 @@ class Emulator:
                     fault.times -= 1
                     if fault.times <= 0:
                         self.faults.remove(fault)
+        if fault is not None and fault.after:
+            applied = self._handle(request)
+            if fault.delay:
+                time.sleep(fault.delay)
+            return applied if fault.status is None else self._fault_response(fault)
         if fault is not None:
             if fault.delay:
                 time.sleep(fault.delay)
@@ -251,6 +259,17 @@ class Emulator:
                     headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer()
                                                  else fault.retry_after)
                 return Response(fault.status, self.error_body(fault.status, fault.code, fault.message), headers)
+        return self._handle(request)
+
+    def _fault_response(self, fault: Fault) -> Response:
+        assert fault.status is not None
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = str(int(fault.retry_after) if float(fault.retry_after).is_integer()
+                                         else fault.retry_after)
+        return Response(fault.status, self.error_body(fault.status, fault.code, fault.message), headers)
+
+    def _handle(self, request: Request) -> Response:
         refusal = self.authenticate(request)
         if refusal is not None:
             return refusal
