@@ -10,6 +10,24 @@ from shared.platform import load_environment
 
 
 @pytest.fixture(scope="session")
+def session_secrets() -> frozenset[str]:
+    """The redaction registry as the run found it (values registered by the code under test's imports)."""
+    from shared import logs
+
+    return frozenset(logs._known_secrets)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _secrets_registered_by_a_module_end_with_it(session_secrets):
+    """``Settings.from_env`` registers secret settings (tokens) for redaction, process-wide. A test module that
+    builds settings must not leave them registered for the rest of the run: restore the registry after it."""
+    from shared import logs
+
+    yield
+    logs._known_secrets.intersection_update(session_secrets)
+
+
+@pytest.fixture(scope="session")
 def sandbox_ca(tmp_path_factory: pytest.TempPathFactory) -> SandboxCA:
     """A throwaway CA whose server certificate covers 127.0.0.1 (https emulators)."""
     return SandboxCA(tmp_path_factory.mktemp("ca"))

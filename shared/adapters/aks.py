@@ -4,8 +4,9 @@ Why it looks the way it does:
 
 - AKS runs **one operation per pool at a time**; a PUT during one answers 409 OperationNotAllowed
   "... in progress ...". That is temporary: we raise ``TemporaryError`` with a retry delay.
-- **Quota exhaustion is also 409 OperationNotAllowed** ("exceeding approved ... Cores quota"). Retrying
-  never helps, so it becomes ``PermanentError(code="QuotaExceeded")`` telling a human what to do.
+- **Quota exhaustion** comes back as AKS's preflight ``QuotaExceeded`` or Compute's 409 OperationNotAllowed,
+  both with "exceeding approved standardNCADSH100v5Family Cores quota" (or "Total Regional Cores quota").
+  Retrying never helps, so it becomes ``PermanentError(code="QuotaExceeded")`` naming the quota to raise.
 - **Autoscaler-enabled pools refuse a changed count**: for those we move min/max and send the current
   count back untouched.
 - A scale is a long-running operation (minutes for GPU nodes). ``wait=False`` returns as soon as AKS
@@ -44,7 +45,10 @@ _QUOTA_CODES = {"QuotaExceeded", "InsufficientVCPUQuota", "InsufficientQuota"}
 # Capacity, not quota: the region has no GPUs right now. Trying again later (or elsewhere) can work.
 _ALLOCATION_CODES = {"AllocationFailed", "ZonalAllocationFailed", "OverconstrainedAllocationRequest",
                      "SkuNotAvailable", "OverconstrainedZonalAllocationRequest"}
-_FAMILY = re.compile(r"approved\s+(?P<family>.+?)\s+Family\s+Cores\s+quota", re.IGNORECASE)
+# Azure's compute quota messages: "exceeding approved standardNCADSH100v5Family Cores quota" (the family name
+# joined to "Family") or "exceeding approved Total Regional Cores quota".
+_QUOTA_NAME = re.compile(r"exceeding\s+approved\s+(?P<quota>\w+Family|Total\s+Regional)\s+Cores\s+quota",
+                         re.IGNORECASE)
 _PEM_CERT = b"-----BEGIN CERTIFICATE-----"
 
 
@@ -326,8 +330,8 @@ class AksNodePools:
         message = redact_text(f"{what}: ({code or status}) {detail}")
 
         if code in _QUOTA_CODES or ((status == 409 or code == "OperationNotAllowed") and "quota" in text):
-            match = _FAMILY.search(detail)
-            family = match.group("family") if match else (f"{vm_size} family" if vm_size else "VM family")
+            match = _QUOTA_NAME.search(detail)
+            family = match.group("quota") if match else (f"{vm_size} family" if vm_size else "VM family")
             return PermanentError(
                 message, code="QuotaExceeded",
                 remediation=f"request more {family} cores quota in {self.platform.location} "

@@ -58,7 +58,6 @@ GPU_TAINTS = {"nvidia": "nvidia.com/gpu=present:NoSchedule", "amd": "amd.com/gpu
 #: ``only_critical_addons_enabled`` on the system pool taints it so.
 SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
 AGENTPOOL_LABEL = "kubernetes.azure.com/agentpool"
-FLUX_ROOT = "flux-system"  # the Kustomization that applies gitops/clusters/<env> (and so every other one)
 
 PathPart = str | int
 
@@ -87,6 +86,8 @@ class Finding:
     remedy: str
     message: str
     edit: YamlEdit | None = None  # for ADOPT_IN_GIT: the platform.yaml change that makes git match
+    #: For REVERT_LIVE through Flux: the object to ask for a reconcile ("kustomization/<ns>/<name>").
+    reconcile: str | None = None
 
     @property
     def key(self) -> str:
@@ -129,6 +130,7 @@ class DesiredState:
     node_label_prefix: str
     default_branch: str
     git_head: str | None       # the commit Flux should have applied; None when GitLab was not read
+    gitops_path: str = ""      # the cluster's Flux entry point (gitops/clusters/<env>)
 
 
 def desired_state(raw: Mapping[str, Any], git_head: str | None = None) -> DesiredState:
@@ -165,7 +167,8 @@ def desired_state(raw: Mapping[str, Any], git_head: str | None = None) -> Desire
     return DesiredState(
         env=str(raw.get("environment")), kubernetes_version=str(cluster.get("kubernetes_version") or ""),
         upgrade_channel=cluster.get("upgrade_channel"), pools=tuple(pools), node_label_prefix=prefix,
-        default_branch=str(gitlab.get("default_branch") or "main"), git_head=git_head)
+        default_branch=str(gitlab.get("default_branch") or "main"), git_head=git_head,
+        gitops_path=str(gitlab.get("gitops_path") or ""))
 
 
 # -- actual -----------------------------------------------------------------------------------
@@ -198,6 +201,7 @@ class FluxObject:
     current: bool = True            # status.observedGeneration == metadata.generation
     revision: str | None = None     # applied (Kustomization) or stored (GitRepository) revision
     source: str | None = None       # "GitRepository/<ns>/<name>" for Kustomizations
+    path: str | None = None         # a Kustomization's path in the repository
 
     @property
     def resource(self) -> str:
@@ -244,7 +248,7 @@ def flux_object(obj: Mapping[str, Any]) -> FluxObject:
         reconciling=(conditions.get("Reconciling") or {}).get("status") == "True",
         drifted=(conditions.get("Drifted") or {}).get("status") == "True",
         current=generation is None or observed is None or generation == observed,
-        revision=revision, source=source)
+        revision=revision, source=source, path=spec.get("path"))
 
 
 def node_view(obj: Mapping[str, Any]) -> NodeView:
@@ -425,29 +429,33 @@ def _pool_field_findings(spec: PoolSpec, pool: ActualPool, prefix: str) -> Itera
 def _flux_findings(desired: DesiredState, actual: ActualState) -> Iterable[Finding]:
     head = desired.git_head
     sources = {f"GitRepository/{o.namespace}/{o.name}": o for o in actual.flux if o.kind == "GitRepository"}
+    root = flux_root(actual.flux, desired.gitops_path)
     for obj in actual.flux:
         resource = obj.resource
         if obj.suspended:
-            root = obj.kind == "Kustomization" and obj.name == FLUX_ROOT
-            yield Finding(FLUX_SUSPENDED, CRITICAL if root else WARNING, resource, "spec.suspend", False, True,
-                          destructive=False, remedy=REVERT_LIVE,
+            is_root = root is not None and obj.resource == root.resource
+            yield Finding(FLUX_SUSPENDED, CRITICAL if is_root or root is None else WARNING, resource, "spec.suspend",
+                          False, True, destructive=False, remedy=REVERT_LIVE,
                           message=(f"{obj.kind} {obj.namespace}/{obj.name} is suspended: "
-                                   + ("nothing reconciles until `flux resume kustomization flux-system`" if root
-                                      else f"a reconcile of Kustomization {FLUX_ROOT} re-applies it from git "
-                                           "(resumed), unless git suspends it")))
+                                   + (f"nothing reconciles until `flux resume kustomization {obj.name} -n "
+                                      f"{obj.namespace}`" if is_root or root is None
+                                      else f"a reconcile of Kustomization {root.namespace}/{root.name} (the "
+                                           "cluster's entry point) re-applies it from git, resumed, unless git "
+                                           "suspends it")),
+                          reconcile=None if is_root or root is None else root.resource)
             continue  # a suspended object's other conditions are stale
         if obj.stalled:
             yield Finding(FLUX_STALLED, CRITICAL, resource, "status.conditions[Stalled]", "False", "True",
-                          destructive=False, remedy=REVERT_LIVE,
+                          destructive=False, remedy=REVERT_LIVE, reconcile=resource,
                           message=f"{obj.kind} {obj.namespace}/{obj.name} is stalled (retrying cannot help "
                                   f"until git is fixed): {obj.ready_message}")
         elif obj.ready == "False" and obj.current:
             yield Finding(FLUX_NOT_READY, WARNING, resource, "status.conditions[Ready]", "True", "False",
-                          destructive=False, remedy=REVERT_LIVE,
+                          destructive=False, remedy=REVERT_LIVE, reconcile=resource,
                           message=f"{obj.kind} {obj.namespace}/{obj.name} is not ready: {obj.ready_message}")
         if obj.drifted:
             yield Finding(HELM_DRIFTED, WARNING, resource, "status.conditions[Drifted]", "False", "True",
-                          destructive=False, remedy=REVERT_LIVE,
+                          destructive=False, remedy=REVERT_LIVE, reconcile=resource,
                           message=f"HelmRelease {obj.namespace}/{obj.name}: helm-controller found in-cluster "
                                   "changes to its objects; a reconcile with drift correction restores them")
         if head and obj.kind in ("GitRepository", "Kustomization") and obj.ready != "False" and not obj.stalled:
@@ -455,9 +463,15 @@ def _flux_findings(desired: DesiredState, actual: ActualState) -> Iterable[Findi
             have = _sha(obj.revision)
             if tracks_git and have and have != head:
                 yield Finding(FLUX_BEHIND_GIT, INFO if obj.reconciling else WARNING, resource, "revision",
-                              head[:12], have[:12], destructive=False, remedy=REVERT_LIVE,
+                              head[:12], have[:12], destructive=False, remedy=REVERT_LIVE, reconcile=resource,
                               message=f"{obj.kind} {obj.namespace}/{obj.name} applied {have[:12]}, git "
                                       f"{desired.default_branch} is at {head[:12]}: a reconcile request fetches it")
+
+
+def flux_root(flux: Iterable[FluxObject], gitops_path: str) -> FluxObject | None:
+    """The Kustomization applying the cluster's entry point (AKS names it ``<configuration>-<kustomization>``)."""
+    want = gitops_path.strip("./")
+    return next((o for o in flux if o.kind == "Kustomization" and (o.path or "").strip("./") == want), None)
 
 
 def _node_findings(desired: DesiredState, actual: ActualState) -> Iterable[Finding]:

@@ -235,18 +235,14 @@ def _edit(text: str | None, edits: Sequence[d.YamlEdit]) -> str | None:
 
 def _reconcile_targets(findings: Iterable[d.Finding]) -> list[tuple[str, str, str, str]]:
     targets: dict[tuple[str, str, str, str], None] = {}
+    apis = {"kustomization": KUSTOMIZATIONS, "gitrepository": GIT_REPOSITORIES, "helmrelease": HELM_RELEASES}
     for f in findings:
-        if f.remedy != d.REVERT_LIVE or not f.resource.startswith(("kustomization/", "gitrepository/",
-                                                                   "helmrelease/")):
+        # A suspended child names its parent; the suspended root names nothing (only a human resumes it).
+        if f.remedy != d.REVERT_LIVE or not f.reconcile:
             continue
-        kind, ns, name = f.resource.split("/", 2)
-        if f.kind == d.FLUX_SUSPENDED:
-            if kind == "kustomization" and name == d.FLUX_ROOT:
-                continue  # only a human resumes the root; reported, not touched
-            targets[(*KUSTOMIZATIONS, "flux-system", d.FLUX_ROOT)] = None  # the parent re-applies git's spec
-            continue
-        api = {"kustomization": KUSTOMIZATIONS, "gitrepository": GIT_REPOSITORIES, "helmrelease": HELM_RELEASES}[kind]
-        targets[(*api, ns, name)] = None
+        kind, ns, name = f.reconcile.split("/", 2)
+        if kind in apis:
+            targets[(*apis[kind], ns, name)] = None
     return list(targets)
 
 

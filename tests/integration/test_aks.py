@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -13,7 +14,7 @@ from shared.adapters import HttpOptions
 from shared.adapters.aks import AksNodePools, ApiServerEndpoint, NodePool, parse_kubeconfig_endpoint
 from shared.credentials import StaticTokenCredential
 from shared.errors import ConflictError, NotFoundError, PermanentError, TemporaryError
-from shared.local.sandbox.arm import ArmEmulator, vm_family
+from shared.local.sandbox.arm import TOTAL_REGIONAL, ArmEmulator, vm_family
 from shared.local.sandbox.base import Fault, SandboxCA
 
 pytestmark = pytest.mark.integration
@@ -234,14 +235,20 @@ def test_scaling_an_autoscaling_pool_moves_min_and_max_and_keeps_count(pools, ar
     assert arm.pool("system")["properties"]["enableAutoScaling"] is True
 
 
-def test_a_count_for_an_autoscaling_pool_becomes_its_new_floor(pools, arm):
+def test_a_count_for_an_autoscaling_pool_becomes_its_new_floor_and_the_autoscaler_reaches_it_later(pools, arm):
+    # Fixed: the emulator used to set count = minCount inside the PUT; AKS leaves count to the autoscaler.
+    arm.autoscaler_delay = 0.3
     before = pools.get("system")
 
     after = pools.scale("system", count=before.max_count + 1)
 
     assert after.min_count == after.max_count == before.max_count + 1
-    assert after.count == before.max_count + 1  # the autoscaler scales up to the new floor
+    assert after.count == before.count  # the operation itself does not scale
     assert after.autoscaling
+    deadline = time.monotonic() + 5
+    while pools.get("system").count != before.max_count + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pools.get("system").count == before.max_count + 1  # the autoscaler scaled up to the new floor
 
 
 def test_the_emulator_refuses_a_changed_count_on_an_autoscaling_pool(arm, sandbox_ca, dev_platform):
@@ -268,9 +275,36 @@ def test_exceeding_core_quota_is_a_permanent_quota_error_with_remediation(pools,
 
     error = caught.value
     assert error.code == "QuotaExceeded"
-    assert f"Standard {vm_family(gpu.vm_size)}" in error.remediation
+    assert vm_family(gpu.vm_size) in error.remediation and "standard" in error.remediation
     assert "uaenorth" in error.remediation and "fall back to another pool" in error.remediation
     assert arm.pool(gpu.name)["properties"]["count"] == gpu.min_count
+
+
+def test_exceeding_the_total_regional_quota_names_that_quota(pools, arm, gpu):
+    arm.set_quota(TOTAL_REGIONAL, 0)
+
+    with pytest.raises(PermanentError) as caught:
+        pools.scale(gpu.name, count=gpu.min_count + 1)
+
+    assert caught.value.code == "QuotaExceeded"
+    assert "request more Total Regional cores quota in uaenorth" in caught.value.remediation
+
+
+@pytest.mark.parametrize("status, code, quota", [
+    (409, "OperationNotAllowed", "standardNCADSH100v5Family"),  # Compute's own answer
+    (400, "QuotaExceeded", "Total Regional"),  # AKS's preflight wrapping it
+])
+def test_the_real_quota_message_forms_are_recognised(pools, arm, gpu, status, code, quota):
+    arm.inject(status=status, code=code, method="PUT", path="agentPools", message=(
+        "Operation could not be completed as it results in exceeding approved "
+        f"{quota} Cores quota. Additional details - Deployment Model: Resource Manager, Location: uaenorth, "
+        "Current Limit: 0, Current Usage: 0, Additional Required: 40, (Minimum) New Limit Required: 40."))
+
+    with pytest.raises(PermanentError) as caught:
+        pools.scale(gpu.name, count=gpu.min_count + 1)
+
+    assert caught.value.code == "QuotaExceeded"
+    assert f"request more {quota} cores quota" in caught.value.remediation
 
 
 def test_scaling_in_is_allowed_even_over_quota(pools, arm, gpu):
@@ -290,12 +324,6 @@ def test_a_stale_etag_is_a_conflict_and_the_current_one_goes_through(pools, arm,
     fresh = pools.get(gpu.name)
     assert pools.scale(gpu.name, count=gpu.min_count + 2, expected_etag=fresh.etag).count == gpu.min_count + 2
     assert [r.status for r in arm.requests if r.method == "PUT"] == [412, 200]
-
-
-def test_quota_families_are_named_as_arm_names_them():
-    assert vm_family("Standard_NC40ads_H100_v5") == "NCadsH100v5"
-    assert vm_family("Standard_ND96isr_MI300X_v5") == "NDisrMI300Xv5"
-    assert vm_family("Standard_D4ds_v5") == "Ddsv5"
 
 
 def test_an_operation_that_fails_after_acceptance_is_a_permanent_error(pools, arm, gpu):

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from _fixtures_saas import closed_port_url, imported_modules_after, sandbox_context
+from _fixtures_saas import APP_ROOT, closed_port_url, imported_modules_after, sandbox_context
 
 from shared.adapters import HttpOptions
 from shared.adapters.gitlab import Branch, FileAction, GitLabRepo, MergeRequest
@@ -17,7 +17,8 @@ from shared.local.sandbox.gitlab import GitLabEmulator
 
 pytestmark = pytest.mark.integration
 
-REPLICAS = "gitops/apps/dev-uaenorth/vllm-replicas.yaml"
+# A file the repository really holds (the project is seeded from this checkout's gitops/ and infra/).
+REPLICAS = "gitops/apps/dev-uaenorth/vllm-deployment.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +30,9 @@ def gitlab(dev_platform):
 
 
 @pytest.fixture(autouse=True)
-def no_faults(gitlab):
-    gitlab.clear_faults()
-    yield
-    gitlab.clear_faults()
+def fresh(gitlab):
+    """The module's emulator, back at the seeded project (history, MRs, faults, request log) for every test."""
+    gitlab.reset()
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +59,9 @@ def test_build_from_the_context_reaches_the_project_by_its_url_encoded_path(repo
 
 
 def test_files_are_read_at_a_branch_or_a_commit_and_a_missing_file_is_none(repo, gitlab, dev_platform):
-    path = f"{dev_platform.gitlab.gitops_path}/apps.yaml"
+    path = f"{dev_platform.gitlab.gitops_path}/kustomization.yaml"
     text = repo.read_file(path, "main")
-    assert "kind: Kustomization" in text
+    assert text == (APP_ROOT / path).read_text()
     assert repo.read_file(path, gitlab.head("main")) == text
     assert repo.read_file(f"{dev_platform.gitlab.gitops_path}/missing.yaml", "main") is None
 

@@ -222,7 +222,7 @@ def test_a_push_to_main_touching_the_cluster_path_requests_a_flux_reconcile_and_
     drain(ctx, pe.DRIFT_QUEUE)
     assert post(functions, push_payload(["gitops/apps/dev-uaenorth/vllm-deployment.yaml"])).status_code == 202
     run_queue(ctx, functions)
-    source = kube.object(*GIT_REPOSITORIES, "flux-system", "flux-system")
+    source = next(iter(kube.objects[GIT_REPOSITORIES].values()))
     apps = kube.object(*KUSTOMIZATIONS, "apps", "flux-system")
     token = source["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"]
     assert apps["metadata"]["annotations"]["reconcile.fluxcd.io/requestedAt"] == token

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import re
-import ssl
 import subprocess
 import sys
 import traceback
-import urllib.request
 
 import pytest
 
@@ -162,18 +159,6 @@ def test_versions_are_listed_across_pages_oldest_first(store, vault, spec):
     assert len(versions) == 4
     assert [v.version for v in versions[1:]] == [v.version for v in imported]
     assert vault.count("GET", rf"/certificates/{spec.name}/versions$") == 2  # two pages of two
-
-
-def test_the_secret_serves_the_pem_bundle_external_secrets_reads(vault, sandbox_ca, spec):
-    context = ssl.create_default_context(cafile=str(sandbox_ca.ca_path))
-    url = f"{vault.base_url}/secrets/{spec.name}/?api-version=2025-07-01"  # https on loopback
-    request = urllib.request.Request(url, headers={"Authorization": "Bearer sandbox-token"})  # noqa: S310
-    with urllib.request.urlopen(request, context=context, timeout=2) as response:  # noqa: S310
-        body = json.loads(response.read())
-
-    assert body["contentType"] == "application/x-pem-file"
-    assert body["value"].startswith("-----BEGIN PRIVATE KEY-----")
-    assert body["id"].startswith(f"{vault.base_url}/secrets/{spec.name}/")
 
 
 # -- bad input never leaks the key -------------------------------------------------------------

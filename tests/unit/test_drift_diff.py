@@ -36,7 +36,8 @@ def matching_actual(desired: d.DesiredState) -> d.ActualState:
     rev = f"main@sha1:{HEAD}"
     source = "GitRepository/flux-system/flux-system"
     flux = (d.FluxObject("GitRepository", "flux-system", "flux-system", ready="True", revision=rev),
-            d.FluxObject("Kustomization", "flux-system", "flux-system", ready="True", revision=rev, source=source),
+            d.FluxObject("Kustomization", "flux-system", "platform-cluster", ready="True", revision=rev, source=source,
+                         path="./gitops/clusters/dev-uaenorth"),
             d.FluxObject("Kustomization", "flux-system", "apps", ready="True", revision=rev, source=source),
             d.FluxObject("HelmRelease", "cert-manager", "cert-manager", ready="True"))
     nodes = tuple(d.NodeView(f"aks-{p.name}-0", p.name, (*p.labels, (d.AGENTPOOL_LABEL, p.name)), p.taints)
@@ -132,6 +133,13 @@ def test_each_finding_kind(desired, behaviour):
     assert [(f.kind, f.resource, f.field, f.remedy, f.destructive) for f in findings] == [
         (kind, resource, field, remedy, destructive)], [f.message for f in findings]
     assert findings[0].message and findings[0].severity in (d.CRITICAL, d.WARNING, d.INFO)
+
+
+def test_a_suspended_child_is_resumed_through_the_cluster_entry_point_and_a_suspended_root_only_reported(desired):
+    child = d.diff(desired, with_flux(matching_actual(desired), "apps", suspended=True), now=NOW)[0]
+    assert (child.severity, child.reconcile) == (d.WARNING, "kustomization/flux-system/platform-cluster")
+    root = d.diff(desired, with_flux(matching_actual(desired), "platform-cluster", suspended=True), now=NOW)[0]
+    assert (root.severity, root.reconcile) == (d.CRITICAL, None)
 
 
 def test_a_gpu_min_count_raised_by_the_automation_within_bounds_is_not_drift(desired):

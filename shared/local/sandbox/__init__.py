@@ -1,5 +1,7 @@
 """The sandbox: every external service the app drives, emulated on loopback with its real REST
-contract, seeded with a realistic estate for one environment (dev-uaenorth by default).
+contract, seeded with the estate this repository declares for one environment (dev-uaenorth by default):
+``platform.yaml`` for Azure, ``infra/modules/aks/flux.tf`` and ``gitops/`` for the cluster's Flux objects and
+the GitLab project (``shared/local/sandbox/declared.py``).
 
 ``Sandbox.start()`` returns the settings (environment variables) that point the app at it; the real
 SDKs reach the emulators through those settings only (base URLs, CA bundle), never by patching code.
@@ -32,6 +34,8 @@ class Sandbox:
         self.cloudflare = CloudflareEmulator(platform)
         self.kubernetes = KubernetesEmulator(platform)
         self.gitlab = GitLabEmulator(platform)
+        # The nodes the API server lists follow the pools' counts (the autoscaler included), as in AKS.
+        self.arm.link_kubernetes(self.kubernetes)
         self._wire_gitops()
 
     def _wire_gitops(self) -> None:

@@ -5,8 +5,12 @@ envelope, ``nextLink`` paging, ``properties.eTag`` + ``If-Match``, the ``Azure-A
 running-operation protocol) and enforces the rules that shape our scaling code:
 
 - one operation per pool at a time (a second PUT answers 409 OperationNotAllowed "in progress");
-- autoscaler-enabled pools refuse a changed ``count``; min/max bounds are validated;
-- per-VM-family core quota (409 OperationNotAllowed "exceeding approved ... Cores quota");
+- autoscaler-enabled pools refuse a changed ``count``; min/max bounds are validated; raising ``minCount``
+  above ``count`` leaves ``count`` alone in the PUT: an emulated cluster autoscaler moves it into
+  ``[minCount, maxCount]`` ``autoscaler_delay`` seconds after the operation ends (and a linked Kubernetes
+  emulator gets the nodes);
+- per-VM-family and total regional core quota, refused as AKS's preflight check does (``QuotaExceeded``,
+  "exceeding approved standardNCADSH100v5Family Cores quota" / "... Total Regional Cores quota");
 - every call needs ``Authorization: Bearer <token>``.
 
 ``listClusterUserCredential`` answers a kubeconfig as an Entra ID cluster with local accounts disabled
@@ -23,6 +27,7 @@ from __future__ import annotations
 import base64
 import copy
 import re
+import threading
 import time
 import uuid
 from typing import Any
@@ -44,8 +49,13 @@ _CLUSTER_PATH = (
     r"/subscriptions/(?P<sub>[^/]+)/resourceGroups/(?P<rg>[^/]+)/providers/"
     r"(?i:Microsoft\.ContainerService)/(?i:managedClusters)/(?P<cluster>[^/]+)"
 )
-# ARM accepts date-shaped api versions, with an optional -preview suffix.
+# ARM's api-versions are date-shaped, with an optional -preview suffix; anything else is malformed.
 _API_VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
+#: The api-versions this emulator serves for managedClusters and agentPools: what the pinned
+#: azure-mgmt-containerservice (41.8.0) sends. Any other is refused as ARM refuses a version the resource
+#: provider does not register (400 NoRegisteredProviderFound), so that an SDK upgrade shows up here first
+#: (tests/integration/test_emulators.py checks that the installed SDK sends one of these).
+ACCEPTED_API_VERSIONS = ("2026-08-01",)
 _POOL_NAME = re.compile(r"^[a-z][a-z0-9]{0,11}$")  # AKS: lower-case alphanumerics, 1-12, letter first
 _OPERATION_API_VERSION = "2016-03-30"  # what AKS puts in its Azure-AsyncOperation URLs
 _GPU_TAINTS = {"nvidia": "nvidia.com/gpu=present:NoSchedule", "amd": "amd.com/gpu=present:NoSchedule"}
@@ -56,12 +66,22 @@ _AZURE_CLI_CLIENT_ID = "80faf920-1908-4b52-b5ef-a8e7bedfc67a"
 
 
 def vm_family(vm_size: str) -> str:
-    """The quota family of a VM size, as ARM names it: Standard_NC40ads_H100_v5 -> 'NCadsH100v5'."""
+    """The compute quota a VM size counts against, spelled as Azure's quota errors and ``az vm list-usage``
+    spell it: the series letters upper-cased, the family joined to "Family" with no space.
+
+    Standard_NC40ads_H100_v5 -> 'standardNCADSH100v5Family' (as in "exceeding approved standardDASv5Family
+    Cores quota", https://github.com/Azure/karpenter-provider-azure/issues/192 and
+    https://github.com/cilium/cilium/issues/31859, "approved standardBSFamily Cores quota").
+    """
     parts = vm_size.split("_")[1:] if vm_size.lower().startswith("standard_") else vm_size.split("_")
     if not parts:
         return vm_size
-    head = re.sub(r"\d+", "", parts[0])  # the vCPU count is not part of the family
-    return head + "".join(parts[1:])
+    series = re.sub(r"\d+", "", parts[0]).upper()  # the vCPU count is not part of the family
+    return "standard" + series + "".join(parts[1:]) + "Family"
+
+
+#: The subscription-wide quota every VM size also counts against.
+TOTAL_REGIONAL = "Total Regional"
 
 
 def vm_cores(vm_size: str) -> int:
@@ -86,8 +106,17 @@ class ArmEmulator(Emulator):
         operation_seconds: float = 0.0,
         private_cluster: bool = False,
         kubernetes_version: str = "1.32.6",
+        autoscaler_delay: float = 0.0,
     ) -> None:
         self.platform = platform
+        #: Seconds after an operation ends before the emulated cluster autoscaler moves ``count`` into
+        #: ``[minCount, maxCount]`` (the real one reacts in ~10 s, then nodes take minutes).
+        self.autoscaler_delay = autoscaler_delay
+        #: Set by ``link_kubernetes``: the API server emulator whose nodes follow the pools' counts.
+        self._kubernetes: Any = None
+        self._timers: list[threading.Timer] = []
+        #: (pool, reason) each time the emulated autoscaler could not scale (a quota), oldest first.
+        self.autoscaler_events: list[tuple[str, str]] = []
         #: How long a PUT's operation stays InProgress; 0 = it completes on the first read after the PUT.
         self.operation_seconds = operation_seconds
         #: Tokens accepted; None = any non-empty bearer token (tests narrow it to exercise 401).
@@ -104,7 +133,7 @@ class ArmEmulator(Emulator):
         self._api_server: tuple[str, bytes] | None = None
         #: The CA PEM advertised by default: the one this emulator serves with (known after ``start``).
         self._default_ca_pem = b""
-        self._initial = (operation_seconds, private_cluster, kubernetes_version)
+        self._initial = (operation_seconds, private_cluster, kubernetes_version, autoscaler_delay)
         self._pools: dict[str, dict[str, Any]] = {}
         self._cluster = self._seed_cluster(private_cluster, kubernetes_version)
         super().__init__()
@@ -114,9 +143,12 @@ class ArmEmulator(Emulator):
 
         Restarting a server costs ~0.5 s (``shutdown`` polls); tests share one emulator and reset it.
         """
-        operation_seconds, private, version = self._initial
+        operation_seconds, private, version, autoscaler_delay = self._initial
         with self.lock:
+            self._cancel_timers()
+            self.autoscaler_events.clear()
             self.operation_seconds = operation_seconds
+            self.autoscaler_delay = autoscaler_delay
             self.accepted_tokens = None
             self.quotas.clear()
             self.api_versions.clear()
@@ -235,10 +267,26 @@ class ArmEmulator(Emulator):
             props["eTag"] = str(uuid.uuid4())
             return copy.deepcopy(self._pools[name])
 
-    def set_quota(self, vm_family_prefix: str, cores: int) -> None:
-        """Approved cores for VM sizes starting with this prefix (or of this family, e.g. 'NCadsH100v5')."""
+    def set_quota(self, quota: str, cores: int) -> None:
+        """Approved cores for a quota: a family as Azure names it (``vm_family``, e.g.
+        'standardNCADSH100v5Family'), VM sizes starting with a prefix, or ``TOTAL_REGIONAL``."""
         with self.lock:
-            self.quotas[vm_family_prefix] = cores
+            self.quotas[quota] = cores
+
+    def link_kubernetes(self, kubernetes: Any) -> None:
+        """Keep this Kubernetes emulator's nodes in step with the pools' counts when they change."""
+        with self.lock:
+            self._kubernetes = kubernetes
+
+    def stop(self) -> None:
+        with self.lock:
+            self._cancel_timers()
+        super().stop()
+
+    def _cancel_timers(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
 
     def set_api_server(self, url: str, ca_pem: bytes) -> None:
         """Advertise this API server URL and cluster CA (PEM) in ``listClusterUserCredential``."""
@@ -310,7 +358,8 @@ class ArmEmulator(Emulator):
 
     # -- handlers -----------------------------------------------------------------------------
 
-    def _check(self, request: Request, *, api_version: bool = True) -> None:
+    def _check(self, request: Request, *, api_version: bool = True,
+               accepted: tuple[str, ...] = ACCEPTED_API_VERSIONS, resource_type: str = "managedClusters") -> None:
         p = self.platform
         if api_version:
             version = request.query.get("api-version")
@@ -320,7 +369,14 @@ class ArmEmulator(Emulator):
             if not _API_VERSION.match(version):
                 raise HttpError(400, "InvalidApiVersionParameter",
                                 f"The api-version '{version}' is invalid. The supported versions are "
-                                "'2026-08-01,2025-10-01,2025-07-01'.")
+                                f"'{','.join(accepted)}'.")
+            if version not in accepted:
+                # ARM's answer for a version the provider does not register for the type
+                # (https://github.com/Azure/azure-cli/issues/28368).
+                raise HttpError(400, "NoRegisteredProviderFound",
+                                f"No registered resource provider found for location '{p.location}' and API "
+                                f"version '{version}' for type '{resource_type}'. The supported api-versions "
+                                f"are '{', '.join(accepted)}'. The supported locations are '{p.location}'.")
             self.api_versions.add(version)
         if request.params.get("sub", "").lower() != p.subscription_id.lower():
             raise HttpError(404, "SubscriptionNotFound",
@@ -398,7 +454,7 @@ class ArmEmulator(Emulator):
         return yaml.safe_dump(config, sort_keys=True).encode()
 
     def list_pools(self, request: Request) -> Response:
-        self._check(request)
+        self._check(request, resource_type="managedClusters/agentPools")
         self._settle()
         names = sorted(self._pools, key=lambda n: (self._pools[n]["properties"]["mode"] != "System", n))
         try:
@@ -413,12 +469,12 @@ class ArmEmulator(Emulator):
         return Response(200, body)
 
     def get_pool(self, request: Request) -> Response:
-        self._check(request)
+        self._check(request, resource_type="managedClusters/agentPools")
         self._settle()
         return Response(200, copy.deepcopy(self._find_pool(request.params["pool"])))
 
     def put_pool(self, request: Request) -> Response:
-        self._check(request)
+        self._check(request, resource_type="managedClusters/agentPools")
         self._settle()
         name = request.params["pool"]
         if not _POOL_NAME.match(name):
@@ -473,6 +529,12 @@ class ArmEmulator(Emulator):
             "pool": name, "started": time.monotonic(), "started_at": iso(utc_now()),
             "status": "InProgress", "error": failure, "final": final,
         }
+        if self._out_of_bounds(final) is not None:
+            # Nobody may read the pool again (a PUT without waiting): wake up when the autoscaler acts.
+            timer = threading.Timer(self.operation_seconds + self.autoscaler_delay + 0.01, self._tick)
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
         state = "Creating" if existing is None else (
             "Scaling" if merged.get("count") != current.get("count") else "Updating")
         shown = dict(merged)
@@ -528,57 +590,65 @@ class ArmEmulator(Emulator):
                 raise HttpError(400, "InvalidParameter",
                                 "Cannot scale cluster autoscaler enabled node pool. The value of parameter "
                                 "agentPoolProfile.count cannot be changed while enableAutoScaling is true.")
-            # Raising minCount above the current count makes the autoscaler scale up to it.
-            if merged.get("count") is not None and merged["count"] < merged["minCount"]:
-                merged["count"] = merged["minCount"]
+            # Bounds that exclude the current count leave it as it is: the cluster autoscaler moves it
+            # later (see _autoscale), it is not part of this operation.
         elif merged.get("count") is None:
             raise HttpError(400, "InvalidParameter",
                             "The value of parameter agentPoolProfile.count is required.")
         return merged
 
-    def _quota_for(self, vm_size: str) -> tuple[str, int]:
+    def _family_quota(self, vm_size: str) -> tuple[str, int]:
+        """(the family's quota name, its approved cores): set by family name or by a VM size prefix."""
         family = vm_family(vm_size)
         best: tuple[str, int] | None = None
         for key, cores in self.quotas.items():
-            matches = key == family or vm_size.lower().startswith(key.lower())
-            if matches and (best is None or len(key) > len(best[0])):
+            applies = key == family or (key != TOTAL_REGIONAL and vm_size.lower().startswith(key.lower()))
+            if applies and (best is None or len(key) > len(best[0])):
                 best = (key, cores)
-        return (best[0], best[1]) if best else (family, _UNLIMITED)
+        return family, best[1] if best else _UNLIMITED
 
     def _check_quota(self, name: str, merged: dict[str, Any]) -> None:
+        """AKS's preflight check: the family's cores, then the region's total, each counted over every pool."""
         vm_size = merged["vmSize"]
-        key, limit = self._quota_for(vm_size)
-        if limit >= _UNLIMITED:
-            return
-
-        def covered(size: str) -> bool:
-            return vm_family(size) == key or size.lower().startswith(key.lower())
-
-        usage = sum(
-            vm_cores(p["properties"]["vmSize"]) * int(p["properties"].get("count") or 0)
-            for n, p in self._pools.items()
-            if n.lower() != name.lower() and covered(p["properties"]["vmSize"])
-        )
-        current = self._pools.get(name, {}).get("properties", {})
+        current = next((p["properties"] for n, p in self._pools.items() if n.lower() == name.lower()), {})
         current_usage = vm_cores(vm_size) * int(current.get("count") or 0)
         needed = vm_cores(vm_size) * int(merged.get("count") or 0)
-        if needed <= current_usage or usage + needed <= limit:
-            return  # scaling in, or within quota
-        family = vm_family(vm_size)
+        if needed <= current_usage:
+            return  # scaling in (or not at all) is never refused for quota
+        family, family_limit = self._family_quota(vm_size)
+        others = [p["properties"] for n, p in self._pools.items() if n.lower() != name.lower()]
+        checks = (
+            (family, family_limit,
+             sum(vm_cores(p["vmSize"]) * int(p.get("count") or 0) for p in others
+                 if vm_family(p["vmSize"]) == family)),
+            (TOTAL_REGIONAL, self.quotas.get(TOTAL_REGIONAL, _UNLIMITED),
+             sum(vm_cores(p["vmSize"]) * int(p.get("count") or 0) for p in others)),
+        )
+        for quota, limit, usage in checks:
+            if usage + needed > limit:
+                raise self._quota_error(quota, limit, usage + current_usage, needed - current_usage)
+
+    def _quota_error(self, quota: str, limit: int, usage: int, additional: int) -> HttpError:
+        """The error AKS answers when its preflight check meets a compute quota: code QuotaExceeded, the
+        Compute message inside. Forms from real answers: "Preflight validation check for resource(s) for
+        container service ... failed. Message: Operation could not be completed as it results in exceeding
+        approved standardBSFamily Cores quota. Additional details - Deployment Model: Resource Manager, Location:
+        ..., Current Limit: 50, Current Usage: 48, Additional Required: 4, (Minimum) New Limit Required: 52."
+        (https://github.com/cilium/cilium/issues/31859) and "... exceeding approved Total Regional Cores quota
+        ..." (https://github.com/mspnp/aks-baseline/issues/377)."""
         p = self.platform
-        raise HttpError(
-            409, "OperationNotAllowed",
+        more = "regional-quota-requests" if quota == TOTAL_REGIONAL else "per-vm-quota-requests"
+        return HttpError(
+            400, "QuotaExceeded",
             f"Preflight validation check for resource(s) for container service {p.cluster_name} in resource "
             f"group MC_{p.resource_group}_{p.cluster_name}_{p.location} failed. Message: Operation could not "
-            f"be completed as it results in exceeding approved Standard {family} Family Cores quota. "
-            f"Additional details - Deployment Model: Resource Manager, Location: {p.location}, "
-            f"Current Limit: {limit}, Current Usage: {usage + current_usage}, "
-            f"Additional Required: {needed - current_usage}, "
-            f"(Minimum) New Limit Required: {usage + needed}. Submit a request for Quota increase at "
+            f"be completed as it results in exceeding approved {quota} Cores quota. Additional details - "
+            f"Deployment Model: Resource Manager, Location: {p.location}, Current Limit: {limit}, "
+            f"Current Usage: {usage}, Additional Required: {additional}, (Minimum) New Limit Required: "
+            f"{usage + additional}. Submit a request for Quota increase at "
             "https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/UsageAndQuota.ReactView by "
             "specifying parameters listed in the 'Details' section for deployment to succeed. Please read "
-            "more about quota limits at "
-            "https://docs.microsoft.com/en-us/azure/azure-supportability/per-vm-quota-requests",
+            f"more about quota limits at https://docs.microsoft.com/en-us/azure/azure-supportability/{more}",
         )
 
     # -- long-running operations --------------------------------------------------------------
@@ -590,7 +660,7 @@ class ArmEmulator(Emulator):
         return None
 
     def _settle(self) -> None:
-        """Complete every operation whose time has come (called on each read, under the lock)."""
+        """Complete every operation whose time has come, then let the autoscaler act (on each read, locked)."""
         now = time.monotonic()
         for op in self.operations.values():
             if op["status"] != "InProgress" or now - op["started"] < self.operation_seconds:
@@ -605,10 +675,53 @@ class ArmEmulator(Emulator):
                 op["status"] = "Succeeded"
                 if pool is not None:
                     pool["properties"] = dict(op["final"])
+            op["ended"] = op["started"] + self.operation_seconds  # when it logically ended
             op["ended_at"] = iso(utc_now())
+        self._autoscale(now)
+
+    @staticmethod
+    def _out_of_bounds(props: dict[str, Any]) -> int | None:
+        """The count the cluster autoscaler would move this pool to, or None when it has nothing to do."""
+        if not props.get("enableAutoScaling") or props.get("count") is None:
+            return None
+        low, high = props.get("minCount"), props.get("maxCount")
+        if low is None or high is None:
+            return None
+        target = min(max(props["count"], low), high)
+        return target if target != props["count"] else None
+
+    def _autoscale(self, now: float) -> None:
+        """The cluster autoscaler: ``autoscaler_delay`` after a pool's last operation ended, a count outside
+        ``[minCount, maxCount]`` moves inside (AKS: "the cluster autoscaler scales the node pool to the new
+        minimum"), outside any ARM operation, and the nodes follow."""
+        for name, pool in self._pools.items():
+            props = pool["properties"]
+            target = self._out_of_bounds(props)
+            if target is None or props.get("provisioningState") != "Succeeded":
+                continue
+            ended = max((op.get("ended", 0.0) for op in self.operations.values()
+                         if op["pool"].lower() == name.lower() and op["status"] != "InProgress"), default=0.0)
+            if now - ended < self.autoscaler_delay:
+                continue
+            if target > props["count"]:
+                try:  # the autoscaler's scale-up meets the same compute quota; it then stays where it is
+                    self._check_quota(name, {**props, "count": target})
+                except HttpError as refused:
+                    if self.autoscaler_events[-1:] != [(name, refused.message)]:
+                        self.autoscaler_events.append((name, refused.message))
+                    continue
+            props["count"] = target
+            props["eTag"] = str(uuid.uuid4())
+            if self._kubernetes is not None:
+                self._kubernetes.scale_pool(name, target)
+
+    def _tick(self) -> None:
+        with self.lock:
+            self._settle()
 
     def _operation(self, request: Request) -> dict[str, Any]:
-        self._check(request)
+        # Pollers follow the Azure-AsyncOperation URL as given, with the api-version AKS put in it.
+        self._check(request, accepted=(_OPERATION_API_VERSION,), resource_type="locations/operations")
         self._settle()
         op = self.operations.get(request.params["op"])
         if op is None:

@@ -5,9 +5,12 @@ answer here, errors and injected faults included, is wrapped in ``{success, erro
 result}``. Certificates are real X.509 leaves signed by a throwaway "CloudFlare Origin SSL
 Certificate Authority" root, so a caller can parse SANs and expiry exactly as in production.
 
-Error codes: Cloudflare does not publish a full list for Origin CA; the ones used here follow what
-is seen in the wild (10000 authentication, 7003 unknown zone, 971 throttled, 1100/1201 transient
-database/signing failures) and a plausible 1000-range for request validation.
+Error codes: Cloudflare publishes no list for Origin CA, so the emulator answers only codes the API is
+known to send (``KNOWN_CODES``, each with its source) and never invents one: request validation (query
+or body) is 6008 "Invalid request parameters" with the reason in the message, as the v4 API answers an
+out-of-range ``per_page`` (https://github.com/cloudflare/cloudflare-go/pull/129); a body that is not JSON
+is 6007. ``per_page`` is bounded as the API reference documents it: minimum 5, maximum 50, default 20
+(https://developers.cloudflare.com/api/resources/origin_ca_certificates/methods/list).
 """
 
 from __future__ import annotations
@@ -24,8 +27,24 @@ REQUEST_TYPES = ("origin-rsa", "origin-ecc", "keyless-certificate")
 MAX_HOSTNAMES = 200
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
-# Envelope codes for failures raised with a symbolic code (faults, routing): keep them numeric.
-_STATUS_CODES = {400: 1001, 401: 10000, 403: 10000, 404: 1003, 405: 10405, 409: 1009, 429: 971}
+PER_PAGE = (5, 50, 20)  # minimum, maximum, default (API reference, "List Certificates")
+INVALID_PARAMETERS, MALFORMED_JSON, UNKNOWN_ERROR = 6008, 6007, 10002
+#: Every envelope code this emulator answers, and where it comes from.
+KNOWN_CODES = {
+    INVALID_PARAMETERS: "Invalid request parameters (v4 API, cloudflare/cloudflare-go#129)",
+    MALFORMED_JSON: "Malformed JSON in request body (v4 API)",
+    7000: "No route for that URI (v4 API)",
+    7001: "Method not allowed for this URI (v4 API)",
+    7003: "Could not route to /zones/<id>, perhaps your object identifier is invalid? (v4 API)",
+    10000: "Authentication error (v4 API; reference notes)",
+    UNKNOWN_ERROR: "an unknown error on a 5xx answer (v4 API); only for injected server faults",
+    971: "Please wait and consider throttling your request speed (v4 API rate limiting)",
+    1100: "Failed to write certificate to Database (Origin CA, transient; reference notes)",
+    1201: "CA signing failure (Origin CA, transient; reference notes)",
+    1003: "certificate not found (Origin CA get/revoke of an unknown id)",
+}
+# Envelope codes for failures raised with a symbolic code (faults, routing): keep them numeric and known.
+_STATUS_CODES = {400: INVALID_PARAMETERS, 401: 10000, 403: 10000, 404: 7000, 405: 7001, 429: 971}
 
 
 def cloudflare_time(t: dt.datetime) -> str:
@@ -86,7 +105,16 @@ class CloudflareEmulator(Emulator):
         #: Issued certificates by id (serial number in decimal, as Cloudflare does), in issue order.
         self.certificates: dict[str, dict[str, Any]] = {}
         self.roots = _OriginRoot()
+        self._initial_token = token
         super().__init__()
+
+    def reset(self) -> None:
+        """Back to an empty account (certificates, token, faults, request log), keeping the port and roots."""
+        with self.lock:
+            self.certificates.clear()
+            self.token = self._initial_token
+            self.faults.clear()
+            self.requests.clear()
 
     def settings_env(self) -> dict[str, str]:
         return {"CLOUDFLARE_BASE_URL": self.base_url + "/client/v4", "CLOUDFLARE_API_TOKEN": self.token}
@@ -94,7 +122,10 @@ class CloudflareEmulator(Emulator):
     # -- envelope, auth -----------------------------------------------------------------------
 
     def error_body(self, status: int, code: str, message: str) -> Any:
-        number = int(code) if str(code).isdigit() else _STATUS_CODES.get(status, 10002 if status >= 500 else 1000)
+        # An injected server fault with a symbolic code says nothing about the certificate: not 1100/1201,
+        # which mean "not issued, retry" (the adapter relies on that difference).
+        number = int(code) if str(code).isdigit() else _STATUS_CODES.get(status, UNKNOWN_ERROR if status >= 500
+                                                                               else INVALID_PARAMETERS)
         return {"success": False, "errors": [{"code": number, "message": message}], "messages": [], "result": None}
 
     @staticmethod
@@ -138,16 +169,21 @@ class CloudflareEmulator(Emulator):
     def list_certificates(self, request: Request) -> Response:
         zone_id = request.query.get("zone_id")
         if not zone_id:
-            raise HttpError(400, "1001", "zone_id is required")
+            raise _invalid("zone_id is required")
         zone = self.zones.get(zone_id)
         if zone is None:
             raise HttpError(404, "7003", f"Could not route to /zones/{zone_id}, perhaps your object identifier "
                                          "is invalid?")
+        low, high, _ = PER_PAGE
         try:
-            page = max(1, int(float(request.query.get("page", 1))))
-            per_page = min(100, max(1, int(float(request.query.get("per_page", self.default_per_page)))))
+            page = int(request.query.get("page", 1))
+            per_page = int(request.query.get("per_page", self.default_per_page))
         except ValueError:
-            raise HttpError(400, "1001", "page and per_page must be numbers") from None
+            raise _invalid("page and per_page must be whole numbers") from None
+        if page < 1:
+            raise _invalid("page must be a number greater than or equal to 1")
+        if not low <= per_page <= high:
+            raise _invalid(f"per_page must be a number between {low} and {high}")
         # Revoked certificates no longer serve traffic: the listing shows active ones only.
         matching = [c for c in self.certificates.values()
                     if not c.get("revoked_at") and any(_in_zone(h, zone) for h in c["hostnames"])]
@@ -164,31 +200,33 @@ class CloudflareEmulator(Emulator):
     def revoke_certificate(self, request: Request) -> Response:
         cert = self._find(request.params["id"])
         if cert.get("revoked_at"):
-            raise HttpError(400, "1005", f"Certificate {cert['id']} has already been revoked")
+            raise _invalid(f"Certificate {cert['id']} has already been revoked")
         cert["revoked_at"] = iso(utc_now())
         return self.ok({"id": cert["id"], "revoked_at": cert["revoked_at"]})
 
     def create_certificate(self, request: Request) -> Response:
-        body = request.json()
+        try:
+            body = request.json()
+        except HttpError:
+            raise HttpError(400, str(MALFORMED_JSON), "Malformed JSON in request body") from None
         if not isinstance(body, dict):
-            raise HttpError(400, "1001", "Invalid request: the body must be a JSON object")
+            raise HttpError(400, str(MALFORMED_JSON), "Malformed JSON in request body")
         request_type = body.get("request_type")
         if request_type not in REQUEST_TYPES:
-            raise HttpError(400, "1015", f"Invalid request_type {request_type!r}: use one of "
-                                         f"{', '.join(REQUEST_TYPES)}")
+            raise _invalid(f"Invalid request_type {request_type!r}: use one of {', '.join(REQUEST_TYPES)}")
         validity = body.get("requested_validity", 5475)  # omitted means 15 years, as the real API does
         if validity not in VALIDITY_DAYS:
-            raise HttpError(400, "1014", f"Invalid requested_validity {validity!r}: use one of "
-                                         f"{', '.join(map(str, VALIDITY_DAYS))}")
+            raise _invalid(f"Invalid requested_validity {validity!r}: use one of "
+                           f"{', '.join(map(str, VALIDITY_DAYS))}")
         hostnames = body.get("hostnames")
         if not isinstance(hostnames, list) or not hostnames:
-            raise HttpError(400, "1012", "hostnames must be a non-empty list")
+            raise _invalid("hostnames must be a non-empty list")
         if len(hostnames) > MAX_HOSTNAMES:
-            raise HttpError(400, "1013", f"Too many hostnames: at most {MAX_HOSTNAMES} per certificate")
+            raise _invalid(f"Too many hostnames: at most {MAX_HOSTNAMES} per certificate")
         for host in hostnames:
             problem = self._hostname_problem(host)
             if problem:
-                raise HttpError(400, "1012", problem)
+                raise _invalid(problem)
         csr_pem = body.get("csr")
         public_key = self._check_csr(csr_pem, request_type)
         cert = self._issue(public_key, [h.lower() for h in hostnames], request_type, int(validity))
@@ -218,19 +256,19 @@ class CloudflareEmulator(Emulator):
         from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
         if not isinstance(csr_pem, str) or "BEGIN CERTIFICATE REQUEST" not in csr_pem:
-            raise HttpError(400, "1010", "Failed to read CSR: expected a PEM certificate request")
+            raise _invalid("Failed to read CSR: expected a PEM certificate request")
         try:
             csr = x509.load_pem_x509_csr(csr_pem.encode())
         except ValueError:
-            raise HttpError(400, "1010", "Failed to read CSR: not a valid PEM certificate request") from None
+            raise _invalid("Failed to read CSR: not a valid PEM certificate request") from None
         if not csr.is_signature_valid:
-            raise HttpError(400, "1010", "Failed to read CSR: signature does not verify")
+            raise _invalid("Failed to read CSR: signature does not verify")
         key = csr.public_key()
         if request_type == "origin-rsa" and not (isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048):
-            raise HttpError(400, "1011", "CSR key does not match request_type origin-rsa (RSA 2048+ expected)")
+            raise _invalid("CSR key does not match request_type origin-rsa (RSA 2048+ expected)")
         if request_type == "origin-ecc" and not (isinstance(key, ec.EllipticCurvePublicKey)
                                                  and isinstance(key.curve, ec.SECP256R1)):
-            raise HttpError(400, "1011", "CSR key does not match request_type origin-ecc (EC P-256 expected)")
+            raise _invalid("CSR key does not match request_type origin-ecc (EC P-256 expected)")
         return key
 
     def _issue(self, public_key: Any, hostnames: list[str], request_type: str, validity: int) -> dict[str, Any]:
@@ -266,6 +304,10 @@ class CloudflareEmulator(Emulator):
             "requested_validity": validity,
             "revoked_at": None,
         }
+
+
+def _invalid(reason: str) -> HttpError:
+    return HttpError(400, str(INVALID_PARAMETERS), f"Invalid request parameters: {reason}")
 
 
 def _in_zone(host: str, zone: str) -> bool:

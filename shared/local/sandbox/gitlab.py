@@ -25,10 +25,12 @@ import copy
 import hashlib
 import itertools
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlencode
 
 from shared.local.sandbox.base import Emulator, HttpError, Request, Response, iso, utc_now
+from shared.local.sandbox.declared import REPO_ROOT, repository_files
 from shared.platform import PlatformEnvironment
 
 BOT = {"id": 2, "username": "platform-bot", "name": "Platform Core bot", "state": "active",
@@ -52,8 +54,11 @@ class GitLabEmulator(Emulator):
     name = "gitlab"
 
     def __init__(self, platform: PlatformEnvironment, *, token: str = "sandbox-gitlab-token",  # noqa: S107
-                 project_id: int = 42, files: dict[str, str] | None = None) -> None:
+                 project_id: int = 42, files: dict[str, str] | None = None,
+                 repository_root: Path = REPO_ROOT) -> None:
         self.platform = platform
+        #: The checkout whose gitops/ and infra/ trees seed the project (unless ``files`` is given).
+        self.repository_root = Path(repository_root)
         self.token = token
         self.project_id = project_id
         self.project_path = platform.gitlab.project
@@ -68,8 +73,20 @@ class GitLabEmulator(Emulator):
         self.webhook_token = "sandbox-gitlab-webhook-secret"  # noqa: S105 - a sandbox value
         self.deliveries: list[tuple[str, int]] = []
         super().__init__()
-        seed = files if files is not None else self._seed_files()
-        self.push(self.default_branch, seed, "Initial GitOps layout", create_branch=True)
+        self._seed: dict[str, str | None] = dict(files) if files is not None else self._seed_files()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the seeded project (history, branches, merge requests, faults, request log), same port."""
+        with self.lock:
+            self.commits.clear()
+            self.branches.clear()
+            self.merge_requests.clear()
+            self._counter = itertools.count(1)
+            self._mr_ids = itertools.count(1001)
+            self.faults.clear()
+            self.requests.clear()
+            self.push(self.default_branch, self._seed, "Initial GitOps layout", create_branch=True)
 
     def settings_env(self) -> dict[str, str]:
         return {"GITLAB_URL": self.base_url, "GITLAB_TOKEN": self.token, "GITLAB_WEBHOOK_SECRET": self.webhook_token}
@@ -177,30 +194,8 @@ class GitLabEmulator(Emulator):
         self._announce("Merge Request Hook", payload)
 
     def _seed_files(self) -> dict[str, str | None]:
-        base = self.platform.gitlab.gitops_path
-        env = self.platform.name
-        return {
-            "README.md": "# Platform Core\n",
-            f"{base}/flux-system/gotk-sync.yaml": (
-                "apiVersion: source.toolkit.fluxcd.io/v1\nkind: GitRepository\nmetadata:\n  name: flux-system\n"
-                f"  namespace: flux-system\nspec:\n  interval: 1m0s\n  ref:\n    branch: {self.default_branch}\n"),
-            f"{base}/infrastructure.yaml": (
-                "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n"
-                "  name: infra-controllers\n  namespace: flux-system\nspec:\n  interval: 10m0s\n"
-                "  path: ./gitops/infrastructure/controllers\n  prune: true\n  wait: true\n"
-                "  sourceRef:\n    kind: GitRepository\n    name: flux-system\n"),
-            f"{base}/apps.yaml": (
-                "apiVersion: kustomize.toolkit.fluxcd.io/v1\nkind: Kustomization\nmetadata:\n  name: apps\n"
-                f"  namespace: flux-system\nspec:\n  interval: 10m0s\n  path: ./gitops/apps/{env}\n  prune: true\n"
-                "  dependsOn:\n    - name: infra-configs\n  sourceRef:\n    kind: GitRepository\n"
-                "    name: flux-system\n"),
-            f"gitops/apps/{env}/kustomization.yaml": (
-                "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
-                "  - ../base/vllm\npatches:\n  - path: vllm-replicas.yaml\n"),
-            f"gitops/apps/{env}/vllm-replicas.yaml": (
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vllm\n  namespace: inference\n"
-                "spec:\n  replicas: 1\n"),
-        }
+        """The project's tree as the repository holds it: the real ``gitops/`` and ``infra/`` of this checkout."""
+        return dict(repository_files(self.repository_root))
 
     # -- envelope, auth -----------------------------------------------------------------------
 

@@ -34,7 +34,10 @@ from shared.platform import CertificateSpec, PlatformEnvironment
 PEM_CONTENT_TYPE = "application/x-pem-file"
 PKCS12_CONTENT_TYPE = "application/x-pkcs12"
 _NAME = re.compile(r"^[0-9a-zA-Z-]{1,127}$")
-_API_VERSION = re.compile(r"^(\d+\.\d+|\d{4}-\d{2}-\d{2})(-preview)?$")
+#: The api-versions this emulator serves: what the pinned azure-keyvault-certificates (4.12.0) sends. Any other
+#: is refused as the service refuses an unknown one, so that an SDK upgrade shows up here first
+#: (tests/integration/test_emulators.py checks that the installed SDK sends one of these).
+ACCEPTED_API_VERSIONS = ("2026-04-01",)
 _PRIVATE_KEY_BLOCK = re.compile(rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----")
 _MAX_TAGS = 15
 _MAX_PAGE = 25
@@ -287,9 +290,10 @@ class KeyVaultEmulator(Emulator):
         version = request.query.get("api-version")
         if not version:
             raise HttpError(400, "BadParameter", "The api-version query parameter is missing.")
-        if not _API_VERSION.match(version):
+        if version not in ACCEPTED_API_VERSIONS:
             raise HttpError(400, "BadParameter", f"The specified version ({version}) is not recognized. "
-                                                 "Consider using the latest supported version (2025-07-01).")
+                                                 f"Consider using the latest supported version "
+                                                 f"({ACCEPTED_API_VERSIONS[0]}).")
         self.api_versions.add(version)
         name = request.params.get("name")
         if name is not None and not _NAME.match(name):
@@ -409,6 +413,12 @@ class KeyVaultEmulator(Emulator):
     def get_secret(self, request: Request) -> Response:
         self._check(request)
         cert, version = self._find(request.params["name"], request.params.get("version"), kind="secret")
+        if not version.enabled:
+            # A disabled version cannot be read: 403 Forbidden, inner code SecretDisabled, as the service answers
+            # (https://github.com/Azure/azure-sdk-for-js/issues/24756, ansible-collections/azure#1989).
+            return Response(403, {"error": {"code": "Forbidden",
+                                            "message": "Operation get is not allowed on a disabled secret.",
+                                            "innererror": {"code": "SecretDisabled"}}})
         base = self.base_url
         return Response(200, {
             "value": version.secret_value,

@@ -2,10 +2,15 @@
 
 Served: discovery (``/version``, ``/api``, ``/apis``), and every registered resource generically,
 core (``/api/v1/...``) and grouped (``/apis/{group}/{version}/...``), namespaced or cluster-scoped:
-GET, LIST (``labelSelector``, ``fieldSelector`` on metadata, ``limit``/``continue``), POST, PUT,
-PATCH (merge and strategic-merge, both applied as JSON merge patch), DELETE, and the ``status``
-subresource. ``metadata.resourceVersion`` is one cluster-wide counter; ``metadata.generation``
-moves only when ``spec`` changes, as the real API server does.
+GET, LIST (``labelSelector``, ``fieldSelector`` on the fields each kind supports, ``limit``/``continue``),
+POST, PUT, PATCH (JSON merge patch and JSON patch everywhere; strategic merge on built-in kinds only,
+applied as a merge patch: custom resources answer 415 as the real server does), DELETE, and the
+``status`` subresource: where a kind has one, writes to the main resource keep ``status`` and writes to
+``/status`` change nothing else. ``metadata.resourceVersion`` is one cluster-wide counter;
+``metadata.generation`` moves only when ``spec`` changes, as the real API server does.
+
+Not served: ``watch``. Discovery does not advertise the verb, and ``?watch=true`` answers 405, so a
+client that needs watch learns it here rather than against a real cluster.
 
 Flux is simulated: setting ``reconcile.fluxcd.io/requestedAt`` on a Flux object, or changing its
 spec, is "handled" after ``reconcile_delay`` seconds (0 = at once): ``status.lastHandledReconcileAt``
@@ -21,9 +26,11 @@ import json
 import re
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, iso, utc_now
+from shared.local.sandbox.declared import REPO_ROOT, flux_objects
 from shared.platform import PlatformEnvironment
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -46,6 +53,31 @@ BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("kustomize.toolkit.fluxcd.io/v1", "kustomizations"): ("Kustomization", True),
     ("helm.toolkit.fluxcd.io/v2", "helmreleases"): ("HelmRelease", True),
 }
+
+#: API groups served by kube-apiserver itself; anything else is a custom resource (a CRD).
+BUILTIN_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "networking.k8s.io",
+                            "rbac.authorization.k8s.io", "storage.k8s.io", "coordination.k8s.io",
+                            "discovery.k8s.io", "events.k8s.io", "scheduling.k8s.io"})
+#: Kinds with no ``status`` subresource (every other registered kind has one).
+NO_STATUS_KINDS = frozenset({"ConfigMap", "Secret", "ServiceAccount", "Event"})
+#: Field selectors every kind supports, and the extra ones a few built-in kinds register (kube-apiserver's
+#: field label conversion functions: pkg/apis/core/v1/conversion.go). Anything else answers
+#: 400 "field label not supported: <field>" (https://github.com/kubernetes/kubernetes/issues/10515).
+COMMON_FIELDS = frozenset({"metadata.name", "metadata.namespace"})
+KIND_FIELDS: dict[str, frozenset[str]] = {
+    "Pod": frozenset({"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
+                      "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs",
+                      "status.nominatedNodeName"}),
+    "Node": frozenset({"spec.unschedulable"}),
+    "Namespace": frozenset({"status.phase"}),
+    "Secret": frozenset({"type"}),
+    "Event": frozenset({"involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                        "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+                        "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}),
+}
+MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH = ("application/merge-patch+json",
+                                            "application/strategic-merge-patch+json",
+                                            "application/json-patch+json")
 
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
             409: "Conflict", 410: "Expired", 415: "UnsupportedMediaType", 422: "Invalid", 429: "TooManyRequests",
@@ -117,17 +149,84 @@ class LabelSelector:
         return True
 
 
-def _field_matches(obj: dict[str, Any], selector: str | None) -> bool:
-    for term in filter(None, (t.strip() for t in (selector or "").split(","))):
-        negate = "!=" in term
-        path, _, value = term.partition("!=" if negate else "=")
-        value = value.lstrip("=")
-        node: Any = obj
-        for part in path.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
-        if (str(node) == value if node is not None else value == "") == negate:
-            return False
-    return True
+class FieldSelector:
+    """``a=b``, ``a==b``, ``a!=b``, comma-separated, over the fields the kind supports (else 400)."""
+
+    def __init__(self, text: str | None, kind: str) -> None:
+        self.terms: list[tuple[str, bool, str]] = []
+        supported = COMMON_FIELDS | KIND_FIELDS.get(kind, frozenset())
+        for term in filter(None, (t.strip() for t in (text or "").split(","))):
+            match = re.fullmatch(r"([^=!]+?)\s*(==|=|!=)\s*(.*)", term)
+            if match is None:
+                raise HttpError(400, "BadRequest", f"invalid selector: '{text}'; can't understand '{term}'")
+            field, op, value = match.groups()
+            if field not in supported:
+                raise HttpError(400, "BadRequest", f"field label not supported: {field}")
+            self.terms.append((field, op == "!=", value))
+
+    def matches(self, obj: dict[str, Any]) -> bool:
+        for path, negate, value in self.terms:
+            node: Any = obj
+            for part in path.split("."):
+                node = node.get(part) if isinstance(node, dict) else None
+            actual = "" if node is None else (str(node).lower() if isinstance(node, bool) else str(node))
+            if (actual == value) == negate:
+                return False
+        return True
+
+
+def json_patch(target: Any, operations: Any) -> Any:
+    """RFC 6902 JSON patch (add, remove, replace, test, copy, move) on a copy of ``target``."""
+    if not isinstance(operations, list):
+        raise HttpError(400, "BadRequest", "the JSON patch must be a list of operations")
+    doc = copy.deepcopy(target)
+
+    def walk(pointer: str) -> tuple[Any, str]:
+        if not pointer.startswith("/"):
+            raise HttpError(422, "Invalid", f"invalid JSON pointer: {pointer!r}")
+        parts = [p.replace("~1", "/").replace("~0", "~") for p in pointer[1:].split("/")]
+        node = doc
+        for part in parts[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node, parts[-1]
+
+    def get(pointer: str) -> Any:
+        parent, key = walk(pointer)
+        return parent[int(key)] if isinstance(parent, list) else parent[key]
+
+    for op in operations:
+        try:
+            kind, path = op["op"], op["path"]
+            if kind == "test":
+                if get(path) != op.get("value"):
+                    raise HttpError(422, "Invalid", f"the server rejected our request due to an error in our "
+                                                    f"request: testing value {path} failed")
+                continue
+            value = copy.deepcopy(op["value"]) if kind in ("add", "replace") else None
+            if kind in ("copy", "move"):
+                value = copy.deepcopy(get(op["from"]))
+                if kind == "move":
+                    parent, key = walk(op["from"])
+                    del parent[int(key) if isinstance(parent, list) else key]
+            parent, key = walk(path)
+            if kind == "remove":
+                del parent[int(key) if isinstance(parent, list) else key]
+            elif isinstance(parent, list):
+                index = len(parent) if key == "-" else int(key)
+                if kind == "replace":
+                    parent[index] = value
+                else:
+                    parent.insert(index, value)
+            elif kind in ("add", "replace", "copy", "move"):
+                if kind == "replace" and key not in parent:
+                    raise KeyError(key)
+                parent[key] = value
+            else:
+                raise HttpError(422, "Invalid", f"unknown JSON patch operation {kind!r}")
+        except (KeyError, IndexError, ValueError, TypeError):
+            raise HttpError(422, "Invalid", f"the server rejected our request due to an error in our request: "
+                                            f"cannot apply {op!r}") from None
+    return doc
 
 
 class KubernetesEmulator(Emulator):
@@ -136,8 +235,10 @@ class KubernetesEmulator(Emulator):
     def __init__(self, platform: PlatformEnvironment, *, tls: bool = False, reconcile_delay: float = 0.0,
                  simulate_flux: bool = True, revision: str | None = None, gpu_nodes: dict[str, int] | None = None,
                  system_nodes: int = 2, system_vm_size: str = "Standard_D4ds_v5",
-                 kubernetes_version: str = "v1.32.4") -> None:
+                 kubernetes_version: str = "v1.32.4", repository_root: Path = REPO_ROOT) -> None:
         self.tls = tls
+        #: The checkout whose flux.tf and gitops/ the Flux objects are seeded from.
+        self.repository_root = Path(repository_root)
         self.platform = platform
         self.reconcile_delay = reconcile_delay
         self.simulate_flux = simulate_flux
@@ -151,10 +252,28 @@ class KubernetesEmulator(Emulator):
         self.objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = {}
         self._rv = 1000
         self._timers: list[threading.Timer] = []
+        self._initial = (reconcile_delay, simulate_flux, system_nodes, system_vm_size, dict(gpu_nodes or {}))
+        self._declared = flux_objects(platform.name, self.repository_root)
         #: Set by the sandbox: the default branch's head in the GitLab emulator (Flux fetches it on reconcile).
         self.source_head: Any = None
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
+
+    def reset(self) -> None:
+        """Back to the seeded cluster (objects, resources, tokens seen, faults, request log), same port."""
+        reconcile_delay, simulate_flux, system_nodes, system_vm_size, gpu_nodes = self._initial
+        with self.lock:
+            for timer in self._timers:
+                timer.cancel()
+            self._timers.clear()
+            self.reconcile_delay, self.simulate_flux = reconcile_delay, simulate_flux
+            self.tokens_seen.clear()
+            self.resources = dict(BUILTIN_RESOURCES)
+            self.objects.clear()
+            self._rv = 1000
+            self.faults.clear()
+            self.requests.clear()
+            self._seed(system_nodes, system_vm_size, gpu_nodes)
 
     def settings_env(self) -> dict[str, str]:
         return {"KUBERNETES_API_URL": self.base_url}
@@ -301,7 +420,7 @@ class KubernetesEmulator(Emulator):
         found = [(plural, kind, ns) for (g, plural), (kind, ns) in self.resources.items() if g == gv]
         if not found:
             raise HttpError(404, "NotFound", "the server could not find the requested resource")
-        verbs = ["create", "delete", "get", "list", "patch", "update", "watch"]
+        verbs = ["create", "delete", "get", "list", "patch", "update"]  # no watch: not served
         return Response(200, {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": [
             {"name": plural, "singularName": kind.lower(), "namespaced": ns, "kind": kind, "verbs": verbs}
             for plural, kind, ns in found
@@ -336,11 +455,20 @@ class KubernetesEmulator(Emulator):
 
     def list_objects(self, request: Request) -> Response:
         gv, plural, kind, _, ns = self._resource(request)
+        if request.query.get("watch", "").lower() in ("true", "1"):
+            raise HttpError(405, "MethodNotAllowed", "watch is not served by this API server emulator; "
+                                                     "discovery does not list the verb")
         selector = LabelSelector(request.query.get("labelSelector"))
+        fields = FieldSelector(request.query.get("fieldSelector"), kind)
+        try:
+            limit = int(request.query.get("limit") or 0)
+        except ValueError:
+            raise HttpError(400, "BadRequest",
+                            f'strconv.ParseInt: parsing "{request.query["limit"]}": invalid syntax') from None
         items = sorted(
             (key, obj) for key, obj in self.objects.get((gv, plural), {}).items()
             if (not ns or key[0] == ns) and selector.matches(obj["metadata"].get("labels"))
-            and _field_matches(obj, request.query.get("fieldSelector"))
+            and fields.matches(obj)
         )
         start = 0
         if request.query.get("continue"):
@@ -349,7 +477,6 @@ class KubernetesEmulator(Emulator):
                 start = int(token["start"])
             except (ValueError, KeyError, TypeError):
                 raise HttpError(400, "BadRequest", "continue key is not valid") from None
-        limit = int(request.query.get("limit") or 0)
         page = items[start:start + limit] if limit > 0 else items[start:]
         metadata: dict[str, Any] = {"resourceVersion": str(self._rv)}
         end = start + len(page)
@@ -389,13 +516,13 @@ class KubernetesEmulator(Emulator):
         body = self._body(request)
         self._check_version(gv, plural, name, current, body.get("metadata", {}).get("resourceVersion"))
         if request.params.get("sub") == "status":
+            self._check_status_subresource(gv, plural)
             updated = copy.deepcopy(current)
             updated["status"] = body.get("status")
         else:
             updated = body
             updated["metadata"] = {**body.get("metadata", {}), "name": name}
-            if "status" in current:
-                updated["status"] = current["status"]  # status is written through the subresource only
+            self._keep_status(gv, plural, current, updated)
         return Response(200, copy.deepcopy(self._update(gv, plural, current, updated)))
 
     def patch_object(self, request: Request) -> Response:
@@ -403,18 +530,48 @@ class KubernetesEmulator(Emulator):
         name = request.params["name"]
         current = self._existing(gv, plural, ns, name)
         content_type = (request.header("content-type") or "").split(";")[0].strip()
-        if content_type not in ("application/merge-patch+json", "application/strategic-merge-patch+json"):
+        # Custom resources have no strategic-merge metadata: the real server refuses that patch type there
+        # (https://kubernetes.io/docs/tasks/manage-kubernetes-objects/update-api-object-kubectl-patch/).
+        accepted = [JSON_PATCH, MERGE_PATCH] + ([STRATEGIC_PATCH] if self._builtin(gv) else [])
+        if content_type not in accepted:
             raise HttpError(415, "UnsupportedMediaType",
                             "the body of the request was in an unknown format - accepted media types include: "
-                            "application/merge-patch+json, application/strategic-merge-patch+json "
-                            f"(got {content_type!r})")
-        patch = self._body(request)
-        self._check_version(gv, plural, name, current, patch.get("metadata", {}).get("resourceVersion"))
-        if request.params.get("sub") == "status":
-            patch = {"status": patch.get("status")} if "status" in patch else {}
-        updated = merge_patch(copy.deepcopy(current), patch)
-        updated["metadata"]["name"] = name
+                            + ", ".join(accepted))
+        status_only = request.params.get("sub") == "status"
+        if status_only:
+            self._check_status_subresource(gv, plural)
+        if content_type == JSON_PATCH:
+            updated = json_patch(current, request.json())
+        else:
+            patch = self._body(request)
+            self._check_version(gv, plural, name, current, patch.get("metadata", {}).get("resourceVersion"))
+            updated = merge_patch(copy.deepcopy(current), patch)
+        if status_only:  # the status subresource changes status and nothing else
+            updated = {**copy.deepcopy(current), "status": updated.get("status")}
+        else:
+            self._keep_status(gv, plural, current, updated)
+        updated.setdefault("metadata", {})["name"] = name
         return Response(200, copy.deepcopy(self._update(gv, plural, current, updated)))
+
+    @staticmethod
+    def _builtin(gv: str) -> bool:
+        return (gv.split("/")[0] if "/" in gv else "") in BUILTIN_GROUPS
+
+    def _has_status(self, gv: str, plural: str) -> bool:
+        return self.resources[(gv, plural)][0] not in NO_STATUS_KINDS
+
+    def _check_status_subresource(self, gv: str, plural: str) -> None:
+        if not self._has_status(gv, plural):
+            raise HttpError(404, "NotFound", "the server could not find the requested resource")
+
+    def _keep_status(self, gv: str, plural: str, current: dict[str, Any], updated: dict[str, Any]) -> None:
+        """Where a status subresource exists, a write to the main resource leaves status as it was."""
+        if not self._has_status(gv, plural):
+            return
+        if "status" in current:
+            updated["status"] = copy.deepcopy(current["status"])
+        else:
+            updated.pop("status", None)
 
     def delete_object(self, request: Request) -> Response:
         gv, plural, _, _, ns = self._resource(request)
@@ -574,11 +731,29 @@ class KubernetesEmulator(Emulator):
             },
         }
 
+    @staticmethod
+    def _released(release: dict[str, Any], flux_namespace: str, now: str, ready: Any) -> dict[str, Any]:
+        """A HelmRelease's status once helm-controller installed its chart (version as declared)."""
+        chart_spec = ((release.get("spec") or {}).get("chart") or {}).get("spec") or {}
+        chart = chart_spec.get("chart") or release["metadata"]["name"]
+        version = str(chart_spec.get("version") or "0.0.0")
+        name, ns = release["metadata"]["name"], release["metadata"]["namespace"]
+        digest = "sha256:" + hashlib.sha256(f"{chart}{version}".encode()).hexdigest()
+        message = f"Helm install succeeded for release {ns}/{name}.v1 with chart {chart}@{version}"
+        return {"observedGeneration": 1, "lastAttemptedGeneration": 1, "lastAttemptedRevision": version,
+                "lastAttemptedConfigDigest": digest, "lastAttemptedReleaseAction": "install",
+                "helmChart": f"{flux_namespace}/{ns}-{name}", "storageNamespace": ns,
+                "conditions": [*ready("InstallSucceeded", message),
+                               {"type": "Released", "status": "True", "reason": "InstallSucceeded",
+                                "message": message, "lastTransitionTime": now, "observedGeneration": 1}],
+                "history": [{"name": name, "namespace": ns, "version": 1, "status": "deployed", "chartName": chart,
+                             "chartVersion": version, "configDigest": digest, "digest": digest,
+                             "firstDeployed": now, "lastDeployed": now}]}
+
     def _seed(self, system_nodes: int, system_vm_size: str, gpu_nodes: dict[str, int] | None) -> None:
         self._system_vm_size = system_vm_size
         now = iso(utc_now()).split(".")[0] + "Z"
-        ns_names = ("default", "kube-system", "flux-system", "inference", "ingress-nginx", "cert-manager",
-                    "monitoring")
+        ns_names = ("default", "kube-system", "kube-public", "kube-node-lease")  # every cluster has these
         for ns in ns_names:
             self._store("v1", "namespaces", {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                                              "status": {"phase": "Active"}})
@@ -592,122 +767,57 @@ class KubernetesEmulator(Emulator):
             return [{"type": "Ready", "status": "True", "reason": reason, "message": message,
                      "lastTransitionTime": now, "observedGeneration": generation}]
 
-        host = self.platform.gitlab.url.split("://", 1)[-1].rstrip("/")
-        self._store("source.toolkit.fluxcd.io/v1", "gitrepositories", {
-            "metadata": {"name": "flux-system", "namespace": "flux-system"},
-            "spec": {"interval": "1m0s", "url": f"ssh://git@{host}/{self.platform.gitlab.project}.git",
-                     "ref": {"branch": self.platform.gitlab.default_branch}, "secretRef": {"name": "flux-system"},
-                     "timeout": "60s"},
-            "status": {"observedGeneration": 1, "conditions": ready("Succeeded", f"stored artifact for revision "
-                                                                                 f"'{revision}'"),
-                       "artifact": {"revision": revision, "digest": "sha256:" + hashlib.sha256(
-                           revision.encode()).hexdigest(), "lastUpdateTime": now,
-                           "path": f"gitrepository/flux-system/flux-system/{self.revision}.tar.gz",
-                           "url": f"http://source-controller.flux-system.svc.cluster.local./gitrepository/"
-                                  f"flux-system/flux-system/{self.revision}.tar.gz"}},
-        })
-        base = self.platform.gitlab.gitops_path
-        layers = (
-            ("flux-system", f"./{base}", [], [("flux-system", "flux-system", "kustomize.toolkit.fluxcd.io",
-                                               "Kustomization")]),
-            ("infra-controllers", "./gitops/infrastructure/controllers", [], [
-                ("ingress-nginx", "ingress-nginx", "helm.toolkit.fluxcd.io", "HelmRelease"),
-                ("cert-manager", "cert-manager", "helm.toolkit.fluxcd.io", "HelmRelease"),
-                ("monitoring", "kube-prometheus-stack", "helm.toolkit.fluxcd.io", "HelmRelease")]),
-            ("infra-configs", "./gitops/infrastructure/configs", ["infra-controllers"], [
-                ("", "letsencrypt", "cert-manager.io", "ClusterIssuer")]),
-            ("apps", f"./gitops/apps/{self.platform.name}", ["infra-configs"], [
-                ("inference", "vllm", "apps", "Deployment"), ("inference", "vllm", "", "Service")]),
-        )
-        for name, path, depends, inventory in layers:
-            self._store("kustomize.toolkit.fluxcd.io/v1", "kustomizations", {
-                "metadata": {"name": name, "namespace": "flux-system",
-                             "labels": {"platform.example.com/layer": name.split("-")[0]}},
-                "spec": {"interval": "10m0s", "path": path, "prune": True, "wait": True, "timeout": "5m0s",
-                         "sourceRef": {"kind": "GitRepository", "name": "flux-system"},
-                         "dependsOn": [{"name": d} for d in depends]},
-                "status": {"observedGeneration": 1, "lastAppliedRevision": revision,
-                           "lastAttemptedRevision": revision,
-                           "conditions": ready("ReconciliationSucceeded", f"Applied revision: {revision}"),
-                           "inventory": {"entries": [{"id": f"{ns}_{n}_{g}_{k}", "v": "v1"}
-                                                     for ns, n, g, k in inventory]}},
-            })
-        charts = (
-            ("ingress-nginx", "ingress-nginx", "ingress-nginx", "4.12.1", "1.12.1",
-             "https://kubernetes.github.io/ingress-nginx"),
-            ("cert-manager", "cert-manager", "cert-manager", "v1.17.2", "v1.17.2", "https://charts.jetstack.io"),
-            ("kube-prometheus-stack", "monitoring", "kube-prometheus-stack", "72.6.2", "v0.82.2",
-             "https://prometheus-community.github.io/helm-charts"),
-        )
-        for name, ns, chart, version, app_version, repo_url in charts:
-            self._store("source.toolkit.fluxcd.io/v1", "helmrepositories", {
-                "metadata": {"name": chart, "namespace": "flux-system"},
-                "spec": {"interval": "24h", "url": repo_url},
-                "status": {"observedGeneration": 1, "conditions": ready("Succeeded", "stored artifact")},
-            })
-            digest = "sha256:" + hashlib.sha256(f"{chart}{version}".encode()).hexdigest()
-            message = f"Helm install succeeded for release {ns}/{name}.v1 with chart {chart}@{version}"
-            self._store("helm.toolkit.fluxcd.io/v2", "helmreleases", {
-                "metadata": {"name": name, "namespace": ns, "labels": {"kustomize.toolkit.fluxcd.io/name":
-                                                                       "infra-controllers"}},
-                "spec": {"interval": "30m", "releaseName": name, "driftDetection": {"mode": "enabled"},
-                         "chart": {"spec": {"chart": chart, "version": version, "sourceRef": {
-                             "kind": "HelmRepository", "name": chart, "namespace": "flux-system"}}},
-                         "install": {"crds": "CreateReplace"}, "upgrade": {"crds": "CreateReplace"}},
-                "status": {"observedGeneration": 1, "lastAttemptedGeneration": 1, "lastAttemptedRevision": version,
-                           "lastAttemptedConfigDigest": digest, "lastAttemptedReleaseAction": "install",
-                           "helmChart": f"flux-system/{ns}-{name}", "storageNamespace": ns,
-                           "conditions": [*ready("InstallSucceeded", message),
-                                          {"type": "Released", "status": "True", "reason": "InstallSucceeded",
-                                           "message": message, "lastTransitionTime": now, "observedGeneration": 1}],
-                           "history": [{"name": name, "namespace": ns, "version": 1, "status": "deployed",
-                                        "chartName": chart, "chartVersion": version, "appVersion": app_version,
-                                        "configDigest": digest, "digest": digest, "firstDeployed": now,
-                                        "lastDeployed": now}]},
-            })
-        gpu_pool = self.platform.gpu_pools[0] if self.platform.gpu_pools else None
-        selector = {"app.kubernetes.io/name": "vllm"}
-        pod_spec: dict[str, Any] = {"containers": [{
-            "name": "vllm", "image": "vllm/vllm-openai:v0.9.1",
-            "args": ["--model", "meta-llama/Llama-3.1-8B-Instruct", "--port", "8000"],
-            "ports": [{"containerPort": 8000, "name": "http"}],
-            "resources": {"limits": {"nvidia.com/gpu": "1"}} if gpu_pool and gpu_pool.vendor == "nvidia"
-            else {"limits": {"amd.com/gpu": "1"}}}]}
-        if gpu_pool:
-            pod_spec["nodeSelector"] = {"kubernetes.azure.com/agentpool": gpu_pool.name}
-            pod_spec["tolerations"] = [{"key": "nvidia.com/gpu" if gpu_pool.vendor == "nvidia" else "amd.com/gpu",
-                                        "operator": "Exists", "effect": "NoSchedule"}]
-        self._store("apps/v1", "deployments", {
-            "metadata": {"name": "vllm", "namespace": "inference", "labels": {
-                **selector, "kustomize.toolkit.fluxcd.io/name": "apps",
-                "kustomize.toolkit.fluxcd.io/namespace": "flux-system"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": selector},
-                     "template": {"metadata": {"labels": selector}, "spec": pod_spec}},
-            "status": {"readyReplicas": 0},
-        })
-        gpu_nodes_ready = gpu_pool is not None and any(
-            n["metadata"]["labels"].get("kubernetes.azure.com/agentpool") == gpu_pool.name
-            for n in self.objects[("v1", "nodes")].values())
-        self._store("v1", "pods", {
-            "metadata": {"name": "vllm-7d9c8b6f5d-x2k4p", "namespace": "inference", "labels": selector},
-            "spec": pod_spec,
-            "status": {"phase": "Running" if gpu_nodes_ready else "Pending",
-                       "conditions": [] if gpu_nodes_ready else [{
-                           "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                           "message": "0/2 nodes are available: 2 node(s) had untolerated taint "
-                                      "{CriticalAddonsOnly: true}."}]},
-        })
+        # The Flux objects and what they apply, as the repository declares them (infra/modules/aks/flux.tf,
+        # gitops/clusters/<env>, the kustomize trees they point at): see shared/local/sandbox/declared.py.
+        plurals = {(gv, kind): plural for (gv, plural), (kind, _) in self.resources.items()}
+        declared = self._declared
+        applied: list[tuple[Any, dict[str, Any]]] = []  # (applying Kustomization, object)
+        for item in declared:
+            applied.extend((item, obj) for obj in item.applies if obj.get("kind") != "Kustomization")
+        namespaces = set(ns_names) | {o["metadata"]["name"] for _, o in applied if o["kind"] == "Namespace"}
+        namespaces |= {d.namespace for d in declared}
+        for ns in sorted(namespaces - set(ns_names)):
+            self._store("v1", "namespaces", {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                                             "status": {"phase": "Active"}})
+        for item in declared:
+            body = copy.deepcopy(item.body)
+            body.pop("status", None)
+            if item.kind == "GitRepository":
+                path = f"gitrepository/{item.namespace}/{item.name}/{self.revision}.tar.gz"
+                body["status"] = {
+                    "observedGeneration": 1,
+                    "conditions": ready("Succeeded", f"stored artifact for revision '{revision}'"),
+                    "artifact": {"revision": revision, "lastUpdateTime": now, "path": path,
+                                 "digest": "sha256:" + hashlib.sha256(revision.encode()).hexdigest(),
+                                 "url": f"http://source-controller.{item.namespace}.svc.cluster.local./{path}"}}
+            else:
+                body["status"] = {
+                    "observedGeneration": 1, "lastAppliedRevision": revision, "lastAttemptedRevision": revision,
+                    "conditions": ready("ReconciliationSucceeded", f"Applied revision: {revision}"),
+                    "inventory": {"entries": [{"id": f"{ns}_{name}_{group}_{kind}", "v": "v1"}
+                                              for ns, name, group, kind in item.inventory]}}
+            self._store(item.api_version, plurals[(item.api_version, item.kind)], body)
+        for owner, obj in applied:
+            plural = plurals.get((obj["apiVersion"], obj["kind"]))
+            if plural is None or obj["kind"] == "Namespace":
+                continue  # a kind this emulator does not serve: listed in the inventory only
+            body = copy.deepcopy(obj)
+            meta = body.setdefault("metadata", {})
+            meta.setdefault("namespace", "default")
+            meta["labels"] = {**(meta.get("labels") or {}), "kustomize.toolkit.fluxcd.io/name": owner.name,
+                              "kustomize.toolkit.fluxcd.io/namespace": owner.namespace}
+            if body["kind"] == "HelmRelease":
+                body["status"] = self._released(body, owner.namespace, now, ready)
+            elif body["kind"] == "HelmRepository":
+                body["status"] = {"observedGeneration": 1, "conditions": ready("Succeeded", "stored artifact")}
+            self._store(obj["apiVersion"], plural, body)
         system_node = min(self.objects[("v1", "nodes")], default=("", ""))[1]
+        flux_namespace = declared[0].namespace if declared else "flux-system"  # the extension's namespace
         for controller in ("source-controller", "kustomize-controller", "helm-controller", "notification-controller"):
             self._store("v1", "pods", {
                 "metadata": {"name": f"{controller}-{sha1_hex(controller)[:10]}-{sha1_hex(controller)[10:15]}",
-                             "namespace": "flux-system", "labels": {"app": controller}},
+                             "namespace": flux_namespace, "labels": {"app": controller}},
                 "spec": {"nodeName": system_node, "containers": [{
                     "name": "manager", "image": f"ghcr.io/fluxcd/{controller}:v1.5.0"}]},
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
             })
-        self._store("v1", "configmaps", {
-            "metadata": {"name": "platform-facts", "namespace": "flux-system"},
-            "data": {"environment": self.platform.name, "location": self.platform.location,
-                     "cluster": self.platform.cluster_name},
-        })
