@@ -57,8 +57,9 @@ def ctx(dev_platform, emulators, azurite, sandbox_ca):
 @pytest.fixture(scope="module")
 def functions():
     import function_app
+    from shared.local.host import app_functions  # get_functions() may run once per app object
 
-    return {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+    return {f.get_function_name(): f.get_user_function() for f in app_functions(function_app.app)}
 
 
 def drain(ctx, queue: str) -> list[dict]:
