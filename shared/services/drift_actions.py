@@ -69,7 +69,7 @@ class FindingStore:
         return sorted((_stored(r) for r in rows), key=lambda f: f.key)
 
     def record(self, findings: Sequence[d.Finding], now: dt.datetime, *, scope: Sequence[str] = ("*",),
-               merge_request: str = "") -> dict[str, str]:
+               merge_request: str = "", close_missing: bool = True) -> dict[str, str]:
         """Upsert ``findings`` (first_seen kept); close open ones in ``scope`` that are gone.
         Returns key -> first_seen."""
         stamp = _ts(now)
@@ -93,7 +93,7 @@ class FindingStore:
             }
             self._put(entity, row)
             first[finding.key] = entity["first_seen"]
-        for stored in self.all(status="open"):
+        for stored in self.all(status="open") if close_missing else ():
             in_scope = any(fnmatch.fnmatchcase(stored.resource, s) for s in scope)
             if in_scope and stored.key not in current:
                 self.close(stored.key, now, reason="resolved: no longer observed")
@@ -198,7 +198,9 @@ def run_check(ctx: Any, *, now: dt.datetime, dry_run: bool = True, open_mr: bool
         mr = ""
         if change is not None and change.merge_request is not None:
             mr = f"{change.plan.branch}!{change.merge_request.iid}"
-        first = FindingStore(ctx.storage, ctx.platform.name).record(findings, now, scope=scope, merge_request=mr)
+        # A source that could not be read says nothing about its findings: keep them open.
+        first = FindingStore(ctx.storage, ctx.platform.name).record(findings, now, scope=scope, merge_request=mr,
+                                                                    close_missing=not snapshot.unavailable)
         ctx.state.audit(actor=actor, action="drift_check", target=f"drift/{ctx.platform.name}",
                         reason="scheduled or event-driven drift check", outcome="succeeded",
                         inputs={"scope": list(scope), "findings": len(findings),

@@ -249,3 +249,18 @@ def test_a_new_kubernetes_version_opens_the_version_bump_merge_request_for_dev(c
     assert changed_lines(gitlab.file("main", PLATFORM_PATH), gitlab.file(branch, PLATFORM_PATH)) == [
         '-  kubernetes_version: "1.32"', '+  kubernetes_version: "1.33"']
     assert yaml.safe_load(gitlab.file(branch, PLATFORM_PATH))["cluster"]["kubernetes_version"] == "1.33"
+
+
+def test_findings_stay_open_while_a_source_cannot_be_read(ctx, arm, kube):
+    arm.set_pool("h100", maxCount=8)
+    da.run_check(ctx, now=T0, dry_run=False)
+    kube.inject(status=503, times=None)
+    arm.inject(status=503, times=None)
+    try:
+        report = da.run_check(ctx, now=T0 + dt.timedelta(hours=1), dry_run=False)
+    finally:
+        kube.clear_faults()
+        arm.clear_faults()
+    assert {s for s, _ in report.unavailable} == {"arm", "kubernetes"}
+    found = {f.key: f for f in da.FindingStore(ctx.storage, "dev-uaenorth").all()}["nodepool/h100#max_count"]
+    assert found.status == "open"
