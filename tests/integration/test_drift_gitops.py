@@ -30,7 +30,8 @@ KUSTOMIZATIONS = ("kustomize.toolkit.fluxcd.io/v1", "kustomizations")
 
 @pytest.fixture(scope="module")
 def arm_server(sandbox_ca, dev_platform):
-    emulator = ArmEmulator(dev_platform)
+    declared = yaml.safe_load((ROOT / PLATFORM_PATH).read_text())["cluster"]["kubernetes_version"]
+    emulator = ArmEmulator(dev_platform, kubernetes_version=f"{declared}.6")  # the cluster runs what git declares
     emulator.start(sandbox_ca)
     yield emulator
     emulator.stop()
@@ -241,14 +242,17 @@ def test_the_desired_state_is_the_platform_file_at_the_git_head_not_the_deployed
 
 
 def test_a_new_kubernetes_version_opens_the_version_bump_merge_request_for_dev(ctx, gitlab):
-    plan, outcome = da.propose_version_bump(ctx, "1.33.2", now=T0, soak=dt.timedelta(days=7), dry_run=False,
+    current = yaml.safe_load((ROOT / PLATFORM_PATH).read_text())["cluster"]["kubernetes_version"]
+    major, minor = current.split(".")
+    target = f"{major}.{int(minor) + 1}"
+    plan, outcome = da.propose_version_bump(ctx, f"{target}.2", now=T0, soak=dt.timedelta(days=7), dry_run=False,
                                             actor="test")
-    assert plan.reason == "Propose" and plan.target == "1.33"
+    assert plan.reason == "Propose" and plan.target == target
     branch = "platform-bot/kubernetes-version/dev-uaenorth"
     assert outcome.merge_request.source_branch == branch
     assert changed_lines(gitlab.file("main", PLATFORM_PATH), gitlab.file(branch, PLATFORM_PATH)) == [
-        '-  kubernetes_version: "1.32"', '+  kubernetes_version: "1.33"']
-    assert yaml.safe_load(gitlab.file(branch, PLATFORM_PATH))["cluster"]["kubernetes_version"] == "1.33"
+        f'-  kubernetes_version: "{current}"', f'+  kubernetes_version: "{target}"']
+    assert yaml.safe_load(gitlab.file(branch, PLATFORM_PATH))["cluster"]["kubernetes_version"] == target
 
 
 def test_findings_stay_open_while_a_source_cannot_be_read(ctx, arm, kube):

@@ -320,15 +320,20 @@ def test_a_new_version_event_opens_the_version_bump_merge_request_for_dev(ctx, f
     p = dev_platform
     cluster_id = (f"/subscriptions/{p.subscription_id}/resourceGroups/{p.resource_group}/providers/"
                   f"Microsoft.ContainerService/managedClusters/{p.cluster_name}")
-    event = grid_event(pe.AKS_NEW_VERSION, cluster_id, {"latestSupportedKubernetesVersion": "1.34.1",
-                                                        "latestStableKubernetesVersion": "1.33.3",
-                                                        "lowestMinorKubernetesVersion": "1.31.9",
-                                                        "latestPreviewKubernetesVersion": "1.35.0"}, cluster_id)
+    import yaml
+
+    current = yaml.safe_load((ROOT / PLATFORM_PATH).read_text())["cluster"]["kubernetes_version"]
+    major, minor = (int(x) for x in current.split("."))
+    event = grid_event(pe.AKS_NEW_VERSION, cluster_id, {"latestSupportedKubernetesVersion": f"{major}.{minor + 2}.1",
+                                                        "latestStableKubernetesVersion": f"{major}.{minor + 1}.3",
+                                                        "lowestMinorKubernetesVersion": f"{major}.{minor - 1}.9",
+                                                        "latestPreviewKubernetesVersion": f"{major}.{minor + 3}.0"},
+                       cluster_id)
     functions["aks_events"](event)
     functions["aks_events"](event)  # redelivered: handled once
     mrs = [m for m in gitlab.merge_requests.values()
            if m["source_branch"] == "platform-bot/kubernetes-version/dev-uaenorth"]
-    assert len(mrs) == 1 and "1.32 -> 1.33" in mrs[0]["title"]
+    assert len(mrs) == 1 and f"{current} -> {major}.{minor + 1}" in mrs[0]["title"]
 
 
 def test_support_ending_and_rolling_failures_raise_an_alert_with_a_stable_code(ctx, dev_platform, caplog):

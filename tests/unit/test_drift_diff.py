@@ -42,7 +42,13 @@ def matching_actual(desired: d.DesiredState) -> d.ActualState:
             d.FluxObject("HelmRelease", "cert-manager", "cert-manager", ready="True"))
     nodes = tuple(d.NodeView(f"aks-{p.name}-0", p.name, (*p.labels, (d.AGENTPOOL_LABEL, p.name)), p.taints)
                   for p in desired.pools)
-    return d.ActualState(kubernetes_version="1.32.6", upgrade_channel="patch", pools=pools, flux=flux, nodes=nodes)
+    return d.ActualState(kubernetes_version=f"{desired.kubernetes_version}.6", upgrade_channel="patch", pools=pools,
+                         flux=flux, nodes=nodes)
+
+
+def next_minor(version: str) -> str:
+    major, minor = version.split(".")[:2]
+    return f"{major}.{int(minor) + 1}"
 
 
 def with_pool(actual: d.ActualState, name: str, **changes) -> d.ActualState:
@@ -88,7 +94,7 @@ CASES = {
         lambda a: with_pool(a, "cpu", autoscaling=False),
         (d.CLOUD_SETTING_CHANGED, "nodepool/cpu", "autoscaling", d.TERRAFORM_APPLY, False)),
     "a newer live Kubernetes minor is adopted in git": (
-        lambda a: dataclasses.replace(a, kubernetes_version="1.33.2"),
+        lambda a: dataclasses.replace(a, kubernetes_version=next_minor(a.kubernetes_version) + ".2"),
         (d.CLOUD_SETTING_CHANGED, "cluster", "kubernetes_version", d.ADOPT_IN_GIT, False)),
     "a changed upgrade channel is left to terraform": (
         lambda a: dataclasses.replace(a, upgrade_channel="rapid"),
@@ -186,11 +192,12 @@ def test_the_platform_yaml_edit_keeps_comments_and_changes_only_the_drifted_valu
 def test_a_flow_style_pool_and_a_quoted_version_keep_their_style():
     text = platform_text()
     edited = d.apply_edits(text, [d.YamlEdit(("cluster", "system_pool", "max_count"), 5),
-                                  d.YamlEdit(("cluster", "kubernetes_version"), "1.33")])
+                                  d.YamlEdit(("cluster", "kubernetes_version"), "9.99")])
     changed = [line for line in difflib.unified_diff(text.splitlines(), edited.splitlines(), lineterm="", n=0)
                if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
     assert changed == [
-        '-  kubernetes_version: "1.32"', '+  kubernetes_version: "1.33"',
+        f'-  kubernetes_version: "{yaml.safe_load(text)["cluster"]["kubernetes_version"]}"',
+        '+  kubernetes_version: "9.99"',
         '-  system_pool: {vm_size: Standard_D4ds_v5, min_count: 2, max_count: 3}',
         '+  system_pool: {vm_size: Standard_D4ds_v5, min_count: 2, max_count: 5}']
 
