@@ -268,3 +268,31 @@ def test_findings_stay_open_while_a_source_cannot_be_read(ctx, arm, kube):
     assert {s for s, _ in report.unavailable} == {"arm", "kubernetes"}
     found = {f.key: f for f in da.FindingStore(ctx.storage, "dev-uaenorth").all()}["nodepool/h100#max_count"]
     assert found.status == "open"
+
+
+def test_stg_gets_the_version_bump_only_after_dev_has_declared_it_for_the_soak_time(ctx, gitlab, azurite, sandbox_ca):
+    from shared.platform import load_environment
+
+    stg_platform = load_environment("stg-uaenorth")
+    stg = sandbox_context(stg_platform, gitlab, PLATFORM_STORAGE_CONNECTION_STRING=azurite.connection_string,
+                          TLS_CA_BUNDLE=str(sandbox_ca.ca_path))
+    stg_text = (ROOT / "infra/envs/stg-uaenorth/platform.yaml").read_text()
+    gitlab.push("main", {"infra/envs/stg-uaenorth/platform.yaml": stg_text}, create_branch=False)
+    current = yaml.safe_load(stg_text)["cluster"]["kubernetes_version"]
+    major, minor = current.split(".")
+    target = f"{major}.{int(minor) + 1}"
+    soak = dt.timedelta(days=7)
+    now = dt.datetime.now(dt.UTC)
+
+    plan, _ = da.propose_version_bump(stg, f"{target}.1", now=now, soak=soak, dry_run=False, actor="test")
+    assert plan.reason == "DevNotThere"
+    dev_text = gitlab.file("main", PLATFORM_PATH).replace(f'kubernetes_version: "{current}"',
+                                                          f'kubernetes_version: "{target}"')
+    gitlab.push("main", {PLATFORM_PATH: dev_text})  # dev's bump merged just now (GitLab dates the commit)
+    plan, _ = da.propose_version_bump(stg, f"{target}.1", now=now, soak=soak, dry_run=False, actor="test")
+    assert plan.reason == "WaitForDev"
+    plan, outcome = da.propose_version_bump(stg, f"{target}.1", now=now + dt.timedelta(days=8), soak=soak,
+                                            dry_run=False, actor="test")
+    assert plan.reason == "Propose"
+    assert outcome.merge_request.source_branch == "platform-bot/kubernetes-version/stg-uaenorth"
+    assert gc.LABEL_REVIEW not in outcome.merge_request.labels  # stg: reviewed as usual, not flagged
