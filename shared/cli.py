@@ -200,6 +200,7 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
 
 
 from shared import cli_scaling  # noqa: E402,F401 - registers `platformctl scaling` (GPU pools)
+from shared import cli_drift  # noqa: E402, F401 - registers "drift"
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -47,6 +47,10 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "AUDIT_RETENTION_DAYS": (
         "optional", False, "days the audit log keeps a record; the hourly housekeeping deletes older (default 400)",
     ),
+    "DRIFT_DRY_RUN": ("optional", False, "'true': drift checks only report (no merge request, no reconcile); "
+                      "default false"),
+    "KUBERNETES_VERSION_SOAK_DAYS": ("optional", False, "days dev-uaenorth runs a new Kubernetes minor before the "
+                                     "other environments' bump is proposed (default 7)"),
 }
 
 
@@ -75,6 +79,10 @@ class Settings:
     log_level: str = "INFO"
     #: Days an audit record is kept before housekeeping deletes it.
     audit_retention_days: int = 400
+    #: Drift checks report only: no merge request, no Flux reconcile request, nothing recorded.
+    drift_dry_run: bool = False
+    #: Days dev-uaenorth runs a new Kubernetes minor before the others are proposed it.
+    kubernetes_version_soak_days: float = 7.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +166,8 @@ class Settings:
             http_timeout=float(number("HTTP_TIMEOUT_SECONDS", 30.0, float, 1, 230)),
             log_level=level,
             audit_retention_days=int(number("AUDIT_RETENTION_DAYS", 400, int, 1, 3650)),
+            drift_dry_run=(get("DRIFT_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
+            kubernetes_version_soak_days=float(number("KUBERNETES_VERSION_SOAK_DAYS", 7.0, float, 0, 365)),
         )
         for secret in (connection, settings.cloudflare_api_token, settings.gitlab_token,
                        settings.gitlab_webhook_secret, settings.slack_signing_secret):

@@ -79,6 +79,8 @@ class NodePool:
     mig_profile: str | None = None
     scale_down_mode: str | None = None
     etag: str | None = None
+    #: Availability zones the pool's nodes are spread over (drift detection compares them).
+    zones: tuple[str, ...] = ()
 
     @property
     def busy(self) -> bool:
@@ -103,6 +105,8 @@ class NodePools(Protocol):
     def delete_machines(self, pool: str, machines: list[str], *, wait: bool = False) -> None: ...
 
     def api_server_url(self) -> str: ...
+
+    def cluster_settings(self) -> dict[str, str | None]: ...
 
     def api_server_endpoint(self) -> ApiServerEndpoint: ...
 
@@ -133,6 +137,7 @@ def to_node_pool(model: Any) -> NodePool:
         mig_profile=_text(model.gpu_instance_profile),
         scale_down_mode=_text(model.scale_down_mode),
         etag=model.e_tag,
+        zones=tuple(str(z) for z in (getattr(model, "availability_zones", None) or ())),
     )
 
 
@@ -193,6 +198,18 @@ class AksNodePools:
                                  code="NoApiServerFqdn",
                                  remediation="check the cluster's provisioning state in the portal")
         return f"https://{host}"
+
+    def cluster_settings(self) -> dict[str, str | None]:
+        """The managed cluster's Kubernetes version (running) and auto-upgrade channel, for drift detection."""
+        try:
+            cluster = self._client.managed_clusters.get(self._rg, self._cluster)
+        except Exception as exc:
+            self._raise(exc, what=f"read cluster {self._cluster}")
+        profile = getattr(cluster, "auto_upgrade_profile", None)
+        return {
+            "kubernetes_version": cluster.current_kubernetes_version or cluster.kubernetes_version,
+            "upgrade_channel": _text(getattr(profile, "upgrade_channel", None)) if profile else None,
+        }
 
     def api_server_endpoint(self) -> ApiServerEndpoint:
         """The API server URL and cluster CA, from the cluster user kubeconfig (never logged).

@@ -19,6 +19,7 @@ Built on ``python-gitlab``. Choices and why:
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -70,6 +71,16 @@ class Commit:
 
 
 @dataclass(frozen=True)
+class CommitInfo:
+    """Who made a commit: tells the bot's own commits from a human's."""
+
+    id: str
+    author_name: str
+    author_email: str
+    parent_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class MergeRequest:
     iid: int
     title: str
@@ -88,7 +99,12 @@ class GitRepo(Protocol):
     def branch(self, name: str) -> Branch | None: ...
 
     def commit(self, branch: str, message: str, actions: list[FileAction], start_branch: str | None = None,
-               last_commit_id: str | None = None) -> Commit: ...
+               last_commit_id: str | None = None, *, force: bool = False,
+               author: tuple[str, str] | None = None) -> Commit: ...
+
+    def commits_between(self, base: str, head: str) -> list[CommitInfo]: ...
+
+    def last_changed(self, path: str, ref: str) -> dt.datetime | None: ...
 
     def find_open_merge_request(self, source_branch: str, target_branch: str) -> MergeRequest | None: ...
 
@@ -165,12 +181,23 @@ class GitLabRepo:
         return Branch(name=b.name, commit_id=b.commit["id"], protected=bool(getattr(b, "protected", False)))
 
     def commit(self, branch: str, message: str, actions: list[FileAction], start_branch: str | None = None,
-               last_commit_id: str | None = None) -> Commit:
+               last_commit_id: str | None = None, *, force: bool = False,
+               author: tuple[str, str] | None = None) -> Commit:
+        """``force``: replace ``branch`` with one new commit on ``start_branch`` (GitLab's ``force``).
+        ``author``: (name, email) recorded on the commit, so that our own commits are recognisable."""
         payload: dict[str, Any] = {"branch": branch, "commit_message": message, "actions": []}
         # The head before sending: to create the branch, and to recognise our commit after an ambiguity.
         before = self.branch(branch)
+        parent = before.commit_id if before else None
+        if author:
+            payload["author_name"], payload["author_email"] = author
+        if force and start_branch and start_branch != branch:
+            # One fresh commit on start_branch replaces the branch: that commit's parent is start_branch's head.
+            payload["start_branch"], payload["force"] = start_branch, True
+            base = self.branch(start_branch)
+            parent = base.commit_id if base else None
         # GitLab refuses start_branch when the branch exists (without force): only send it to create one.
-        if start_branch and start_branch != branch and before is None:
+        elif start_branch and start_branch != branch and before is None:
             payload["start_branch"] = start_branch
         for a in actions:
             item: dict[str, Any] = {"action": a.action, "file_path": a.file_path}
@@ -184,11 +211,27 @@ class GitLabRepo:
         try:
             c = self._do(f"commit to {branch}", lambda p: p.commits.create(payload), creates=True)
         except OutcomeUnknownError:
-            adopted = self.find_commit(branch, message, before.commit_id if before else None)
+            adopted = self.find_commit(branch, message, parent)
             if adopted is None:
                 raise
             return adopted
         return Commit(id=c.id, short_id=c.short_id, title=c.title, branch=branch, web_url=c.web_url)
+
+    def last_changed(self, path: str, ref: str) -> dt.datetime | None:
+        """When the last commit touching ``path`` on ``ref`` was made (None if the file does not exist)."""
+        try:
+            meta = self._do(f"read {path}@{ref}", lambda p: p.files.get(file_path=path, ref=ref))
+        except NotFoundError:
+            return None
+        commit = self._do(f"read commit {meta.last_commit_id}", lambda p: p.commits.get(meta.last_commit_id))
+        return dt.datetime.fromisoformat(commit.committed_date.replace("Z", "+00:00"))
+
+    def commits_between(self, base: str, head: str) -> list[CommitInfo]:
+        """Commits on ``head`` that ``base`` does not have, oldest first (the compare API)."""
+        data = self._do(f"compare {base}...{head}", lambda p: p.repository_compare(base, head))
+        return [CommitInfo(id=c["id"], author_name=c.get("author_name") or "",
+                           author_email=c.get("author_email") or "", parent_ids=tuple(c.get("parent_ids") or ()))
+                for c in (data.get("commits") or ())]
 
     def find_commit(self, branch: str, message: str, parent: str | None) -> Commit | None:
         """The branch head if it is a commit with ``message`` made on top of ``parent`` (None: the

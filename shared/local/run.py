@@ -38,6 +38,11 @@ is simulated after {sync_delay:g}s, the superseded certificate is revoked after 
   .venv/bin/platformctl --settings {settings} certs status
   .venv/bin/platformctl --settings {settings} certs cleanup --apply   # after grace_period_minutes
 
+Drift (README "Drift and GitOps changes"):
+  curl -sk -X POST {arm}/_sandbox/drift -d '{{"pool":"h100","maxCount":8}}'
+  .venv/bin/platformctl --settings {settings} drift --open-mr --apply
+  curl -s -X POST {gitlab}/_sandbox/push -d '{{"files":{{"gitops/clusters/{env}/apps.yaml":"# touched\\n"}}}}'
+
 Ctrl-C stops everything this command started.
 """
 #: Seconds the simulated external-secrets takes to copy a new Key Vault version into the cluster.
@@ -129,12 +134,14 @@ def main(argv: list[str] | None = None) -> int:
         function_key = os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         host = LocalHost(function_app.app, port=args.port, storage=context.storage, function_key=function_key)
         wire_certificates(sandbox, context, host.start())
+        sandbox.gitlab.webhook_url = f"http://127.0.0.1:{host.port}/api/gitlab/webhook"  # pushes reach the app
         print(BANNER.format(
             env=args.env, port=host.port, functions=", ".join(sorted(host.functions)), queue_port=ports["queue"],
             workdir=workdir / "azurite", settings=os.path.relpath(settings_file), function_key=function_key,
             sandbox=", ".join(f"{n} {e.base_url}" for n, e in sandbox.emulators.items()),
             keyvault=sandbox.keyvault.base_url, sync_delay=SYNC_DELAY,
             certificate=platform.certificates[0].name if platform.certificates else "NAME",
+            arm=sandbox.arm.base_url, gitlab=sandbox.gitlab.base_url,
         ), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

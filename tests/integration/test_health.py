@@ -22,8 +22,11 @@ KEY = "local-function-key-for-health-tests"
 @pytest.fixture(scope="module")
 def app_url(azurite):
     import function_app
+    from shared.adapters.storage import AzureStorage
 
-    host = LocalHost(function_app.app, port=0, run_timers=False, storage=None, function_key=KEY)
+    # The app has queue-triggered functions (drift), which the host polls from Azurite.
+    storage = AzureStorage(connection_string=azurite.connection_string)
+    host = LocalHost(function_app.app, port=0, run_timers=False, storage=storage, function_key=KEY)
     url = host.start()
     yield url
     host.stop()

@@ -154,6 +154,31 @@ variable "certificate_event_function" {
   nullable    = false
 }
 
+variable "drift_events_enabled" {
+  type        = bool
+  description = "Optional. Subscribe the app to subscription-level resource events (platform resource group) and the AKS cluster's system-topic events for drift detection and version bumps. Also needs certificate_events_enabled (the app code deployed)."
+  default     = true
+  nullable    = false
+}
+
+variable "drift_event_functions" {
+  type = object({
+    resources = string
+    cluster   = string
+  })
+  description = "Optional. Names of the Event Grid triggered functions for resource events and AKS cluster events."
+  default = {
+    resources = "resource_events"
+    cluster   = "aks_events"
+  }
+  nullable = false
+
+  validation {
+    condition     = length(var.drift_event_functions.resources) > 0 && length(var.drift_event_functions.cluster) > 0
+    error_message = "Both function names must be non-empty."
+  }
+}
+
 variable "tags" {
   type        = map(string)
   description = "Optional. Tags applied to every resource."

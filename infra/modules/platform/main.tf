@@ -150,6 +150,11 @@ module "keyvault" {
   tags                       = local.tags
 }
 
+# The automation's own work queues (drift: GitLab webhook events, debounced drift checks).
+locals {
+  automation_queues = ["gitlab-events", "drift-checks"]
+}
+
 module "storage" {
   source = "../storage"
 
@@ -157,8 +162,8 @@ module "storage" {
   location                   = local.p.location
   resource_group_name        = azurerm_resource_group.platform.name
   replication_type           = local.p.storage.replication_type
-  inference_queues           = [for pool in local.p.gpu_pools : pool.inference_queue]
-  state_tables               = ["dedup", "audit", "certrevocations"]
+  inference_queues           = concat([for pool in local.p.gpu_pools : pool.inference_queue], local.automation_queues)
+  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings"]
   containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {

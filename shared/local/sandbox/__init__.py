@@ -36,6 +36,30 @@ class Sandbox:
         self.gitlab = GitLabEmulator(platform)
         # The nodes the API server lists follow the pools' counts (the autoscaler included), as in AKS.
         self.arm.link_kubernetes(self.kubernetes)
+        self._wire_gitops()
+
+    def _wire_gitops(self) -> None:
+        """Git is the source of truth in the sandbox too: the GitLab tree holds this environment's
+        platform.yaml (drift adopts into it), and the emulated Flux applies the default branch's head."""
+        from shared.platform import APP_ROOT
+
+        gl = self.platform.gitlab
+        path = f"infra/envs/{self.platform.name}/platform.yaml"
+        if self.gitlab.file(gl.default_branch, path) is None:
+            source = APP_ROOT / path
+            if source.is_file():
+                self.gitlab.push(gl.default_branch, {path: source.read_text(encoding="utf-8")},
+                                 "Platform facts", author="Platform Core")
+        head = self.gitlab.head(gl.default_branch)
+        for kind in ("gitrepositories", "kustomizations"):
+            for obj in self.kubernetes.objects.get((self._flux_gv(kind), kind), {}).values():
+                self.kubernetes._follow_source_revision(obj, kind, head)
+        self.kubernetes.source_head = lambda: self.gitlab.head(gl.default_branch)
+
+    @staticmethod
+    def _flux_gv(kind: str) -> str:
+        return {"gitrepositories": "source.toolkit.fluxcd.io/v1",
+                "kustomizations": "kustomize.toolkit.fluxcd.io/v1"}[kind]
 
     @property
     def emulators(self) -> dict[str, Emulator]:

@@ -303,6 +303,23 @@ class ArmEmulator(Emulator):
         with self.lock:
             self._next_failure = {"code": code, "message": message}
 
+    def _control(self, request: Request) -> Response:
+        """Besides faults: ``POST /_sandbox/drift`` ``{"pool": "h100", "maxCount": 8}`` changes a pool's
+        properties as a portal edit would (``{"cluster": {"kubernetesVersion": "1.33"}}`` the cluster's)."""
+        if request.path == "/_sandbox/drift" and request.method == "POST":
+            body = request.json() or {}
+            if not isinstance(body, dict):
+                return Response(400, {"error": "expected a JSON object"})
+            if isinstance(body.get("cluster"), dict):
+                with self.lock:
+                    self._cluster["properties"].update(body["cluster"])
+                return Response(200, copy.deepcopy(self._cluster))
+            name = body.pop("pool", None)
+            if name not in self._pools:
+                return Response(404, {"error": f"no pool {name!r}"})
+            return Response(200, self.set_pool(name, **body))
+        return super()._control(request)
+
     # -- framework hooks ----------------------------------------------------------------------
 
     def routes(self) -> None:

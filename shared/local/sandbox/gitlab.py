@@ -68,6 +68,10 @@ class GitLabEmulator(Emulator):
         self.merge_requests: dict[int, dict[str, Any]] = {}
         self._counter = itertools.count(1)
         self._mr_ids = itertools.count(1001)
+        #: Where pushes and merges are announced (a project webhook), and the secret it sends.
+        self.webhook_url: str | None = None
+        self.webhook_token = "sandbox-gitlab-webhook-secret"  # noqa: S105 - a sandbox value
+        self.deliveries: list[tuple[str, int]] = []
         super().__init__()
         self._seed: dict[str, str | None] = dict(files) if files is not None else self._seed_files()
         self.reset()
@@ -85,7 +89,7 @@ class GitLabEmulator(Emulator):
             self.push(self.default_branch, self._seed, "Initial GitOps layout", create_branch=True)
 
     def settings_env(self) -> dict[str, str]:
-        return {"GITLAB_URL": self.base_url, "GITLAB_TOKEN": self.token}
+        return {"GITLAB_URL": self.base_url, "GITLAB_TOKEN": self.token, "GITLAB_WEBHOOK_SECRET": self.webhook_token}
 
     # -- helpers for tests and the sandbox ----------------------------------------------------
 
@@ -107,7 +111,65 @@ class GitLabEmulator(Emulator):
             commit = self._new_commit([head] if head else [], tree, message, author,
                                       f"{author.split()[0].lower()}@example.com", changed)
             self.branches[branch] = commit.id
-            return commit.id
+        self._announce("Push Hook", self._push_hook(branch, head, commit))
+        return commit.id
+
+    # -- webhooks (docs.gitlab.com/user/project/integrations/webhook_events) ----------------------
+
+    def _push_hook(self, branch: str, before: str | None, commit: GitCommit) -> dict[str, Any]:
+        return {
+            "object_kind": "push", "event_name": "push", "before": before or "0" * 40, "after": commit.id,
+            "ref": f"refs/heads/{branch}", "checkout_sha": commit.id, "user_name": commit.author_name,
+            "user_email": commit.author_email, "project_id": self.project_id,
+            "project": {"id": self.project_id, "path_with_namespace": self.project_path,
+                        "default_branch": self.default_branch, "web_url": self.web_url},
+            "commits": [{"id": commit.id, "message": commit.message, "title": commit.message.split("\n")[0],
+                         "timestamp": commit.created_at, "author": {"name": commit.author_name,
+                                                                    "email": commit.author_email},
+                         "added": [], "modified": sorted(commit.changed), "removed": []}],
+            "total_commits_count": 1, "repository": {"name": self.project_path.rsplit("/", 1)[-1]},
+        }
+
+    def _announce(self, event: str, payload: dict[str, Any]) -> None:
+        """POST the hook as GitLab does (X-Gitlab-Event, X-Gitlab-Token, event UUID), off the caller's thread."""
+        url = self.webhook_url
+        if not url:
+            return
+        import threading
+        import uuid
+
+        import requests
+
+        def deliver() -> None:
+            headers = {"X-Gitlab-Event": event, "X-Gitlab-Token": self.webhook_token,
+                       "X-Gitlab-Event-UUID": str(uuid.uuid4()), "Idempotency-Key": str(uuid.uuid4()),
+                       "X-Gitlab-Instance": self.base_url, "User-Agent": "GitLab/17.11.2"}
+            try:
+                status = requests.post(url, json=payload, headers=headers, timeout=10).status_code
+            except requests.RequestException:  # a failing hook is recorded, as GitLab shows it in the hook's log
+                status = 0
+            with self.lock:
+                self.deliveries.append((event, status))
+
+        threading.Thread(target=deliver, name="gitlab-webhook", daemon=True).start()
+
+    def _control(self, request: Request) -> Response:
+        """Besides faults: ``POST /_sandbox/push`` ``{"branch": "main", "files": {"path": "content"},
+        "author": "Jane Doe"}`` commits as a human's ``git push`` would (and announces it to the webhook);
+        ``POST /_sandbox/merge`` ``{"iid": 1}`` merges a merge request; ``POST /_sandbox/webhook``
+        ``{"url": "..."}`` sets where events go."""
+        body = request.json() if request.method == "POST" else None
+        if request.path == "/_sandbox/push" and isinstance(body, dict) and isinstance(body.get("files"), dict):
+            sha = self.push(body.get("branch") or self.default_branch, body["files"],
+                            body.get("message") or "Change by a human", author=body.get("author") or "Jane Doe")
+            return Response(201, {"id": sha})
+        if request.path == "/_sandbox/merge" and isinstance(body, dict):
+            self.merge(int(body.get("iid", 0)))
+            return Response(200, {"merged": body.get("iid")})
+        if request.path == "/_sandbox/webhook" and isinstance(body, dict):
+            self.webhook_url = body.get("url") or None
+            return Response(200, {"url": self.webhook_url})
+        return super()._control(request)
 
     def head(self, branch: str) -> str:
         with self.lock:
@@ -124,6 +186,12 @@ class GitLabEmulator(Emulator):
             mr = self.merge_requests[iid]
             self.branches[mr["target_branch"]] = self.branches[mr["source_branch"]]
             mr.update(state="merged", merged_at=iso(utc_now()), updated_at=iso(utc_now()))
+            payload = {"object_kind": "merge_request", "event_type": "merge_request",
+                       "project": {"id": self.project_id, "path_with_namespace": self.project_path,
+                                   "default_branch": self.default_branch},
+                       "object_attributes": {**self._mr_json(mr), "action": "merge",
+                                             "merge_commit_sha": self.branches[mr["target_branch"]]}}
+        self._announce("Merge Request Hook", payload)
 
     def _seed_files(self) -> dict[str, str | None]:
         """The project's tree as the repository holds it: the real ``gitops/`` and ``infra/`` of this checkout."""
@@ -166,6 +234,7 @@ class GitLabEmulator(Emulator):
         ("GET", ("projects", "*", "repository", "commits"), "list_commits"),
         ("POST", ("projects", "*", "repository", "commits"), "create_commit"),
         ("GET", ("projects", "*", "repository", "commits", "*"), "get_commit"),
+        ("GET", ("projects", "*", "repository", "compare"), "compare"),
         ("GET", ("projects", "*", "merge_requests"), "list_merge_requests"),
         ("POST", ("projects", "*", "merge_requests"), "create_merge_request"),
         ("GET", ("projects", "*", "merge_requests", "*"), "get_merge_request"),
@@ -379,6 +448,24 @@ class GitLabEmulator(Emulator):
     def list_commits(self, request: Request) -> Response:
         head = self._resolve(request.query.get("ref_name") or self.default_branch)
         return self._paged(request, [self._commit_json(self.commits[s]) for s in self._ancestors(head.id)])
+
+    def compare(self, request: Request) -> Response:
+        """``GET /projects/:id/repository/compare?from=&to=``: the commits of ``to`` not reachable from
+        ``from`` (oldest first) and the files they changed
+        (docs.gitlab.com/api/repositories/#compare-branches-tags-or-commits)."""
+        base, head = self._resolve(request.query.get("from")), self._resolve(request.query.get("to"))
+        known = set(self._ancestors(base.id))
+        fresh = [sha for sha in self._ancestors(head.id) if sha not in known]
+        fresh.reverse()
+        changed = sorted({p for sha in fresh for p in self.commits[sha].changed})
+        diffs = [{"old_path": p, "new_path": p, "a_mode": "100644", "b_mode": "100644", "diff": "",
+                  "new_file": p not in base.tree, "renamed_file": False, "deleted_file": p not in head.tree}
+                 for p in changed]
+        return Response(200, {
+            "commit": self._commit_json(head) if fresh else None,
+            "commits": [self._commit_json(self.commits[sha]) for sha in fresh], "diffs": diffs,
+            "compare_timeout": False, "compare_same_ref": base.id == head.id,
+            "web_url": f"{self.web_url}/-/compare/{base.id}...{head.id}"})
 
     def create_commit(self, request: Request) -> Response:
         body = request.json()

@@ -255,6 +255,8 @@ class KubernetesEmulator(Emulator):
         self._timers: list[threading.Timer] = []
         self._initial = (reconcile_delay, simulate_flux, system_nodes, system_vm_size, dict(gpu_nodes or {}))
         self._declared = flux_objects(platform.name, self.repository_root)
+        #: Set by the sandbox: the default branch's head in the GitLab emulator (Flux fetches it on reconcile).
+        self.source_head: Any = None
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
 
@@ -369,6 +371,52 @@ class KubernetesEmulator(Emulator):
             nodes = self.objects.get(("v1", "nodes"), {})
             for key in [k for k, n in nodes.items() if n["metadata"]["name"] in set(names)]:
                 del nodes[key]
+
+    def _control(self, request: Request) -> Response:
+        """Besides faults: ``POST /_sandbox/drift`` ``{"kind": "kustomizations", "name": "apps",
+        "suspend": true}`` or ``{"name": "apps", "fail": "kustomize build failed"}`` (Ready=False) or
+        ``{"name": "apps", "stalled": "..."}``: the Flux states drift detection reports."""
+        if request.path == "/_sandbox/drift" and request.method == "POST":
+            body = request.json() or {}
+            if not isinstance(body, dict):
+                return Response(400, {"error": "expected a JSON object"})
+            plural = body.get("kind", "kustomizations")
+            gv = next((g for g, p in self.resources if p == plural and g.split("/")[0] in FLUX_GROUPS), None)
+            with self.lock:
+                obj = self.objects.get((gv, plural), {}).get((body.get("namespace", "flux-system"), body.get("name")))
+                if obj is None:
+                    return Response(404, {"error": f"no {plural} {body.get('name')!r}"})
+                if "suspend" in body:
+                    obj.setdefault("spec", {})["suspend"] = bool(body["suspend"])
+                    obj["metadata"]["generation"] = obj["metadata"].get("generation", 1) + 1
+                for key, condition in (("fail", "Ready"), ("stalled", "Stalled")):
+                    if key in body:
+                        conditions = [c for c in obj.setdefault("status", {}).get("conditions", [])
+                                      if c.get("type") != condition]
+                        conditions.append({"type": condition, "status": "True" if key == "stalled" else "False",
+                                           "reason": "BuildFailed", "message": str(body[key]),
+                                           "lastTransitionTime": iso(utc_now()).split(".")[0] + "Z"})
+                        obj["status"]["conditions"] = conditions
+                self._rv += 1
+                obj["metadata"]["resourceVersion"] = str(self._rv)
+                return Response(200, copy.deepcopy(obj))
+        return super()._control(request)
+
+    def _follow_source(self, gv: str, plural: str, obj: dict[str, Any]) -> None:
+        """On a reconcile, the emulated source-controller fetches ``source_head()`` and the
+        kustomize-controller applies it (when the sandbox wires this emulator to the GitLab one)."""
+        head = self.source_head() if self.source_head is not None else None
+        if not head or obj.get("spec", {}).get("suspend"):
+            return
+        self._follow_source_revision(obj, plural, head)
+
+    def _follow_source_revision(self, obj: dict[str, Any], plural: str, head: str) -> None:
+        revision = f"{self.platform.gitlab.default_branch}@sha1:{head}"
+        status = obj.setdefault("status", {})
+        if plural == "gitrepositories":
+            status.setdefault("artifact", {})["revision"] = revision
+        elif plural == "kustomizations":
+            status["lastAppliedRevision"] = status["lastAttemptedRevision"] = revision
 
     # -- routes -------------------------------------------------------------------------------
 
@@ -667,6 +715,7 @@ class KubernetesEmulator(Emulator):
         if requested:
             status["lastHandledReconcileAt"] = requested
         status["observedGeneration"] = obj["metadata"].get("generation", 1)
+        self._follow_source(gv, plural, obj)
         now = iso(utc_now()).split(".")[0] + "Z"
         for cond in status.get("conditions", []):
             if cond.get("type") == "Ready":
