@@ -199,8 +199,8 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
     return code
 
 
-from shared import cli_scaling  # noqa: E402,F401 - registers `platformctl scaling` (GPU pools)
-from shared import cli_drift  # noqa: E402, F401 - registers "drift"
+# Command modules register themselves on import (they import `command` and COMMAND_OPTIONS from here).
+from shared import cli_drift, cli_scaling  # noqa: E402, F401 - `platformctl drift`, `platformctl scaling`
 
 if __name__ == "__main__":
     sys.exit(main())
