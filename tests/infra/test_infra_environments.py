@@ -243,7 +243,7 @@ def test_the_composition_passes_platform_facts_to_the_modules():
     assert calls["aks"]["zones"] == "${local.p.cluster.zones}"
     assert calls["aks"]["gpu_pools"] == "${local.p.gpu_pools}"
     assert "inference_queue" in calls["storage"]["inference_queues"]
-    assert calls["storage"]["state_tables"] == ["dedup", "audit", "certrevocations"]
+    assert calls["storage"]["state_tables"] == ["dedup", "audit", "certrevocations", "gpuscaling"]
     assert calls["storage"]["containers"] == "${local.storage_containers}"
     platform_locals = module_locals(MODULES_DIR / "platform")
     assert "leases" in platform_locals["automation_containers"]
