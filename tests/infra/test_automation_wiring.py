@@ -26,7 +26,7 @@ def _app_setting_names() -> set[str]:
     """Names the module's `app_settings` local sets, read from its rendered merge(...) expression, plus the
     names of the Key Vault reference settings (a `for` over var.key_vault_secret_settings)."""
     expression = module_locals(AUTOMATION)["app_settings"]
-    names = set(re.findall(r"(?m)^\s*(\w+)\s*=", expression))
+    names = set(re.findall(r"[{,]\s*(\w+)\s*=(?!=)", expression))
     names |= set(blocks(AUTOMATION, "variable")["key_vault_secret_settings"]["default"])
     return names - {"__comments__", "__inline_comments__"}
 
@@ -82,7 +82,7 @@ def test_the_setting_check_sees_the_gpu_scaling_schedule(functions):
 )
 def test_the_gpu_scaling_switches_are_app_settings_from_module_variables(setting):
     expression = module_locals(AUTOMATION)["app_settings"]
-    assert re.search(rf"(?m)^\s*{setting}\s*=\s*(tostring\()?(var|local)\.gpu_scaling_", expression), setting
+    assert re.search(rf"[{{,]\s*{setting}\s*=\s*(tostring\()?(var|local)\.gpu_scaling_", expression), setting
 
 
 def test_the_gpu_scaling_defaults_are_values_the_app_accepts():
