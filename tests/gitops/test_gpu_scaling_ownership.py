@@ -65,12 +65,17 @@ def scalers_of(objs: list[dict], namespace: str, name: str) -> list[dict]:
     return found
 
 
+# KEDA (ScaledObject.NeedToBePausedByAnnotation) parses the annotation with Go's strconv.ParseBool; a value
+# that is not a boolean also pauses.
+PARSE_BOOL_FALSE = {"0", "f", "F", "false", "FALSE", "False"}
+
+
 def sets_replicas(scaler: dict) -> bool:
     """A paused ScaledObject leaves replicas alone (KEDA removes its HPA); paused-replicas pins them."""
     annotations = scaler["metadata"].get("annotations") or {}
-    if scaler["kind"] == "ScaledObject" and annotations.get(PAUSED) == "true" and PAUSED_REPLICAS not in annotations:
-        return False
-    return True
+    if scaler["kind"] != "ScaledObject" or PAUSED_REPLICAS in annotations:
+        return True
+    return PAUSED not in annotations or annotations[PAUSED] in PARSE_BOOL_FALSE
 
 
 def test_prd_is_the_environment_where_the_function_only_decides():
@@ -115,10 +120,11 @@ def test_a_serving_deployment_the_function_does_not_size_is_sized_by_exactly_one
         ({"kind": "ScaledObject", "metadata": {}}, True),
         ({"kind": "ScaledObject", "metadata": {"annotations": {PAUSED: "true"}}}, False),
         ({"kind": "ScaledObject", "metadata": {"annotations": {PAUSED: "false"}}}, True),
+        ({"kind": "ScaledObject", "metadata": {"annotations": {PAUSED: "yes"}}}, False),
         ({"kind": "ScaledObject", "metadata": {"annotations": {PAUSED: "true", PAUSED_REPLICAS: "2"}}}, True),
         ({"kind": "HorizontalPodAutoscaler", "metadata": {"annotations": {PAUSED: "true"}}}, True),
     ],
-    ids=["active", "paused", "paused-false", "paused-replicas-pins", "hpa"],
+    ids=["active", "paused", "paused-false", "not-a-boolean-pauses", "paused-replicas-pins", "hpa"],
 )
 def test_only_a_paused_scaled_object_leaves_replicas_alone(scaler, sets):
     assert sets_replicas(scaler) is sets
