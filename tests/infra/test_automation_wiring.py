@@ -78,7 +78,8 @@ def test_the_setting_check_sees_the_gpu_scaling_schedule(functions):
 
 
 @pytest.mark.parametrize(
-    "setting", ["GPU_SCALING_SCHEDULE", "GPU_SCALING_ENABLED", "GPU_SCALING_DRY_RUN", "GPU_SCALING_DRAIN_TIMEOUT_SECONDS"]
+    "setting",
+    ["GPU_SCALING_SCHEDULE", "GPU_SCALING_ENABLED", "GPU_SCALING_DRY_RUN", "GPU_SCALING_DRAIN_TIMEOUT_SECONDS"],
 )
 def test_the_gpu_scaling_switches_are_app_settings_from_module_variables(setting):
     expression = module_locals(AUTOMATION)["app_settings"]
