@@ -184,7 +184,7 @@ def allows(rules, namespace, group, resource, verb, name=None) -> bool:
 
 def test_the_scaling_code_makes_the_calls_this_check_expects():
     assert cluster_calls() == {("", "nodes", "list"), ("", "nodes", "patch"), ("", "pods", "list"),
-                               ("", "pods", "patch"), ("apps", "deployments", "patch")}
+                               ("", "pods", "patch"), ("apps", "deployments", "get"), ("apps", "deployments", "patch")}
 
 
 @pytest.mark.parametrize("env", ENVS)
