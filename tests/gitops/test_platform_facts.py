@@ -175,7 +175,7 @@ def test_vllm_scales_on_the_h100_inference_queue_of_the_platform_storage_account
     auth = one(objs, "TriggerAuthentication", trigger["authenticationRef"]["name"])
     assert auth["spec"]["podIdentity"]["provider"] == "azure-workload"
     target = one(objs, "Deployment", so["spec"]["scaleTargetRef"]["name"])
-    assert "replicas" not in target["spec"], "KEDA owns replicas; Flux must not set them"
+    assert "replicas" not in target["spec"], "gpu_scaling (or KEDA where it only decides) owns replicas; Flux must not"
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -62,6 +62,9 @@ locals {
     # vLLM's static blobfuse2 volume (container `models`) authenticates as the kubelet identity
     # (AzureStorageIdentityClientID), which has Storage Blob Data Reader on that container only.
     KUBELET_CLIENT_ID = azurerm_kubernetes_cluster.this.kubelet_identity[0].client_id
+    # The automation app's managed identity, the subject of the Kubernetes RBAC that lets its gpu_scaling
+    # function cordon GPU nodes and size the serving Deployment (gitops/apps/base/vllm/gpu-scaling-rbac.yaml).
+    AUTOMATION_PRINCIPAL_ID = var.automation_principal_id
   }
   flux_platform_substitute = local.flux_platform_variables
 }

@@ -332,6 +332,17 @@ variable "flux" {
   }
 }
 
+variable "automation_principal_id" {
+  type        = string
+  description = "Required. Object (principal) ID of the automation app's managed identity. Substituted into gitops as AUTOMATION_PRINCIPAL_ID: Kubernetes RBAC names an Entra service principal by its object ID, and the gitops RoleBindings grant it what GPU scaling does in the cluster (cordon nodes, set the serving Deployment's replicas)."
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", var.automation_principal_id))
+    error_message = "automation_principal_id must be an Entra object ID (a lowercase GUID)."
+  }
+}
+
 variable "workload_identities" {
   type = map(object({
     identity_id     = string

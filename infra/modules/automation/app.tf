@@ -1,4 +1,16 @@
 locals {
+  # Where the GPU scaling function only decides and audits (dry run) unless gpu_scaling_dry_run says
+  # otherwise. prd runs in shadow first: its decisions are audited against real demand while KEDA and the
+  # cluster autoscaler keep sizing prd (gitops/apps/prd-uaenorth keeps the ScaledObject active; the
+  # overlays and this map are cross-checked by tests/gitops/test_gpu_scaling_ownership.py). dev and stg
+  # let the function act, so the policy is proven there before prd hands it the pools.
+  gpu_scaling_dry_run_by_tier = {
+    dev = false
+    stg = false
+    prd = true
+  }
+  gpu_scaling_dry_run = coalesce(var.gpu_scaling_dry_run, local.gpu_scaling_dry_run_by_tier[split("-", var.environment)[0]])
+
   app_settings = merge(
     var.app_settings,
     {
@@ -11,6 +23,12 @@ locals {
       AZURE_CLIENT_ID                  = azurerm_user_assigned_identity.app.client_id
       # Application Insights accepts telemetry only with an Entra ID token.
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING = "ClientId=${azurerm_user_assigned_identity.app.client_id};Authorization=AAD"
+      # GPU scaling (functions/gpu_scaling.py): the timer's schedule is the binding expression
+      # %GPU_SCALING_SCHEDULE%; an app without the setting has the function in error (never runs).
+      GPU_SCALING_SCHEDULE              = var.gpu_scaling_schedule
+      GPU_SCALING_ENABLED               = tostring(var.gpu_scaling_enabled)
+      GPU_SCALING_DRY_RUN               = tostring(local.gpu_scaling_dry_run)
+      GPU_SCALING_DRAIN_TIMEOUT_SECONDS = tostring(var.gpu_scaling_drain_timeout_seconds)
     },
     {
       for setting, secret in var.key_vault_secret_settings :

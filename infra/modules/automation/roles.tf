@@ -3,19 +3,22 @@ locals {
 }
 
 # Scaling GPU pools: read and write agent pools of one cluster, nothing else of AKS (no cluster
-# settings, no admin credentials). The user credential only carries the API server URL and the
+# settings, no admin credentials). A scale-down removes exactly the machines it drained
+# (POST .../agentPools/{pool}/deleteMachines, the adapter's begin_delete_machines): its own action, which
+# agentPools/write does not include, and no built-in role short of Contributor-like ones grants it alone. The user credential only carries the API server URL and the
 # cluster CA (Entra ID clusters put no secret in it): the Kubernetes adapter needs both to reach the
 # API server. Built-in roles all grant more.
 resource "azurerm_role_definition" "node_pool_scaler" {
   name        = "Platform node pool scaler (${var.environment})"
   scope       = local.cluster_resource_group_id
-  description = "Read the cluster and read/update its agent pools (min/max count). Used by the Platform Core automation app."
+  description = "Read the cluster, read/update its agent pools (min/max count) and delete drained machines. Used by the Platform Core automation app."
 
   permissions {
     actions = [
       "Microsoft.ContainerService/managedClusters/read",
       "Microsoft.ContainerService/managedClusters/agentPools/read",
       "Microsoft.ContainerService/managedClusters/agentPools/write",
+      "Microsoft.ContainerService/managedClusters/agentPools/deleteMachines/action",
       "Microsoft.ContainerService/managedClusters/listClusterUserCredential/action",
     ]
     not_actions = []

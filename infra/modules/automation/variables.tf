@@ -185,3 +185,41 @@ variable "tags" {
   default     = {}
   nullable    = false
 }
+
+variable "gpu_scaling_schedule" {
+  type        = string
+  description = "Optional. NCRONTAB schedule (six fields, seconds first) of the gpu_scaling timer, the app setting GPU_SCALING_SCHEDULE its binding reads. Every 15 s by default: a GPU node takes minutes to serve, so a tick is cheap next to being late."
+  default     = "*/15 * * * * *"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[0-9*/,-]+( [0-9A-Za-z*/,-]+){5}$", var.gpu_scaling_schedule))
+    error_message = "gpu_scaling_schedule must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}), e.g. */15 * * * * *."
+  }
+}
+
+variable "gpu_scaling_enabled" {
+  type        = bool
+  description = "Optional. The environment's kill switch for GPU scaling (app setting GPU_SCALING_ENABLED): false leaves every pool and the serving Deployments alone; decisions are still logged."
+  default     = true
+  nullable    = false
+}
+
+variable "gpu_scaling_dry_run" {
+  type        = bool
+  description = "Optional. GPU scaling decides and audits without changing anything (app setting GPU_SCALING_DRY_RUN). null: the environment tier's default, true in prd (shadow mode while KEDA sizes prd), false in dev and stg. Switching prd to false needs the prd ScaledObject paused in gitops in the same change."
+  default     = null
+  nullable    = true
+}
+
+variable "gpu_scaling_drain_timeout_seconds" {
+  type        = number
+  description = "Optional. Seconds a cordoned GPU node may keep serving its requests before its machine is deleted anyway (app setting GPU_SCALING_DRAIN_TIMEOUT_SECONDS)."
+  default     = 600
+  nullable    = false
+
+  validation {
+    condition     = var.gpu_scaling_drain_timeout_seconds >= 0 && var.gpu_scaling_drain_timeout_seconds <= 3600
+    error_message = "gpu_scaling_drain_timeout_seconds must be between 0 and 3600 (the app refuses anything else)."
+  }
+}

@@ -102,6 +102,8 @@ module "aks" {
   log_analytics_workspace_id = module.monitoring.log_analytics_workspace_id
   monitor_workspace_id       = module.monitoring.monitor_workspace_id
 
+  # Kubernetes RBAC subject of the automation app (gitops/apps/base/vllm/gpu-scaling-rbac.yaml).
+  automation_principal_id = module.automation.identity.principal_id
   flux = {
     repository_url   = local.flux_repository_url
     branch           = local.p.gitlab.default_branch
@@ -163,7 +165,7 @@ module "storage" {
   resource_group_name        = azurerm_resource_group.platform.name
   replication_type           = local.p.storage.replication_type
   inference_queues           = concat([for pool in local.p.gpu_pools : pool.inference_queue], local.automation_queues)
-  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings"]
+  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling"]
   containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {

@@ -330,6 +330,8 @@ def tick_pool(ctx: Any, pool: GpuPool, *, now: dt.datetime, switches: Switches,
             carried = _replace(carried, policy=decision.state)
         else:
             result, carried = act(ctx, pool, reading, decision, carried, switches, dry, inputs)
+            if not dry and carried.drain is None:
+                _raise_serving_replicas(ctx, pool, reading, result)
         carried = _replace(carried, last={"at": now.isoformat(), "target": result.target, "reason": result.reason,
                                           "message": result.message, "action": result.action})
         save_carried(ctx.storage, env, pool.name, carried)
@@ -386,6 +388,38 @@ def act(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carri
     if decision.target < decision.current:
         return _start_drain(ctx, pool, reading, decision, carried, dry, inputs)
     return _result(pool, decision, "none", inputs), carried
+
+
+def _raise_serving_replicas(ctx: Any, pool: GpuPool, reading: PoolReading, result: TickResult) -> None:
+    """New nodes get pods: the serving Deployment has (at least) one pod per node the pool has or is getting
+    that is not being drained. Only raised here; a scale-down lowers it when it cordons (``_start_drain``), so
+    the ReplicaSet removes exactly the pods on the drained nodes. Pods asked for ahead of their node wait
+    Pending and start when it is Ready (the cluster autoscaler counts the nodes already on their way)."""
+    serving = _serving_of(ctx.platform, pool)
+    if serving is None or reading.nodes is None:
+        return
+    namespace, name = serving
+    cordoned = sum(1 for n in reading.nodes if n.cordoned)
+    want = max(len(reading.serving), reading.desired - cordoned, result.target if result.action == "scale" else 0)
+    try:
+        deployment = ctx.cluster.get("apps/v1", "deployments", name, namespace)
+        if deployment is None:
+            log.warning("serving deployment %s/%s not found: replicas left alone", namespace, name)
+            return
+        # The API server defaults an unset replicas to 1.
+        current = (deployment.get("spec") or {}).get("replicas", 1)
+        if current >= want:
+            return
+        env = ctx.platform.name
+        mutate(ctx, actor=ACTOR, action="replicas", target=f"deployment/{env}/{namespace}/{name}",
+               reason=result.reason, inputs={"replicas": want, "was": current, "pool": pool.name},
+               lease_seconds=15,
+               change=lambda: ctx.cluster.patch_merge("apps/v1", "deployments", name, {"spec": {"replicas": want}},
+                                                      namespace))
+    except PlatformError as exc:
+        # The pool's change stands; the replicas are raised again next tick.
+        log.warning("serving deployment %s/%s: replicas not raised to %d: %s", namespace, name, want, exc.code,
+                    extra={"pool": pool.name, "error_code": exc.code})
 
 
 def _start_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carried: Carried,

@@ -35,6 +35,13 @@ resource "azurerm_user_assigned_identity" "keda" {
   resource_group_name = module.prerequisites.resource_group_name
 }
 
+# Stands in for the automation app's identity (modules/automation), the subject of the gitops RBAC for GPU scaling.
+resource "azurerm_user_assigned_identity" "automation" {
+  name                = "id-aks-platform-example-automation"
+  location            = module.prerequisites.location
+  resource_group_name = module.prerequisites.resource_group_name
+}
+
 module "aks" {
   source = "../.."
 
@@ -67,6 +74,7 @@ module "aks" {
     branch         = "main"
     path           = "gitops/clusters/dev-uaenorth"
   }
+  automation_principal_id = azurerm_user_assigned_identity.automation.principal_id
   workload_identities = {
     keda = {
       identity_id     = azurerm_user_assigned_identity.keda.id
