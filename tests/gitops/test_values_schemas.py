@@ -33,6 +33,16 @@ class ChartRecord:
     close_objects: bool
     values_key: str | None = None  # subcharts only: where their values sit in the parent's
     condition: str | None = None  # subcharts only: the values path that enables them (Chart.yaml condition)
+    values_path: str | None = None  # derived only: the subtree of the values the schema describes
+
+
+@dataclass(frozen=True)
+class ChartChecks:
+    """Everything index.yaml says to check of one chart version's values."""
+
+    chart: ChartRecord
+    subcharts: tuple[ChartRecord, ...]
+    derived: tuple[ChartRecord, ...]
 
 
 @cache
@@ -40,17 +50,20 @@ def index() -> dict:
     return yaml.safe_load((VALUES_SCHEMAS / "index.yaml").read_text())
 
 
-def record_of(entry: dict) -> ChartRecord:
-    return ChartRecord(chart=entry["chart"], version=str(entry["version"]), schema=entry.get("schema"),
+def record_of(entry: dict, parent: dict | None = None) -> ChartRecord:
+    owner = entry if "chart" in entry else parent
+    return ChartRecord(chart=owner["chart"], version=str(owner["version"]), schema=entry.get("schema"),
                        close_objects=bool(entry.get("close_objects", False)), values_key=entry.get("values_key"),
-                       condition=entry.get("condition"))
+                       condition=entry.get("condition"), values_path=entry.get("values_path"))
 
 
 @cache
-def records() -> dict[tuple[str, str], tuple[ChartRecord, tuple[ChartRecord, ...]]]:
-    """(chart, version) -> (the chart's record, its subcharts' records)."""
-    return {(e["chart"], str(e["version"])): (record_of(e), tuple(record_of(s) for s in e.get("subcharts", [])))
-            for e in index()["charts"]}
+def records() -> dict[tuple[str, str], ChartChecks]:
+    """(chart, version) -> what to check of its values."""
+    return {(e["chart"], str(e["version"])): ChartChecks(
+        chart=record_of(e), subcharts=tuple(record_of(s) for s in e.get("subcharts", [])),
+        derived=tuple(record_of(d, parent=e) for d in e.get("derived", [])))
+        for e in index()["charts"]}
 
 
 def closed(schema):
@@ -93,15 +106,20 @@ def schema_errors(record: ChartRecord, values: dict, prefix: str = "") -> list[s
                             key=lambda e: list(map(str, e.absolute_path)))]
 
 
+def at_path(values: dict, path: str):
+    """The value at a dotted path of the values, or None where any part is missing."""
+    node = values
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def enabled(condition: str | None, values: dict) -> bool:
     """Whether a subchart is on: its condition path in the release's values, unless set, the chart default
     (every subchart listed in index.yaml is on by default)."""
-    node = values
-    for part in (condition or "").split("."):
-        if not isinstance(node, dict) or part not in node:
-            return True
-        node = node[part]
-    return node is not False
+    return not condition or at_path(values, condition) is not False
 
 
 def values_problems(chart: str, version: str, values: dict) -> list[str]:
@@ -110,11 +128,14 @@ def values_problems(chart: str, version: str, values: dict) -> list[str]:
     if (chart, version) not in records():
         return [f"{chart} {version} is neither schema-checked nor recorded as schemaless in "
                 "gitops/schemas/values/index.yaml: look at the chart's source at that tag"]
-    record, subcharts = records()[(chart, version)]
-    problems = schema_errors(record, values)
-    for sub in subcharts:
+    checks = records()[(chart, version)]
+    problems = schema_errors(checks.chart, values)
+    for sub in checks.subcharts:
         if enabled(sub.condition, values):
             problems += schema_errors(sub, values.get(sub.values_key) or {}, prefix=f"{sub.values_key}.")
+    for derived in checks.derived:
+        if (subtree := at_path(values, derived.values_path)) is not None:
+            problems += schema_errors(derived, subtree, prefix=f"{derived.values_path}.")
     return problems
 
 
@@ -136,13 +157,22 @@ def test_the_index_says_of_every_chart_version_whether_it_has_a_schema_and_where
         for e in entry.get("subcharts", []):
             if not (e.get("values_key") and e.get("condition")):
                 problems.append(f"{e['chart']}: a subchart needs values_key and condition")
+        for e in entry.get("derived", []):
+            label = f"{entry['chart']} {entry['version']} {e.get('values_path')}"
+            if not (e.get("values_path") and str(e.get("source", "")).startswith("https://github.com/")):
+                problems.append(f"{label}: a derived schema needs values_path and the source it was taken from")
+            if e.get("schema") != f"{entry['chart']}-{entry['version']}.{e.get('values_path')}.schema.json":
+                problems.append(f"{label}: name the file <chart>-<version>.<values_path>.schema.json")
+            elif not (VALUES_SCHEMAS / e["schema"]).is_file():
+                problems.append(f"{label}: {e['schema']} is missing")
     assert not problems
     keys = [(e["chart"], str(e["version"])) for e in index()["charts"]]
     assert len(keys) == len(set(keys)), "one entry per chart version"
 
 
 def test_every_vendored_values_schema_is_in_the_index():
-    listed = {s["schema"] for e in index()["charts"] for s in (e, *e.get("subcharts", [])) if s.get("schema")}
+    listed = {s["schema"] for e in index()["charts"]
+              for s in (e, *e.get("subcharts", []), *e.get("derived", [])) if s.get("schema")}
     assert {p.name for p in VALUES_SCHEMAS.glob("*.json")} == listed
 
 
@@ -172,6 +202,10 @@ REJECTED = [
      {"node-feature-discovery": {"worker": {"tolerashuns": []}}}),
     ("misplaced toleration field in Node Feature Discovery", "gpu-operator", "v26.7.0",
      {"node-feature-discovery": {"worker": {"tolerations": [{"key": "k", "efect": "NoSchedule"}]}}}),
+    ("an AMD operand toleration in commonConfig, which the chart drops", "gpu-operator-charts", "v1.5.1",
+     {"deviceConfig": {"spec": {"commonConfig": {"tolerations": [{"key": "amd.com/gpu"}]}}}}),
+    ("a misspelt AMD device plugin field", "gpu-operator-charts", "v1.5.1",
+     {"deviceConfig": {"spec": {"devicePlugin": {"enableNodeLabeler": True}}}}),
     ("a chart version nobody looked at", "gateway-helm", "v1.8.4", {}),
 ]
 
@@ -179,6 +213,8 @@ ACCEPTED = [
     ("a schemaless chart's values", "kyverno", "3.9.0", {"anything": {"goes": True}}),
     ("values of a disabled subchart", "gpu-operator", "v26.7.0",
      {"nfd": {"enabled": False}, "node-feature-discovery": {"tolerashuns": []}}),
+    ("AMD operand tolerations where the DeviceConfig has them", "gpu-operator-charts", "v1.5.1",
+     {"deviceConfig": {"spec": {"devicePlugin": {"devicePluginTolerations": [{"key": "amd.com/gpu"}]}}}}),
     ("the NVIDIA chart's own keys, its Node Feature Discovery enabled", "gpu-operator", "v26.7.0",
      {"nfd": {"enabled": True}, "node-feature-discovery": {"worker": {"tolerations": []}}}),
 ]
