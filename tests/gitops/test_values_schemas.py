@@ -4,7 +4,9 @@ Helm validates a release's merged values against the chart's values.schema.json,
 values against the subchart's, before it renders anything. These tests do the same with the schemas vendored in
 gitops/schemas/values/ (index.yaml says which chart versions ship one and which ship none), so that a misplaced
 or misspelt value fails before a reconcile does. A HelmRelease whose chart version is in neither list fails too:
-bumping a pin means looking at the new tag.
+bumping a pin means looking at the new tag. Where a chart ships no values schema but copies a subtree of its
+values into a custom resource whose CRD it ships (the AMD operator's DeviceConfig), that subtree is checked
+against the CRD's schema instead (`derived:` in the index).
 """
 
 from __future__ import annotations
@@ -68,11 +70,13 @@ def records() -> dict[tuple[str, str], ChartChecks]:
 
 def closed(schema):
     """The schema with additionalProperties: false on every object that lists properties and says nothing
-    about others (for charts whose schema is generated from values.yaml but left open)."""
+    about others (for charts whose schema is generated from values.yaml but left open); a CRD's object that
+    keeps unknown fields (x-kubernetes-preserve-unknown-fields) stays open."""
     if isinstance(schema, dict):
         out = {k: closed(v) for k, v in schema.items()}
         if isinstance(schema.get("properties"), dict) and schema["properties"] and \
-                "additionalProperties" not in schema and "patternProperties" not in schema:
+                "additionalProperties" not in schema and "patternProperties" not in schema and \
+                not schema.get("x-kubernetes-preserve-unknown-fields"):
             out["additionalProperties"] = False
         return out
     if isinstance(schema, list):
