@@ -12,6 +12,7 @@ against the CRD's schema instead (`derived:` in the index).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -19,7 +20,7 @@ import jsonschema
 import pytest
 import yaml
 
-from .conftest import ENVS, LAYERS, SCHEMAS, find, name_of
+from .conftest import ENVS, LAYERS, SCHEMAS, find, name_of, platform
 from .test_policies import chart_of
 
 VALUES_SCHEMAS = SCHEMAS / "values"
@@ -148,6 +149,8 @@ def test_the_index_says_of_every_chart_version_whether_it_has_a_schema_and_where
     for entry in index()["charts"]:
         for e in (entry, *entry.get("subcharts", [])):
             label = f"{e['chart']} {e['version']}"
+            if e is entry and "kube_version" not in e:
+                problems.append(f"{label}: kube_version (Chart.yaml kubeVersion at the tag, or null)")
             if ("schema" in e) == ("no_schema" in e):
                 problems.append(f"{label}: exactly one of schema / no_schema")
             if not str(e.get("source", "")).startswith("https://github.com/"):
@@ -232,3 +235,53 @@ def test_values_schemas_reject_misplaced_or_misspelt_values(case, chart, version
 @pytest.mark.parametrize(("case", "chart", "version", "values"), ACCEPTED, ids=[c[0] for c in ACCEPTED])
 def test_values_schemas_accept_what_helm_would(case, chart, version, values):
     assert not values_problems(chart, version, values)
+
+
+# ---------------------------------------------------------------- Chart.yaml kubeVersion against the cluster's
+
+CONSTRAINT_TERM = re.compile(r"(>=|<=|!=|>|<|=|\^|~)?\s*v?(\d+)(?:\.(\d+))?(?:\.(\d+))?(?:-[0-9A-Za-z.-]+)?")
+
+
+def meets(version: str, constraint: str | None) -> bool:
+    """Whether a Kubernetes version ("1.36") meets a chart's kubeVersion constraint, as Helm reads it
+    (Masterminds semver: `||` between alternatives, terms of one alternative all hold; a `-0` suffix only lets
+    pre-releases match). None: the chart sets no constraint."""
+    if constraint is None:
+        return True
+    have = tuple(int(p) for p in [*version.split("."), "0", "0"][:3])
+
+    def holds(op: str, want: tuple[int, int, int]) -> bool:
+        return {">=": have >= want, ">": have > want, "<=": have <= want, "<": have < want, "!=": have != want,
+                "=": have == want, "": have == want,
+                "^": want <= have < (want[0] + 1, 0, 0),
+                "~": want <= have < (want[0], want[1] + 1, 0)}[op]
+
+    return any(all(holds(op or "", (int(a), int(b or 0), int(c or 0)))
+                   for op, a, b, c in CONSTRAINT_TERM.findall(alternative))
+               for alternative in constraint.split("||"))
+
+
+KUBE_VERSION_CASES = [
+    ("no constraint", "1.36", None, True),
+    ("a lower bound met", "1.36", ">= 1.29.0-0", True),
+    ("a lower bound with a v", "1.36", ">=v1.23.0-0", True),
+    ("a lower bound missed", "1.24", ">=1.25.0-0", False),
+    ("caret within the major", "1.36", "^1.25.0-0", True),
+    ("caret past the major", "2.0", "^1.25.0-0", False),
+    ("an upper bound the cluster has passed", "1.36", ">=1.25.0-0 <1.36.0-0", False),
+    ("one alternative holds", "1.36", "<1.20.0 || >=1.30.0", True),
+]
+
+
+@pytest.mark.parametrize(("case", "version", "constraint", "ok"), KUBE_VERSION_CASES,
+                         ids=[c[0] for c in KUBE_VERSION_CASES])
+def test_kube_version_constraints_read_as_helm_reads_them(case, version, constraint, ok):
+    assert meets(version, constraint) is ok, case
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_chart_installs_on_the_environments_kubernetes_version(env):
+    version = str(platform(env)["cluster"]["kubernetes_version"])
+    refused = [f"{e['chart']} {e['version']}: kubeVersion {e['kube_version']!r}" for e in index()["charts"]
+               if not meets(version, e["kube_version"])]
+    assert not refused, f"Helm refuses these charts on Kubernetes {version}: {refused}"
