@@ -102,8 +102,8 @@ def test_every_built_object_validates_against_its_schema(objects, overlay):
 def test_every_custom_resource_schema_is_listed_with_its_version():
     listed = {f"{k['group']}/{k['version']}/{k['kind']}.json" for p in versions()["npm"] for k in p["kinds"]}
     listed |= {f"{k['group']}/{k['version']}/{k['kind']}.json" for k in versions()["handwritten"]}
-    listed |= {v["file"] for v in versions()["values"]}
-    on_disk = {str(p.relative_to(SCHEMAS)) for p in SCHEMAS.rglob("*.json")}
+    # Helm values schemas are listed in values/index.yaml (test_values_schemas.py).
+    on_disk = {str(p.relative_to(SCHEMAS)) for p in SCHEMAS.rglob("*.json") if p.parent != SCHEMAS / "values"}
     assert on_disk == listed
 
 
@@ -178,70 +178,3 @@ BAD_OBJECTS = [
 @pytest.mark.parametrize(("case", "obj"), BAD_OBJECTS, ids=[c for c, _ in BAD_OBJECTS])
 def test_schemas_reject_known_bad_objects(case, obj):
     assert schema_errors(obj), f"{case} was accepted"
-
-
-# ---------------------------------------------------------------- Helm values against the charts' values.schema.json
-
-
-def closed(schema):
-    """The schema with additionalProperties: false on every object that lists properties and says nothing
-    about others (for charts whose schema is generated from values.yaml but left open)."""
-    if isinstance(schema, dict):
-        out = {k: closed(v) for k, v in schema.items()}
-        if isinstance(schema.get("properties"), dict) and schema["properties"] and \
-                "additionalProperties" not in schema and "patternProperties" not in schema:
-            out["additionalProperties"] = False
-        return out
-    if isinstance(schema, list):
-        return [closed(v) for v in schema]
-    return schema
-
-
-@cache
-def values_validator(chart: str, version: str):
-    entry = next((v for v in versions()["values"] if (v["chart"], str(v["version"])) == (chart, version)), None)
-    if entry is None:
-        return None
-    schema = json.loads((SCHEMAS / entry["file"]).read_text())
-    if entry["close_objects"]:
-        schema = closed(schema)
-    return jsonschema.validators.validator_for(schema)(schema)
-
-
-def values_errors(chart: str, version: str, values: dict) -> list[str] | None:
-    validator = values_validator(chart, version)
-    if validator is None:
-        return None
-    return [f"{'.'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:200]}"
-            for e in sorted(validator.iter_errors(values), key=lambda e: list(map(str, e.absolute_path)))]
-
-
-@pytest.mark.parametrize("overlay", [o for o in OVERLAYS if o[0] == "infrastructure/controllers"], ids=overlay_id)
-def test_helm_values_validate_against_the_charts_own_values_schema(objects, overlay):
-    from .test_policies import chart_of
-
-    if overlay not in objects:
-        pytest.skip("overlay does not build (see test_every_overlay_builds)")
-    objs = objects[overlay]
-    checked, failures = set(), {}
-    for hr in (o for o in objs if o["kind"] == "HelmRelease"):
-        chart, version, _ = chart_of(hr, objs)
-        errors = values_errors(chart, version, hr["spec"].get("values") or {})
-        if errors is not None:
-            checked.add(chart)
-            if errors:
-                failures[name_of(hr)] = errors
-    assert not failures, json.dumps(failures, indent=1)
-    assert checked == {v["chart"] for v in versions()["values"]}, "a vendored values schema no release uses"
-
-
-@pytest.mark.parametrize(
-    ("chart", "version", "values"),
-    [("cert-manager", "v1.21.1", {"replicaCount": 2, "webhok": {}}),
-     ("cert-manager", "v1.21.1", {"crds": {"enabled": "yes"}}),
-     ("external-secrets", "2.9.0", {"serviceAccount": {"nmae": "x"}}),
-     ("external-secrets", "2.9.0", {"replicaCount": "two"})],
-    ids=["misspelt cert-manager key", "cert-manager wrong type", "misspelt ESO key", "ESO wrong type"],
-)
-def test_values_schemas_reject_misplaced_or_misspelt_values(chart, version, values):
-    assert values_errors(chart, version, values)
