@@ -75,6 +75,10 @@ class ScalingParameters:
     burst_window_seconds: float = 600.0
     #: seconds; time constant of the measured service time's average
     service_window_seconds: float = 300.0
+    #: ratio; no scale-down while the arrival rate's least-squares line over ``trend_window_seconds``
+    #: rose by more than this share of the current rate (a ramp under way: nodes given back now would
+    #: be needed again before new ones could be ready)
+    rising_share: float = 0.2
     #: ratio; the forecast rate is at most this multiple of the current rate (a ramp, not a spike)
     max_forecast_growth: float = 1.5
     #: square-root staffing factor: slots = a + safety x sqrt(a) for an offered load of a slots
@@ -260,7 +264,8 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
     # nodes that served recent bursts within the SLO are kept while bursts recur: the fewest nodes
     # whose replay of the recent per-tick arrivals (a fluid queue) meets the SLO is a floor to hold
     # (never a reason to add: nodes asked for now come after the burst).
-    burst_need = _burst_need(params, state.arrivals, service, limit=max(current, 1))
+    burst_need = _burst_need(params, _last(state.arrivals, params.burst_window_seconds), service,
+                             limit=max(current, 1))
     keep = max(wanted, min(burst_need, current))
     fig.update(rate_ahead=rate_ahead, staffed_slots=staffed, wanted=wanted, backlog=backlog,
                idle_seconds=idle_for, in_flight_floor=in_flight_floor, burst_need=burst_need)
@@ -298,6 +303,11 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
         return out(current, STABILIZING,
                    f"need {wanted} now, but only {history:.0f}s of history (< {params.stabilization_seconds:.0f}s): "
                    f"holding {current}")
+    rise = fig.get("fitted_slope", 0.0) * params.trend_window_seconds
+    if highest < current and rise > params.rising_share * max(fig.get("fitted_rate", 0.0), 1e-9):
+        return out(current, STABILIZING,
+                   f"need {highest} over the last {params.stabilization_seconds:.0f}s, but arrivals rose "
+                   f"{rise * 60:.0f} req/min over the last {params.trend_window_seconds:.0f}s: holding {current}")
     if highest < current:
         target = max(highest, current - params.max_step_down, in_flight_floor)
         if target < current:
@@ -367,9 +377,14 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
     rate_now = fast_now + max(slope, 0.0) * params.rate_window_seconds
     rate_ahead = fast_now + slope * (params.rate_window_seconds + params.time_to_ready_seconds)
     history = (*state.arrivals, (dt, arrived))
+    # The averages only settle into a ramp's lag after several time constants: early in a ramp they
+    # see too little of it. A least-squares line through the per-tick rates of the trend window sees
+    # a ramp as soon as the window holds one; rising lines only (falling demand is the stabilization
+    # window's business).
+    fitted_now, fitted_slope = _fit_rate(history, params.trend_window_seconds)
     covered = 0.0
     keep_from = len(history)
-    while keep_from > 0 and covered < params.burst_window_seconds:
+    while keep_from > 0 and covered < max(params.burst_window_seconds, params.trend_window_seconds):
         keep_from -= 1
         covered += history[keep_from][0]
     new = replace(state, at=obs.observed_at, since=since, load=load, arrivals=history[keep_from:],
@@ -377,7 +392,34 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
                   service_seconds_total=obs.service_seconds_total, rate_fast=fast, rate_slow=slow, busy=busy,
                   done_rate=done_rate, served_rate=served_rate)
     return new, {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead,
+                 "fitted_rate": fitted_now, "fitted_slope": fitted_slope,
                  "service_seconds": service, "dt": dt, "rate_fast": fast_now, "rate_slow": slow_now}
+
+
+def _fit_rate(history: tuple[tuple[float, float], ...], window: float) -> tuple[float, float]:
+    """(rate at the end, slope) of the least-squares line through per-tick rates of the last ``window`` s,
+    each tick weighted by its length; (0, 0) with fewer than three ticks; a slope not significant is 0."""
+    points: list[tuple[float, float, float]] = []  # (middle time, rate, weight), time 0 = now
+    t = 0.0
+    for dt, n in reversed(history):
+        if t >= window or dt <= 0:
+            break
+        points.append((-(t + dt / 2), n / dt, dt))
+        t += dt
+    if len(points) < 3:
+        return 0.0, 0.0
+    w = sum(p[2] for p in points)
+    mt = sum(p[0] * p[2] for p in points) / w
+    mr = sum(p[1] * p[2] for p in points) / w
+    var = sum(p[2] * (p[0] - mt) ** 2 for p in points)
+    if var <= 0:
+        return mr, 0.0
+    slope = sum(p[2] * (p[0] - mt) * (p[1] - mr) for p in points) / var
+    # A slope within three standard errors of zero is noise (one busy tick at the end of a quiet
+    # window is not a ramp).
+    residual = sum(p[2] * (p[1] - mr - slope * (p[0] - mt)) ** 2 for p in points) / w
+    error = math.sqrt(residual * w / var / max(len(points) - 2, 1))
+    return mr - slope * mt, (slope if abs(slope) > 3 * error else 0.0)
 
 
 def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], ...], service: float,
@@ -409,6 +451,15 @@ def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], 
         else:
             low = mid + 1
     return high
+
+
+def _last(history: tuple[tuple[float, float], ...], window: float) -> tuple[tuple[float, float], ...]:
+    """The ticks of ``history`` covering its last ``window`` seconds."""
+    covered, start = 0.0, len(history)
+    while start > 0 and covered < window:
+        start -= 1
+        covered += history[start][0]
+    return history[start:]
 
 
 def _service(params: ScalingParameters, state: PolicyState) -> float:
