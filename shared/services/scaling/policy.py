@@ -89,6 +89,9 @@ class ScalingParameters:
     backlog_headroom: float = 0.1
     #: seconds after a node's time to ready by which a backlog should be gone
     backlog_clear_seconds: float = 600.0
+    #: seconds of history (since the policy first saw the pool) before its first scale-down: a quiet
+    #: start says nothing about the bursts the pool's size may be for
+    warmup_seconds: float = 1800.0
     #: seconds; scale-down takes the highest recommendation seen over this window
     stabilization_seconds: float = 600.0
     #: seconds with nothing queued, in flight or arriving before going to ``min_count``
@@ -245,6 +248,13 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
     rate_now = max(fig["rate_now"], 0.0)
     rate_ahead = max(rate_now, min(fig["rate_ahead"], rate_now * params.max_forecast_growth))
     service = fig["service_seconds"]
+    lagged = fig.get("rate_lagged")
+    if lagged is not None and obs.queued > slots:
+        # Behind a backlog the measured service time is that of requests which arrived one queue wait
+        # ago: pair it with the arrival rate of that time (the work rate then), not with today's rate
+        # (a mix shifting to shorter requests would otherwise read as more work, and a cold start
+        # would buy nodes for demand that is not there).
+        rate_now = rate_ahead = lagged
     load_slots = rate_ahead * service
     staffed = load_slots + params.safety * math.sqrt(load_slots) if load_slots > 0 else 0.0
     # The backlog the capacity already there or on its way cannot clear within a node's time to ready
@@ -299,9 +309,12 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
                    f"{service:.1f}s each and {backlog} backlog need {wanted} node(s); "
                    f"{obs.ready} ready + {obs.provisioning} on the way: adding {target - current}")
     history = now - (state.since if state.since is not None else now)
-    if highest < current and history < params.stabilization_seconds:
+    # A pool found at some size is not given back before ``warmup_seconds`` of history: a quiet start
+    # says nothing about the bursts that size was for.
+    needed_history = max(params.stabilization_seconds, params.warmup_seconds)
+    if highest < current and history < needed_history:
         return out(current, STABILIZING,
-                   f"need {wanted} now, but only {history:.0f}s of history (< {params.stabilization_seconds:.0f}s): "
+                   f"need {wanted} now, but only {history:.0f}s of history (< {needed_history:.0f}s): "
                    f"holding {current}")
     rise = fig.get("fitted_slope", 0.0) * params.trend_window_seconds
     if highest < current and rise > params.rising_share * max(fig.get("fitted_rate", 0.0), 1e-9):
@@ -391,7 +404,11 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
                   completed_total=obs.completed_total,
                   service_seconds_total=obs.service_seconds_total, rate_fast=fast, rate_slow=slow, busy=busy,
                   done_rate=done_rate, served_rate=served_rate)
-    return new, {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead,
+    lagged = None
+    if obs.queued > 0 and done_rate > 0:
+        wait = obs.queued / (done_rate if measured else max(obs.in_flight, 1) / service)
+        lagged = _rate_between(history, wait, wait + params.rate_window_seconds)
+    return new, {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead, "rate_lagged": lagged,
                  "fitted_rate": fitted_now, "fitted_slope": fitted_slope,
                  "service_seconds": service, "dt": dt, "rate_fast": fast_now, "rate_slow": slow_now}
 
@@ -451,6 +468,23 @@ def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], 
         else:
             low = mid + 1
     return high
+
+
+def _rate_between(history: tuple[tuple[float, float], ...], newest: float, oldest: float) -> float | None:
+    """Average arrival rate between ``oldest`` and ``newest`` seconds ago; None when the history does not
+    reach back that far (then the oldest ticks it has, if they cover at least a third of the span)."""
+    t = covered = arrived = 0.0
+    for dt, n in reversed(history):
+        if t >= oldest:
+            break
+        if t + dt > newest:
+            share = min(t + dt, oldest) - max(t, newest)
+            covered += share
+            arrived += n * share / dt
+        t += dt
+    if covered < (oldest - newest) / 3:
+        return None
+    return arrived / covered
 
 
 def _last(history: tuple[tuple[float, float], ...], window: float) -> tuple[tuple[float, float], ...]:
