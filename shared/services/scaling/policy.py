@@ -89,6 +89,9 @@ class ScalingParameters:
     backlog_headroom: float = 0.1
     #: seconds after a node's time to ready by which a backlog should be gone
     backlog_clear_seconds: float = 600.0
+    #: seconds of per-tick arrivals kept to pair a backlog's measured service time with the arrival
+    #: rate of one queue wait ago (a longer wait sizes on today's rate)
+    lag_history_seconds: float = 1800.0
     #: seconds of history (since the policy first saw the pool) before its first scale-down: a quiet
     #: start says nothing about the bursts the pool's size may be for
     warmup_seconds: float = 1800.0
@@ -397,7 +400,8 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
     fitted_now, fitted_slope = _fit_rate(history, params.trend_window_seconds)
     covered = 0.0
     keep_from = len(history)
-    while keep_from > 0 and covered < max(params.burst_window_seconds, params.trend_window_seconds):
+    while keep_from > 0 and covered < max(params.burst_window_seconds, params.trend_window_seconds,
+                                          params.lag_history_seconds):
         keep_from -= 1
         covered += history[keep_from][0]
     new = replace(state, at=obs.observed_at, since=since, load=load, arrivals=history[keep_from:],
@@ -407,10 +411,13 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
     lagged = None
     if obs.queued > 0 and done_rate > 0:
         wait = obs.queued / (done_rate if measured else max(obs.in_flight, 1) / service)
-        lagged = _rate_between(history, wait, wait + params.rate_window_seconds)
-    return new, {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead, "rate_lagged": lagged,
-                 "fitted_rate": fitted_now, "fitted_slope": fitted_slope,
-                 "service_seconds": service, "dt": dt, "rate_fast": fast_now, "rate_slow": slow_now}
+        lagged = _rate_between(history[keep_from:], wait, wait + params.rate_window_seconds)
+    fig = {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead,
+           "fitted_rate": fitted_now, "fitted_slope": fitted_slope,
+           "service_seconds": service, "dt": dt, "rate_fast": fast_now, "rate_slow": slow_now}
+    if lagged is not None:
+        fig["rate_lagged"] = lagged
+    return new, fig
 
 
 def _fit_rate(history: tuple[tuple[float, float], ...], window: float) -> tuple[float, float]:
