@@ -1,6 +1,7 @@
 """GPU pool scaling benchmark: the policy against KEDA-like and static pools on four scenarios.
 
     .venv/bin/python bench/scaling.py CONV_TRACE.csv [CODE_TRACE.csv] [--json] [--plot-dir DIR]
+    .venv/bin/python bench/scaling.py --synthetic [--seed N]      # generated shapes, no files
 
 The traces are the Azure LLM inference traces 2023 (Azure Public Dataset, github.com/Azure/
 AzurePublicDataset, ``AzureLLMInferenceTrace_conv.csv`` and ``AzureLLMInferenceTrace_code.csv``);
@@ -10,7 +11,8 @@ otherwise the first file is the conversation trace, the second the bursty one.
 Scenarios: steady (conversation trace, pools starting at static's size), bursty (code trace,
 likewise), cold (conversation trace from zero: time until the SLO holds, overshoot = peak nodes /
 static's size), day (24 h built from the conversation hour, thinned by a cosine day with a 10% trough
-at 04:00, seeded). Targets are printed under the table with PASS/MISS.
+at 04:00, seeded). Targets are printed under the table with PASS/FAIL (how each is read: README "GPU
+scaling"); the exit status is 1 when one fails.
 """
 
 from __future__ import annotations
