@@ -229,3 +229,14 @@ def test_one_busy_tick_is_not_a_rising_trend() -> None:
     state, now = steady(6.0, 10.0, ready=5, seconds=15, state=state, start=now)
     d = p.decide(PARAMS, obs(now, ready=5), state, now)
     assert d.figures["fitted_slope"] == 0.0
+
+
+def test_once_a_ramp_has_flattened_its_trend_is_no_longer_projected() -> None:
+    # The slow average trails a finished ramp for its whole time constant; the fitted line does not.
+    state, now = steady(1.0, 10.0, ready=4, seconds=900)
+    for rate in (1.5, 2.0, 2.5, 3.0):
+        state, now = steady(rate, 10.0, ready=4, seconds=150, state=state, start=now)
+    state, now = steady(3.0, 10.0, ready=4, seconds=900, state=state, start=now)
+    d = p.decide(PARAMS, obs(now, ready=4), state, now)
+    assert d.figures["fitted_slope"] == 0.0
+    assert d.figures["rate_ahead"] <= d.figures["rate_now"] + 1e-9

@@ -398,6 +398,10 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
     # a ramp as soon as the window holds one; rising lines only (falling demand is the stabilization
     # window's business).
     fitted_now, fitted_slope = _fit_rate(history, params.trend_window_seconds)
+    if fitted_slope <= 0:
+        # The averages' gap outlives a ramp by the slow one's time constant: project it only while the
+        # fitted line still rises significantly.
+        rate_ahead = min(rate_ahead, rate_now)
     covered = 0.0
     keep_from = len(history)
     while keep_from > 0 and covered < max(params.burst_window_seconds, params.trend_window_seconds,
