@@ -142,6 +142,25 @@ def case_an_expired_override_is_ignored_and_dropped():
     return d, p.HOLD, 0
 
 
+def case_rising_arrivals_hold_the_size_although_the_window_needs_less():
+    # 8 nodes for a rate that needs 2-5 of them; but the rate has climbed steadily for 15 minutes: the
+    # nodes given back now would be needed again before new ones could be ready.
+    state, now = steady(1.0, 10.0, ready=8, seconds=1200)
+    for rate in (1.5, 2.0, 2.5):
+        state, now = steady(rate, 10.0, ready=8, seconds=300, state=state, start=now)
+    d = p.decide(PARAMS, obs(now, ready=8), state, now)
+    assert "arrivals rose" in d.message
+    return d, p.STABILIZING, 8
+
+
+def case_a_quiet_start_keeps_the_pool_until_the_warmup_is_over():
+    # 20 quiet minutes (more than the stabilization window, less than the warm-up) say nothing yet
+    # about the bursts the pool was sized for.
+    state, now = steady(0.1, 10.0, ready=6, seconds=1200)
+    d = p.decide(PARAMS, obs(now, ready=6), state, now)
+    return d, p.STABILIZING, 6
+
+
 CASES = {name[len("case_"):]: fn for name, fn in dict(globals()).items() if name.startswith("case_")}
 
 
@@ -191,3 +210,33 @@ def test_parameters_reject_nonsense_and_unknown_overrides() -> None:
     with pytest.raises(ValueError, match="unknown scaling parameters: nope"):
         PARAMS.with_overrides({"nope": 1})
     assert PARAMS.with_overrides({"max_step_up": "3"}).max_step_up == 3
+
+
+def test_behind_a_backlog_the_load_is_the_arrival_rate_of_one_queue_wait_ago() -> None:
+    # The requests completing now (whose service time is measured) arrived one queue wait ago: the
+    # load is their arrival rate then, not today's (more, shorter requests would read as more work).
+    state, now = steady(3.0, 10.0, ready=4, in_flight=32, seconds=1200)
+    state, now = steady(6.0, 10.0, ready=4, in_flight=32, seconds=150, state=state, start=now)
+    d = p.decide(PARAMS, obs(now, ready=4, in_flight=32, queued=600), state, now)
+    assert d.figures["rate_lagged"] == pytest.approx(3.0, rel=0.1)
+    assert d.figures["rate_ahead"] == d.figures["rate_lagged"] < d.figures["rate_now"]
+    without_backlog = p.decide(PARAMS, obs(now, ready=4, in_flight=32, queued=0), state, now)
+    assert without_backlog.figures["rate_ahead"] > 4.0
+
+
+def test_one_busy_tick_is_not_a_rising_trend() -> None:
+    state, now = steady(1.0, 10.0, ready=5, seconds=2400)
+    state, now = steady(6.0, 10.0, ready=5, seconds=15, state=state, start=now)
+    d = p.decide(PARAMS, obs(now, ready=5), state, now)
+    assert d.figures["fitted_slope"] == 0.0
+
+
+def test_once_a_ramp_has_flattened_its_trend_is_no_longer_projected() -> None:
+    # The slow average trails a finished ramp for its whole time constant; the fitted line does not.
+    state, now = steady(1.0, 10.0, ready=4, seconds=900)
+    for rate in (1.5, 2.0, 2.5, 3.0):
+        state, now = steady(rate, 10.0, ready=4, seconds=150, state=state, start=now)
+    state, now = steady(3.0, 10.0, ready=4, seconds=900, state=state, start=now)
+    d = p.decide(PARAMS, obs(now, ready=4), state, now)
+    assert d.figures["fitted_slope"] == 0.0
+    assert d.figures["rate_ahead"] <= d.figures["rate_now"] + 1e-9

@@ -75,6 +75,10 @@ class ScalingParameters:
     burst_window_seconds: float = 600.0
     #: seconds; time constant of the measured service time's average
     service_window_seconds: float = 300.0
+    #: ratio; no scale-down while the arrival rate's least-squares line over ``trend_window_seconds``
+    #: rose by more than this share of the current rate (a ramp under way: nodes given back now would
+    #: be needed again before new ones could be ready)
+    rising_share: float = 0.2
     #: ratio; the forecast rate is at most this multiple of the current rate (a ramp, not a spike)
     max_forecast_growth: float = 1.5
     #: square-root staffing factor: slots = a + safety x sqrt(a) for an offered load of a slots
@@ -85,6 +89,12 @@ class ScalingParameters:
     backlog_headroom: float = 0.1
     #: seconds after a node's time to ready by which a backlog should be gone
     backlog_clear_seconds: float = 600.0
+    #: seconds of per-tick arrivals kept to pair a backlog's measured service time with the arrival
+    #: rate of one queue wait ago (a longer wait sizes on today's rate)
+    lag_history_seconds: float = 1800.0
+    #: seconds of history (since the policy first saw the pool) before its first scale-down: a quiet
+    #: start says nothing about the bursts the pool's size may be for
+    warmup_seconds: float = 1800.0
     #: seconds; scale-down takes the highest recommendation seen over this window
     stabilization_seconds: float = 600.0
     #: seconds with nothing queued, in flight or arriving before going to ``min_count``
@@ -241,6 +251,13 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
     rate_now = max(fig["rate_now"], 0.0)
     rate_ahead = max(rate_now, min(fig["rate_ahead"], rate_now * params.max_forecast_growth))
     service = fig["service_seconds"]
+    lagged = fig.get("rate_lagged")
+    if lagged is not None and obs.queued > slots:
+        # Behind a backlog the measured service time is that of requests which arrived one queue wait
+        # ago: pair it with the arrival rate of that time (the work rate then), not with today's rate
+        # (a mix shifting to shorter requests would otherwise read as more work, and a cold start
+        # would buy nodes for demand that is not there).
+        rate_now = rate_ahead = lagged
     load_slots = rate_ahead * service
     staffed = load_slots + params.safety * math.sqrt(load_slots) if load_slots > 0 else 0.0
     # The backlog the capacity already there or on its way cannot clear within a node's time to ready
@@ -260,7 +277,8 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
     # nodes that served recent bursts within the SLO are kept while bursts recur: the fewest nodes
     # whose replay of the recent per-tick arrivals (a fluid queue) meets the SLO is a floor to hold
     # (never a reason to add: nodes asked for now come after the burst).
-    burst_need = _burst_need(params, state.arrivals, service, limit=max(current, 1))
+    burst_need = _burst_need(params, _last(state.arrivals, params.burst_window_seconds), service,
+                             limit=max(current, 1))
     keep = max(wanted, min(burst_need, current))
     fig.update(rate_ahead=rate_ahead, staffed_slots=staffed, wanted=wanted, backlog=backlog,
                idle_seconds=idle_for, in_flight_floor=in_flight_floor, burst_need=burst_need)
@@ -294,10 +312,18 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
                    f"{service:.1f}s each and {backlog} backlog need {wanted} node(s); "
                    f"{obs.ready} ready + {obs.provisioning} on the way: adding {target - current}")
     history = now - (state.since if state.since is not None else now)
-    if highest < current and history < params.stabilization_seconds:
+    # A pool found at some size is not given back before ``warmup_seconds`` of history: a quiet start
+    # says nothing about the bursts that size was for.
+    needed_history = max(params.stabilization_seconds, params.warmup_seconds)
+    if highest < current and history < needed_history:
         return out(current, STABILIZING,
-                   f"need {wanted} now, but only {history:.0f}s of history (< {params.stabilization_seconds:.0f}s): "
+                   f"need {wanted} now, but only {history:.0f}s of history (< {needed_history:.0f}s): "
                    f"holding {current}")
+    rise = fig.get("fitted_slope", 0.0) * params.trend_window_seconds
+    if highest < current and rise > params.rising_share * max(fig.get("fitted_rate", 0.0), 1e-9):
+        return out(current, STABILIZING,
+                   f"need {highest} over the last {params.stabilization_seconds:.0f}s, but arrivals rose "
+                   f"{rise * 60:.0f} req/min over the last {params.trend_window_seconds:.0f}s: holding {current}")
     if highest < current:
         target = max(highest, current - params.max_step_down, in_flight_floor)
         if target < current:
@@ -367,17 +393,61 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
     rate_now = fast_now + max(slope, 0.0) * params.rate_window_seconds
     rate_ahead = fast_now + slope * (params.rate_window_seconds + params.time_to_ready_seconds)
     history = (*state.arrivals, (dt, arrived))
+    # The averages only settle into a ramp's lag after several time constants: early in a ramp they
+    # see too little of it. A least-squares line through the per-tick rates of the trend window sees
+    # a ramp as soon as the window holds one; rising lines only (falling demand is the stabilization
+    # window's business).
+    fitted_now, fitted_slope = _fit_rate(history, params.trend_window_seconds)
+    if fitted_slope <= 0:
+        # The averages' gap outlives a ramp by the slow one's time constant: project it only while the
+        # fitted line still rises significantly.
+        rate_ahead = min(rate_ahead, rate_now)
     covered = 0.0
     keep_from = len(history)
-    while keep_from > 0 and covered < params.burst_window_seconds:
+    while keep_from > 0 and covered < max(params.burst_window_seconds, params.trend_window_seconds,
+                                          params.lag_history_seconds):
         keep_from -= 1
         covered += history[keep_from][0]
     new = replace(state, at=obs.observed_at, since=since, load=load, arrivals=history[keep_from:],
                   completed_total=obs.completed_total,
                   service_seconds_total=obs.service_seconds_total, rate_fast=fast, rate_slow=slow, busy=busy,
                   done_rate=done_rate, served_rate=served_rate)
-    return new, {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead,
-                 "service_seconds": service, "dt": dt, "rate_fast": fast_now, "rate_slow": slow_now}
+    lagged = None
+    if obs.queued > 0 and done_rate > 0:
+        wait = obs.queued / (done_rate if measured else max(obs.in_flight, 1) / service)
+        lagged = _rate_between(history[keep_from:], wait, wait + params.rate_window_seconds)
+    fig = {"arrived": arrived, "rate_now": rate_now, "rate_ahead": rate_ahead,
+           "fitted_rate": fitted_now, "fitted_slope": fitted_slope,
+           "service_seconds": service, "dt": dt, "rate_fast": fast_now, "rate_slow": slow_now}
+    if lagged is not None:
+        fig["rate_lagged"] = lagged
+    return new, fig
+
+
+def _fit_rate(history: tuple[tuple[float, float], ...], window: float) -> tuple[float, float]:
+    """(rate at the end, slope) of the least-squares line through per-tick rates of the last ``window`` s,
+    each tick weighted by its length; (0, 0) with fewer than three ticks; a slope not significant is 0."""
+    points: list[tuple[float, float, float]] = []  # (middle time, rate, weight), time 0 = now
+    t = 0.0
+    for dt, n in reversed(history):
+        if t >= window or dt <= 0:
+            break
+        points.append((-(t + dt / 2), n / dt, dt))
+        t += dt
+    if len(points) < 3:
+        return 0.0, 0.0
+    w = sum(p[2] for p in points)
+    mt = sum(p[0] * p[2] for p in points) / w
+    mr = sum(p[1] * p[2] for p in points) / w
+    var = sum(p[2] * (p[0] - mt) ** 2 for p in points)
+    if var <= 0:
+        return mr, 0.0
+    slope = sum(p[2] * (p[0] - mt) * (p[1] - mr) for p in points) / var
+    # A slope within three standard errors of zero is noise (one busy tick at the end of a quiet
+    # window is not a ramp).
+    residual = sum(p[2] * (p[1] - mr - slope * (p[0] - mt)) ** 2 for p in points) / w
+    error = math.sqrt(residual * w / var / max(len(points) - 2, 1))
+    return mr - slope * mt, (slope if abs(slope) > 3 * error else 0.0)
 
 
 def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], ...], service: float,
@@ -409,6 +479,32 @@ def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], 
         else:
             low = mid + 1
     return high
+
+
+def _rate_between(history: tuple[tuple[float, float], ...], newest: float, oldest: float) -> float | None:
+    """Average arrival rate between ``oldest`` and ``newest`` seconds ago; None when the history does not
+    reach back that far (then the oldest ticks it has, if they cover at least a third of the span)."""
+    t = covered = arrived = 0.0
+    for dt, n in reversed(history):
+        if t >= oldest:
+            break
+        if t + dt > newest:
+            share = min(t + dt, oldest) - max(t, newest)
+            covered += share
+            arrived += n * share / dt
+        t += dt
+    if covered < (oldest - newest) / 3:
+        return None
+    return arrived / covered
+
+
+def _last(history: tuple[tuple[float, float], ...], window: float) -> tuple[tuple[float, float], ...]:
+    """The ticks of ``history`` covering its last ``window`` seconds."""
+    covered, start = 0.0, len(history)
+    while start > 0 and covered < window:
+        start -= 1
+        covered += history[start][0]
+    return history[start:]
 
 
 def _service(params: ScalingParameters, state: PolicyState) -> float:
