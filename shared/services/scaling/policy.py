@@ -27,6 +27,7 @@ measured service time (in flight / completion rate), which replaces the prior ``
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -469,9 +470,12 @@ def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], 
             backlog = max(0.0, backlog + n * service - capacity * dt)
         return late <= (1.0 - params.slo_quantile) * total
 
-    low, high = 1, limit
-    if not meets(high):
-        return high
+    return fewest_meeting(meets, 1, limit) if meets(limit) else limit
+
+
+def fewest_meeting(meets: Callable[[int], bool], low: int, high: int) -> int:
+    """The least ``n`` in ``[low, high]`` with ``meets(n)``, for a predicate that stays true once true
+    (more nodes never wait longer) and holds at ``high``: a binary search."""
     while low < high:
         mid = (low + high) // 2
         if meets(mid):

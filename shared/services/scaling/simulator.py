@@ -45,7 +45,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from shared.services.scaling.policy import Observation, PolicyState, ScalingParameters, decide
+from shared.services.scaling.policy import Observation, PolicyState, ScalingParameters, decide, fewest_meeting
 
 DAY_SECONDS = 86400.0
 
@@ -554,13 +554,7 @@ def static_size(trace: Trace, config: SimConfig, *, limit: int = 1000) -> int:
         high *= 2
         if high > limit:
             raise ValueError(f"no pool of at most {limit} nodes meets the SLO")
-    while low < high:
-        mid = (low + high) // 2
-        if meets(mid):
-            high = mid
-        else:
-            low = mid + 1
-    return high
+    return fewest_meeting(meets, low, high)
 
 
 def simulate_static(trace: Trace, nodes: int, config: SimConfig) -> Result:
