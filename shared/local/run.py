@@ -38,6 +38,10 @@ is simulated after {sync_delay:g}s, the superseded certificate is revoked after 
   .venv/bin/platformctl --settings {settings} certs status
   .venv/bin/platformctl --settings {settings} certs cleanup --apply   # after grace_period_minutes
 
+GPU scaling (README "GPU scaling" shows how to queue inference requests; the pool wakes, then drains):
+  .venv/bin/platformctl --settings {settings} scaling status
+  .venv/bin/platformctl --settings {settings} scaling decide --pool {gpu_pool}
+
 Drift (README "Drift and GitOps changes"):
   curl -sk -X POST {arm}/_sandbox/drift -d '{{"pool":"h100","maxCount":8}}'
   .venv/bin/platformctl --settings {settings} drift --open-mr --apply
@@ -142,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             keyvault=sandbox.keyvault.base_url, sync_delay=SYNC_DELAY,
             certificate=platform.certificates[0].name if platform.certificates else "NAME",
             arm=sandbox.arm.base_url, gitlab=sandbox.gitlab.base_url,
+            gpu_pool=platform.gpu_pools[0].name if platform.gpu_pools else "POOL",
         ), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
