@@ -106,6 +106,10 @@ class Episode:
     def sustained_for(self, now: float) -> float:
         return 0.0 if self.since is None else now - self.since
 
+    def quiet_for(self, now: float) -> float:
+        """Seconds since the last capped tick."""
+        return 0.0 if self.last_capped is None else now - self.last_capped
+
     def to_json(self) -> dict[str, Any]:
         return dict(vars(self))
 
@@ -134,11 +138,11 @@ def track(episode: Episode, sig: str, wanted: float | None, max_count: int, now:
     if sig == UNKNOWN:
         return episode
     if sig == WITHIN:
-        if episode.since is not None and now - (episode.last_capped or now) > params.gap_seconds:
+        if episode.since is not None and episode.quiet_for(now) > params.gap_seconds:
             return Episode()
         return episode
     need = math.ceil(wanted or 0)
-    if episode.since is None or now - (episode.last_capped or now) > params.gap_seconds:
+    if episode.since is None or episode.quiet_for(now) > params.gap_seconds:
         return Episode(now, now, need, need, max_count)
     return Episode(episode.since, now, max(episode.peak_wanted, need), need, max_count)
 
@@ -214,7 +218,7 @@ def plan(pools: Sequence[PoolBounds], ledger: Ledger, now: float, *, dry_run: bo
         ep = pool.episode
         if ep.since is None or ep.sustained_for(now) < params.sustained_seconds:
             continue
-        if now - (ep.last_capped or now) > params.gap_seconds:
+        if ep.quiet_for(now) > params.gap_seconds:
             continue
         if pool.quota_exhausted:
             notes.append(f"{pool.name}: capped at {pool.declared} since {_clock(ep.since)} but its quota is "
@@ -363,8 +367,9 @@ def _act(ctx: Any, env: str, decided: BoundsPlan, ledger: Ledger, t: float, dry_
     inputs = {"proposals": [vars(p) for p in decided.proposals], "due": list(decided.due)}
     try:
         outcome = gc.propose(ctx, request, dry_run=dry_run, actor=ACTOR, reason=decided.message, policy=NO_RETRY)
-    except TemporaryError as exc:
-        wait = max(float(exc.retry_after or 0), params.retry_seconds)
+    except (TemporaryError, ConflictError) as exc:
+        # (A conflict is a race with another writer of the branch: the next try re-reads it.)
+        wait = max(float(getattr(exc, "retry_after", None) or 0), params.retry_seconds)
         log.warning("gpu pool bounds: GitLab %s: %s; proposing again after %.0fs", exc.code, exc, wait,
                     extra={"error_code": exc.code, "reason": PROPOSE})
         ctx.state.audit(actor=ACTOR, action="propose_bounds", target=target, reason=PROPOSE, outcome="deferred",
