@@ -67,11 +67,6 @@ def _run(ctx, ticks: range, switches=ON, per_tick: int = 25):
     return results
 
 
-def _open_mrs(sandbox):
-    return [mr for mr in sandbox.gitlab.merge_requests.values() if mr["state"] == "opened"] \
-        if hasattr(sandbox.gitlab, "merge_requests") else None
-
-
 def _mrs(ctx):
     return ctx.git.find_open_merge_request(BRANCH, ctx.platform.gitlab.default_branch)
 
@@ -82,12 +77,14 @@ def changed_lines(before: str, after: str) -> list[str]:
 
 
 def test_a_pool_capped_at_max_count_for_30_minutes_gets_one_merge_request_raising_it(ctx, sandbox):
-    results = _run(ctx, range(0, 7))  # 0..24 min
+    # The pool wakes at 0 min; from 4 min on the policy wants more than max_count (4) and gets 4.
+    results = _run(ctx, range(0, 9))  # 0..32 min
+    assert results[0].reason == "Bounds" and results[0].target == 4
     episode = results[0].inputs["bounds"]["episode"]
-    assert episode["since"] is not None and episode["peak_wanted"] > 4, results[0].inputs["figures"]
-    assert _mrs(ctx) is None, "capped for less than 30 minutes: nothing proposed yet"
+    assert episode["since"] == (T0 + STEP).timestamp() and episode["peak_wanted"] > 4, results[0].inputs
+    assert _mrs(ctx) is None, "capped for 28 minutes: nothing proposed yet"
 
-    _run(ctx, range(7, 9))  # 28, 32 min: 30 minutes capped
+    _run(ctx, range(9, 10))  # 36 min: capped for 32 minutes
     mr = _mrs(ctx)
     assert mr is not None and mr.source_branch == BRANCH
     assert {"platform-bot", "gpu-scaling", "topic::gpu-pool-bounds", "env::dev-uaenorth"} <= set(mr.labels)
@@ -104,20 +101,20 @@ def test_a_pool_capped_at_max_count_for_30_minutes_gets_one_merge_request_raisin
     # Later ticks while it stays capped: the proposal stands, GitLab is not asked again.
     head = sandbox.gitlab.head(BRANCH)
     before = len(sandbox.gitlab.requests)
-    _run(ctx, range(9, 11))
+    _run(ctx, range(10, 12))
     assert sandbox.gitlab.head(BRANCH) == head and len(sandbox.gitlab.requests) == before
 
 
 def test_a_gitlab_outage_never_fails_the_tick_and_the_proposal_follows_on_a_later_tick(ctx, sandbox):
-    _run(ctx, range(0, 8))
+    _run(ctx, range(0, 9))
     sandbox.gitlab.inject(status=503, path="repository/branches", times=None)
-    results = _run(ctx, range(8, 9))
+    results = _run(ctx, range(9, 10))
     assert results[0].action != "failed"
     ledger = bounds.load_ledger(ctx.storage, "dev-uaenorth")
     assert ledger.proposals == () and ledger.retry_at is not None and ledger.last["outcome"] == "deferred"
     assert _mrs_after_clearing(ctx, sandbox) is None
 
-    _run(ctx, range(9, 10))  # 4 minutes later: past the retry wait
+    _run(ctx, range(10, 11))  # 4 minutes later: past the retry wait
     assert _mrs(ctx) is not None
 
 
@@ -127,20 +124,14 @@ def _mrs_after_clearing(ctx, sandbox):
 
 
 def test_the_kill_switch_proposes_nothing_and_a_dry_run_only_audits(ctx, sandbox):
-    _run(ctx, range(0, 9), switches=dataclasses.replace(ON, enabled=False))
+    _run(ctx, range(0, 10), switches=dataclasses.replace(ON, enabled=False))
     assert _mrs(ctx) is None and bounds.load_ledger(ctx.storage, "dev-uaenorth").proposals == ()
+    assert ctx.state.audit_trail("gpuscaling/dev-uaenorth/bounds", since=ctx.started) == []
 
-    _run(ctx, range(9, 10), switches=dataclasses.replace(ON, dry_run=True))
-    assert _mrs(ctx) is None and sandbox.gitlab.head(BRANCH) is None if _has_no_branch(sandbox) else True
+    _run(ctx, range(10, 11), switches=dataclasses.replace(ON, dry_run=True))
+    assert _mrs(ctx) is None and BRANCH not in sandbox.gitlab.branches
     records = ctx.state.audit_trail("gpuscaling/dev-uaenorth/bounds", since=ctx.started)
     assert [(r.action, r.outcome) for r in records] == [("propose_bounds", "planned")]
     # Switched to real runs, the dry run's proposal does not count: it is made for real.
-    _run(ctx, range(10, 11))
+    _run(ctx, range(11, 12))
     assert _mrs(ctx) is not None
-
-
-def _has_no_branch(sandbox) -> bool:
-    try:
-        return sandbox.gitlab.head(BRANCH) is None
-    except KeyError:
-        return True
