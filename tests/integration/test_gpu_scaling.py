@@ -241,7 +241,8 @@ def test_the_timer_function_scales_the_sandbox_end_to_end(ctx, sandbox, dev_plat
     pool = dev_platform.gpu_pools[0]
     _queue(ctx, pool, 12)
     set_context(ctx)
-    host = LocalHost(function_app.app, port=0, run_timers=False, storage=None)
+    # function_app has queue-triggered functions (drift-11): the host needs the storage adapter for them.
+    host = LocalHost(function_app.app, port=0, run_timers=False, storage=ctx.storage)
     url = host.start()
     try:
         assert "gpu_scaling" in host.functions
