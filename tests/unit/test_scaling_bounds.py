@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from shared.services import gitops_change as gc
 from shared.services.scaling import bounds as b
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +127,5 @@ def test_the_description_gives_the_numbers():
     assert (request.topic, request.env, request.auto_merge) == ("gpu-pool-bounds", "prd-uaenorth", False)
     assert request.rows == (("h100", "4", "8", "7", "9", "1970-01-01T00:00:00Z", "45 min"),)
     assert "30 minutes" in request.summary
+    labels = gc.labels_for(request)
+    assert "needs-review" in labels and "auto-merge" not in labels

@@ -214,6 +214,7 @@ def plan(pools: Sequence[PoolBounds], ledger: Ledger, now: float, *, dry_run: bo
     standing = {p.pool: p for p in kept}
     due: list[Proposal] = []
     notes: list[str] = []
+    quota_blocked = proposed_before = 0
     for pool in pools:
         ep = pool.episode
         if ep.since is None or ep.sustained_for(now) < params.sustained_seconds:
@@ -221,6 +222,7 @@ def plan(pools: Sequence[PoolBounds], ledger: Ledger, now: float, *, dry_run: bo
         if ep.quiet_for(now) > params.gap_seconds:
             continue
         if pool.quota_exhausted:
+            quota_blocked += 1
             notes.append(f"{pool.name}: capped at {pool.declared} since {_clock(ep.since)} but its quota is "
                          "exhausted: raise the quota first")
             continue
@@ -228,14 +230,14 @@ def plan(pools: Sequence[PoolBounds], ledger: Ledger, now: float, *, dry_run: bo
         old = standing.get(pool.name)
         if (old is not None and old.proposed >= value and now - old.at < params.refresh_seconds
                 and (dry_run or not old.dry_run)):
+            proposed_before += 1
             notes.append(f"{pool.name}: max_count {old.declared} -> {old.proposed} already proposed at "
                          f"{_clock(old.at)}")
             continue
         due.append(Proposal(pool.name, pool.declared, max(value, old.proposed if old else 0), ep.wanted,
                             ep.peak_wanted, ep.since, now, dry_run))
     if not due:
-        reason = QUOTA_FIRST if any("quota" in n for n in notes) else (
-            ALREADY_PROPOSED if notes else NOT_SUSTAINED)
+        reason = QUOTA_FIRST if quota_blocked else (ALREADY_PROPOSED if proposed_before else NOT_SUSTAINED)
         return BoundsPlan(reason, "; ".join(notes) or "no pool capped at max_count for the sustained window",
                           False, kept=kept, notes=tuple(notes))
     if ledger.retry_at is not None and now < ledger.retry_at:
