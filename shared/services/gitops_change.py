@@ -199,8 +199,11 @@ def snapshot_branch(git: Any, request: ChangeRequest, default_branch: str) -> Br
 
 
 def propose(ctx: Any, request: ChangeRequest, *, dry_run: bool = True, actor: str = "gitops_change",
-            reason: str = "") -> ChangeOutcome:
-    """Gather, decide, act: open or update the one merge request for ``request``'s env and topic."""
+            reason: str = "", policy: Any = None) -> ChangeOutcome:
+    """Gather, decide, act: open or update the one merge request for ``request``'s env and topic.
+
+    ``policy`` (a ``RetryPolicy``) bounds the retries of the commit and merge request; a caller on a
+    short timer passes ``NO_RETRY`` and tries again on its next run instead of waiting here."""
     from shared.services.actuation import mutate
 
     gl = ctx.platform.gitlab
@@ -223,8 +226,9 @@ def propose(ctx: Any, request: ChangeRequest, *, dry_run: bool = True, actor: st
                                               list(plan.labels))
         return mr, commit_id
 
+    retries = {} if policy is None else {"policy": policy}
     result = mutate(ctx, actor=actor, action="propose_git_change", target=f"gitops/{request.env}/{request.topic}",
-                    reason=reason or plan.reason, inputs=inputs, change=act, dry_run=dry_run)
+                    reason=reason or plan.reason, inputs=inputs, change=act, dry_run=dry_run, **retries)
     if result is None:
         return ChangeOutcome(plan, dry_run=True)
     mr, commit_id = result

@@ -55,10 +55,18 @@ def gpu(arm, dev_platform):
 # -- reads -------------------------------------------------------------------------------------
 
 
+def declared_non_gpu(platform) -> list[str]:
+    from shared.local.sandbox.declared import cluster_pools
+
+    return [d.name for d in cluster_pools(platform.name)]
+
+
 def test_listing_node_pools_follows_next_link_across_pages(pools, arm, dev_platform):
     listed = pools.list()
 
-    assert [p.name for p in listed] == ["system", *sorted(p.name for p in dev_platform.gpu_pools)]
+    # The sandbox holds the declared estate: platform.yaml's system and CPU pools, then the GPU pools.
+    gpu_names = sorted(p.name for p in dev_platform.gpu_pools)
+    assert [p.name for p in listed] == [*declared_non_gpu(dev_platform), *gpu_names]
     assert all(isinstance(p, NodePool) for p in listed)
     pages = arm.count("GET", r"/agentPools$")
     assert pages == -(-len(listed) // arm.page_size) >= 2  # ceil: one GET per page of two
@@ -144,7 +152,8 @@ def test_a_broken_kubeconfig_is_permanent_and_never_quoted():
 def test_the_probe_is_one_human_line_with_every_pool(pools, dev_platform):
     line = pools.probe()
 
-    assert line.startswith(f"{1 + len(dev_platform.gpu_pools)} node pools in {dev_platform.cluster_name} (")
+    pools_declared = len(declared_non_gpu(dev_platform)) + len(dev_platform.gpu_pools)
+    assert line.startswith(f"{pools_declared} node pools in {dev_platform.cluster_name} (")
     for gpu in dev_platform.gpu_pools:
         assert f"{gpu.name}: {gpu.min_count} node" in line
 

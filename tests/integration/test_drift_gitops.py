@@ -76,19 +76,15 @@ def ctx(dev_platform, arm, kube, gitlab, azurite, sandbox_ca):
         context.storage.delete(da.FINDINGS_TABLE, table_key("dev-uaenorth"), table_key(f.key))
 
 
-def without_sandbox_gaps(findings):
-    """The ARM emulator seeds no CPU pool (yet): that one finding is the sandbox's, not the test's."""
-    return [f for f in findings if f.resource != "nodepool/cpu"]
-
-
 def changed_lines(before: str, after: str) -> list[str]:
     return [line for line in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
             if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]
 
 
-def test_the_seeded_sandbox_matches_git_apart_from_the_pool_it_does_not_emulate(ctx):
+def test_a_fresh_sandbox_matches_git_with_no_finding_at_all(ctx):
+    # The sandbox is the declared estate: system and CPU pools included (no PoolMissing nodepool/cpu any more).
     report = da.run_check(ctx, now=T0, dry_run=True)
-    assert without_sandbox_gaps(report.findings) == [], [f.message for f in report.findings]
+    assert report.findings == (), [f.message for f in report.findings]
     assert report.unavailable == ()
 
 

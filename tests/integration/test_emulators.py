@@ -144,6 +144,72 @@ def declared_by_the_files(env: str) -> tuple[str, str, dict[str, dict]]:
     return config["name"], f"{config['name']}-{config['kustomizations'][0]['name']}", children
 
 
+def declared_pools_by_the_files(env: str) -> dict[str, dict]:
+    """The system and CPU pools as ``infra/modules/aks`` declares them (cluster.tf's ``default_node_pool``,
+    node_pools.tf's ``cpu``), with ``var.*`` resolved the way ``infra/modules/platform`` passes platform.yaml's
+    ``cluster`` section (``system_pool``, ``cpu_pool``, ``zones``, ``node_label_prefix``)."""
+    import re
+
+    import hcl2
+
+    cluster = yaml.safe_load((APP_ROOT / f"infra/envs/{env}/platform.yaml").read_text())["cluster"]
+    variables = {"system_pool": cluster["system_pool"], "cpu_pool": cluster["cpu_pool"], "zones": cluster["zones"],
+                 "node_label_prefix": cluster["node_label_prefix"]}
+
+    def resolve(value):
+        if isinstance(value, str):
+            whole = re.fullmatch(r"\$\{var\.([a-z_]+)(?:\.([a-z_]+))?\}", value)
+            if whole and whole.group(1) in variables:
+                found = variables[whole.group(1)]
+                return found.get(whole.group(2), value) if whole.group(2) else found
+            return re.sub(r"\$\{var\.([a-z_]+)\}", lambda m: str(variables.get(m.group(1), m.group(0))), value)
+        if isinstance(value, dict):
+            return {resolve(k): resolve(v) for k, v in value.items()}
+        return value
+
+    bodies = {}
+    for name in ("cluster.tf", "node_pools.tf"):
+        with (APP_ROOT / "infra/modules/aks" / name).open() as fh:
+            doc = hcl2.load(fh, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True,
+                                                                                explicit_blocks=False))
+        for entry in doc["resource"]:
+            for kind, named in entry.items():
+                for body in named.values():
+                    if kind == "azurerm_kubernetes_cluster":
+                        bodies["system"] = {**body["default_node_pool"][0], "mode": "System"}
+                    elif kind == "azurerm_kubernetes_cluster_node_pool" and body.get("name") == "cpu":
+                        bodies["cpu"] = body
+    return {name: {k: resolve(v) for k, v in body.items()} for name, body in bodies.items()}
+
+
+def test_the_arm_seed_has_the_system_and_cpu_pools_platform_yaml_and_the_aks_module_declare(arm, kube, dev_platform):
+    declared = declared_pools_by_the_files(dev_platform.name)
+    assert set(declared) == {"system", "cpu"}
+    prefix = dev_platform.node_label_prefix
+    for name, tf in declared.items():
+        props = arm.pool(name)["properties"]
+        taints = ["CriticalAddonsOnly=true:NoSchedule"] if tf.get("only_critical_addons_enabled") else []
+        labels = tf.get("node_labels") or {}
+        assert {"mode": props["mode"], "vmSize": props["vmSize"], "enableAutoScaling": props["enableAutoScaling"],
+                "minCount": props["minCount"], "maxCount": props["maxCount"], "nodeTaints": props["nodeTaints"],
+                "labels": {k: v for k, v in props["nodeLabels"].items() if k.startswith(prefix + "/")},
+                "availabilityZones": props["availabilityZones"], "osSKU": props["osSKU"],
+                "osDiskType": props["osDiskType"]} == {
+            "mode": tf["mode"], "vmSize": tf["vm_size"], "enableAutoScaling": tf["auto_scaling_enabled"],
+            "minCount": tf["min_count"], "maxCount": tf["max_count"], "nodeTaints": taints, "labels": labels,
+            "availabilityZones": tf["zones"], "osSKU": tf["os_sku"], "osDiskType": tf["os_disk_type"]}, name
+        # The autoscaler's floor: the pool starts at min_count, and the API server lists as many nodes of it,
+        # labelled and tainted as the pool.
+        assert props["count"] == tf["min_count"]
+        nodes = [n for n in kube.objects[("v1", "nodes")].values()
+                 if n["metadata"]["labels"]["kubernetes.azure.com/agentpool"] == name]
+        assert len(nodes) == props["count"], name
+        for node in nodes:
+            assert {k: v for k, v in node["metadata"]["labels"].items() if k.startswith(prefix + "/")} == labels
+            assert [f"{t['key']}={t['value']}:{t['effect']}" for t in node["spec"]["taints"]] == taints
+            assert node["metadata"]["labels"]["node.kubernetes.io/instance-type"] == tf["vm_size"]
+
+
 def test_the_flux_objects_are_the_ones_flux_tf_and_gitops_clusters_declare(kube, dev_platform):
     configuration, root, children = declared_by_the_files(dev_platform.name)
 

@@ -201,11 +201,25 @@ class ArmEmulator(Emulator):
         if private:
             cluster["properties"]["privateFQDN"] = f"{dns_prefix}-{suffix}.privatelink.{p.location}.azmk8s.io"
             cluster["properties"].pop("fqdn")
-        self._pools["system"] = self._new_pool(
-            "system", mode="System", vmSize="Standard_D4ds_v5", count=2, enableAutoScaling=True,
-            minCount=2, maxCount=3, nodeTaints=["CriticalAddonsOnly=true:NoSchedule"],
-            nodeLabels={"kubernetes.azure.com/mode": "system"}, orchestratorVersion=version,
-        )
+        # The system and CPU pools as infra/modules/aks makes them from platform.yaml (declared.py): autoscaled,
+        # at their minimum (the autoscaler's floor), with the Terraform's taints and labels.
+        from shared.local.sandbox.declared import cluster_pools
+
+        declared = {d.name: d for d in cluster_pools(p.name)}
+        if "system" not in declared:  # no platform file for this environment: a minimal system pool
+            self._pools["system"] = self._new_pool(
+                "system", mode="System", vmSize="Standard_D4ds_v5", count=2, enableAutoScaling=True,
+                minCount=2, maxCount=3, nodeTaints=["CriticalAddonsOnly=true:NoSchedule"],
+                nodeLabels={"kubernetes.azure.com/mode": "system"}, orchestratorVersion=version,
+            )
+        for d in declared.values():
+            labels = {"kubernetes.azure.com/mode": "system"} if d.mode == "System" else {}
+            self._pools[d.name] = self._new_pool(
+                d.name, mode=d.mode, vmSize=d.vm_size, count=d.min_count, enableAutoScaling=True,
+                minCount=d.min_count, maxCount=d.max_count, nodeTaints=list(d.taints),
+                nodeLabels={**labels, **dict(d.labels)}, availabilityZones=list(d.zones) or ["1", "2", "3"],
+                osSKU="AzureLinux", osDiskType="Ephemeral", orchestratorVersion=version,
+            )
         prefix = self.platform.node_label_prefix
         for gpu in self.platform.gpu_pools:
             props: dict[str, Any] = {

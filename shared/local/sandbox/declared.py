@@ -277,3 +277,46 @@ def repository_files(root: Path = REPO_ROOT, trees: tuple[str, ...] = SEEDED_TRE
         except (UnicodeDecodeError, OSError):
             continue  # binary content is not served by the emulator's text API
     return files
+
+
+@dataclass(frozen=True)
+class DeclaredPool:
+    """A non-GPU agent pool as ``infra/modules/aks`` makes it from ``platform.yaml``'s ``cluster`` section
+    (``cluster.tf``'s ``default_node_pool`` and ``node_pools.tf``'s ``cpu``): both autoscaled between the
+    file's bounds, across ``cluster.zones``, AzureLinux on ephemeral OS disks. The system pool is tainted
+    ``CriticalAddonsOnly`` (``only_critical_addons_enabled``); the CPU pool carries ``<prefix>/workload:
+    general``. ``tests/integration/test_emulators.py`` checks this shape against the Terraform."""
+
+    name: str
+    mode: str                       # System | User
+    vm_size: str
+    min_count: int
+    max_count: int
+    zones: tuple[str, ...]
+    labels: tuple[tuple[str, str], ...] = ()
+    taints: tuple[str, ...] = ()
+
+
+SYSTEM_TAINT = "CriticalAddonsOnly=true:NoSchedule"
+
+
+def cluster_pools(env: str, root: Path = REPO_ROOT) -> tuple[DeclaredPool, ...]:
+    """The system and CPU pools ``infra/envs/<env>/platform.yaml`` declares (empty if there is no such file)."""
+    import yaml
+
+    path = root / "infra" / "envs" / env / "platform.yaml"
+    if not path.is_file():
+        return ()
+    cluster = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("cluster") or {}
+    zones = tuple(str(z) for z in cluster.get("zones") or ())
+    prefix = str(cluster.get("node_label_prefix") or "")
+    pools = []
+    system = cluster.get("system_pool") or {}
+    if system:
+        pools.append(DeclaredPool("system", "System", str(system["vm_size"]), int(system["min_count"]),
+                                  int(system["max_count"]), zones, taints=(SYSTEM_TAINT,)))
+    cpu = cluster.get("cpu_pool") or {}
+    if cpu:
+        pools.append(DeclaredPool("cpu", "User", str(cpu["vm_size"]), int(cpu["min_count"]), int(cpu["max_count"]),
+                                  zones, labels=((f"{prefix}/workload", "general"),) if prefix else ()))
+    return tuple(pools)

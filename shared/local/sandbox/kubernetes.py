@@ -235,7 +235,7 @@ class KubernetesEmulator(Emulator):
 
     def __init__(self, platform: PlatformEnvironment, *, tls: bool = False, reconcile_delay: float = 0.0,
                  simulate_flux: bool = True, revision: str | None = None, gpu_nodes: dict[str, int] | None = None,
-                 system_nodes: int = 2, system_vm_size: str = "Standard_D4ds_v5",
+                 system_nodes: int | None = None, system_vm_size: str | None = None,
                  kubernetes_version: str = "v1.32.4", repository_root: Path = REPO_ROOT) -> None:
         self.tls = tls
         #: The checkout whose flux.tf and gitops/ the Flux objects are seeded from.
@@ -737,6 +737,10 @@ class KubernetesEmulator(Emulator):
         if pool == "system":
             return ("System", self._system_vm_size, {}, [{"key": "CriticalAddonsOnly", "value": "true",
                                                           "effect": "NoSchedule"}], {})
+        declared = self._cluster_pools.get(pool)
+        if declared is not None:  # the CPU pool: the labels and taints infra/modules/aks gives it
+            taints = [_taint(t) for t in declared.taints]
+            return (declared.mode, declared.vm_size, dict(declared.labels), taints, {})
         spec = self.platform.gpu_pool(pool)
         resource = "nvidia.com/gpu" if spec.vendor == "nvidia" else "amd.com/gpu"
         prefix = self.platform.node_label_prefix  # the labels infra/modules/aks sets on GPU pools
@@ -800,14 +804,25 @@ class KubernetesEmulator(Emulator):
                              "chartVersion": version, "configDigest": digest, "digest": digest,
                              "firstDeployed": now, "lastDeployed": now}]}
 
-    def _seed(self, system_nodes: int, system_vm_size: str, gpu_nodes: dict[str, int] | None) -> None:
-        self._system_vm_size = system_vm_size
+    def _seed(self, system_nodes: int | None, system_vm_size: str | None, gpu_nodes: dict[str, int] | None) -> None:
+        # Nodes for every pool platform.yaml declares (declared.py), at the pool's minimum as the ARM seed;
+        # explicit ``system_nodes``/``system_vm_size`` win (tests of other shapes).
+        from shared.local.sandbox.declared import cluster_pools
+
+        self._cluster_pools = {d.name: d for d in cluster_pools(self.platform.name, self.repository_root)}
+        system = self._cluster_pools.get("system")
+        self._system_vm_size = system_vm_size or (system.vm_size if system else "Standard_D4ds_v5")
+        if system_nodes is None:
+            system_nodes = system.min_count if system else 2
         now = iso(utc_now()).split(".")[0] + "Z"
         ns_names = ("default", "kube-system", "kube-public", "kube-node-lease")  # every cluster has these
         for ns in ns_names:
             self._store("v1", "namespaces", {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                                              "status": {"phase": "Active"}})
         self.scale_pool("system", system_nodes)
+        for name, declared in self._cluster_pools.items():
+            if name != "system":
+                self.scale_pool(name, declared.min_count)
         for pool in self.platform.gpu_pools:
             self.scale_pool(pool.name, (gpu_nodes or {}).get(pool.name, pool.min_count))
 
@@ -874,3 +889,10 @@ class KubernetesEmulator(Emulator):
                     "name": "manager", "image": f"ghcr.io/fluxcd/{controller}:v1.5.0"}]},
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
             })
+
+
+def _taint(text: str) -> dict[str, str]:
+    """``key=value:Effect`` (as AKS and Terraform write taints) as a Node's ``spec.taints`` item."""
+    key_value, _, effect = text.partition(":")
+    key, _, value = key_value.partition("=")
+    return {"key": key, "value": value, "effect": effect} if value else {"key": key, "effect": effect}

@@ -49,6 +49,7 @@ from shared.errors import (
 )
 from shared.platform import GpuPool, PlatformEnvironment
 from shared.services.actuation import mutate
+from shared.services.scaling import bounds
 from shared.services.scaling.policy import (
     Decision,
     Observation,
@@ -230,6 +231,8 @@ class Carried:
     fallback_to: str | None = None
     last: dict[str, Any] | None = None
     etag: str | None = None
+    #: ticks capped at max_count (``bounds.Episode`` as JSON): a sustained episode proposes a higher max in git
+    bounds: dict[str, Any] | None = None
 
 
 def load_carried(storage: Any, env: str, pool: str) -> Carried:
@@ -242,7 +245,7 @@ def load_carried(storage: Any, env: str, pool: str) -> Carried:
         return json.loads(raw) if raw else None
 
     return Carried(PolicyState.from_json(part("policy")), part("drain"), part("operation"),
-                   row.get("fallback_to") or None, part("last"), row.get("_etag"))
+                   row.get("fallback_to") or None, part("last"), row.get("_etag"), part("bounds"))
 
 
 def save_carried(storage: Any, env: str, pool: str, carried: Carried) -> None:
@@ -251,7 +254,8 @@ def save_carried(storage: Any, env: str, pool: str, carried: Carried) -> None:
               "drain": json.dumps(carried.drain) if carried.drain else "",
               "operation": json.dumps(carried.operation) if carried.operation else "",
               "fallback_to": carried.fallback_to or "",
-              "last": json.dumps(carried.last, default=str) if carried.last else ""}
+              "last": json.dumps(carried.last, default=str) if carried.last else "",
+              "bounds": json.dumps(carried.bounds) if carried.bounds else ""}
     if carried.etag:
         storage.replace(STATE_TABLE, entity, carried.etag)
     else:
@@ -306,6 +310,9 @@ def tick(ctx: Any, *, now: dt.datetime, switches: Switches, pools: list[str] | N
             log.warning("gpu scaling of %s: %s: %s", pool.name, exc.code, exc,
                         extra={"pool": pool.name, "error_code": exc.code})
             results.append(TickResult(pool.name, 0, 0, exc.code, str(exc), "failed", {}))
+    if switches.enabled:
+        # After every pool has scaled, outside their leases; never raises (GitLab is not on the tick's path).
+        bounds.propose_due(ctx, results, now=now, dry_run=dry_run or switches.dry_run)
     return results
 
 
@@ -333,7 +340,10 @@ def tick_pool(ctx: Any, pool: GpuPool, *, now: dt.datetime, switches: Switches,
             if not dry and carried.drain is None:
                 _raise_serving_replicas(ctx, pool, reading, result)
         carried = _replace(carried, last={"at": now.isoformat(), "target": result.target, "reason": result.reason,
-                                          "message": result.message, "action": result.action})
+                                          "message": result.message, "action": result.action},
+                           bounds=bounds.track_decision(carried.bounds, decision, pool.max_count, t))
+        inputs["bounds"] = {"declared": pool.max_count, "episode": carried.bounds,
+                            "quota_exhausted": carried.fallback_to is not None}
         save_carried(ctx.storage, env, pool.name, carried)
     ctx.state.audit(actor=ACTOR, action="decide", target=_lease_name(env, pool.name), reason=result.reason,
                     outcome="planned" if dry else "succeeded", inputs=inputs,
