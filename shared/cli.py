@@ -18,7 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,15 +37,20 @@ class CommandSpec:
     run: Command
     #: Whether the command changes anything; only those accept ``--dry-run``.
     mutating: bool = False
+    #: Whether these arguments need the environment's settings (a ``Context``); offline work such as
+    #: ``scaling simulate`` runs with ``ctx=None`` and no settings at all.
+    needs_context: Callable[[argparse.Namespace], bool] = field(default=lambda args: True)
 
 
 COMMANDS: dict[str, CommandSpec] = {}
 
 
-def command(name: str, help_text: str, *, mutating: bool = False) -> Callable[[Command], Command]:
-    """Register a command. ``mutating=True``: it changes something, and honours ``args.dry_run``."""
+def command(name: str, help_text: str, *, mutating: bool = False,
+            needs_context: Callable[[argparse.Namespace], bool] | None = None) -> Callable[[Command], Command]:
+    """Register a command. ``mutating=True``: it changes something, and honours ``args.dry_run``.
+    ``needs_context``: False for the arguments that work offline (default: every invocation needs settings)."""
     def register(fn: Command) -> Command:
-        COMMANDS[name] = CommandSpec(help_text, fn, mutating)
+        COMMANDS[name] = CommandSpec(help_text, fn, mutating, needs_context or (lambda args: True))
         return fn
 
     return register
@@ -168,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
             environ = load_settings_file(args.settings)
         if args.env:
             environ["PLATFORM_ENV"] = args.env
-        from shared.context import Context
+        ctx = None
+        if spec.needs_context(args):
+            from shared.context import Context
 
-        ctx = Context.from_env(environ)
+            ctx = Context.from_env(environ)
         code, data, text = spec.run(ctx, args)
     except ConfigError as exc:
         return _fail(args, exc, 2, "configuration")

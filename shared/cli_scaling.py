@@ -9,17 +9,14 @@
 baselines (``shared.services.scaling.simulator``). The others use the environment's settings as every
 platformctl command does.
 
-Registration: ``shared.cli`` builds one sub-parser per command in its registry; this module adds the
-``scaling`` command to that registry, its arguments to the parser ``cli.build_parser`` returns, and lets
-``simulate`` run before settings are loaded. Doing it from here keeps ``cli.py`` to one import line.
+Registration: this module adds ``scaling`` to ``shared.cli``'s registry with its sub-parser options
+(``COMMAND_OPTIONS``) and ``needs_context`` false for ``simulate``, so that it runs without settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import sys
 from typing import Any
 
 from shared import cli
@@ -52,6 +49,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def cmd_scaling(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     action = getattr(args, "scaling_action", None)
+    if action == "simulate":  # offline: ctx is None (registered with needs_context false for it)
+        return simulate(args)
     if action == "status":
         return _status(ctx)
     if action == "decide":
@@ -174,35 +173,6 @@ def _iso(epoch: float) -> str:
 
 # -- registration -----------------------------------------------------------------------------------
 
-cli.command("scaling", "GPU pool scaling: simulate, status, decide (dry run), override")(cmd_scaling)
-
-_build_parser = cli.build_parser
-_main = cli.main
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = _build_parser()
-    for action in parser._subparsers._group_actions:  # the sub-parsers cli.build_parser made
-        if isinstance(action, argparse._SubParsersAction) and "scaling" in action.choices:
-            configure(action.choices["scaling"])
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``scaling simulate`` needs no settings: run it before ``cli.main`` would load them."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "scaling" in argv and "simulate" in argv[argv.index("scaling"):]:
-        args = build_parser().parse_args(argv)
-        args.json = getattr(args, "json", False)
-        args.dry_run = getattr(args, "dry_run", False)
-        try:
-            code, data, text = simulate(args)
-        except BadInputError as exc:
-            return cli._fail(args, exc, 2, "bad input")
-        print(json.dumps(data, indent=2, default=str) if args.json else text)
-        return code
-    return _main(argv)
-
-
-cli.build_parser = build_parser
-cli.main = main
+cli.command("scaling", "GPU pool scaling: simulate, status, decide (dry run), override",
+            needs_context=lambda args: getattr(args, "scaling_action", None) != "simulate")(cmd_scaling)
+cli.COMMAND_OPTIONS["scaling"] = configure
