@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared import __version__, cli_certs, logs
+from shared import __version__, logs
 from shared.errors import BadInputError, ConfigError, PermanentError, PlatformError, TemporaryError
 from shared.platform import ENVIRONMENTS
 
@@ -103,9 +103,6 @@ def cmd_audit(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     lines = [f"{r.time:%Y-%m-%d %H:%M:%S}Z  {r.outcome:<9}  {r.actor:<14} {r.action:<10} {r.target}  "
              f"[{r.reason}] {r.message}".rstrip() for r in records]
     return 0, data, "\n".join(lines)
-
-
-cli_certs.register(command, COMMAND_OPTIONS)
 
 
 def load_settings_file(path: str) -> dict[str, str]:
@@ -207,7 +204,7 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
 
 
 # Command modules register themselves on import (they import `command` and COMMAND_OPTIONS from here).
-from shared import cli_drift, cli_scaling  # noqa: E402, F401 - `platformctl drift`, `platformctl scaling`
+from shared import cli_certs, cli_drift, cli_scaling  # noqa: E402, F401 - certs, drift, scaling
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""``platformctl certs``: origin certificate status, rotation and cleanup (registered from ``shared.cli``).
+"""``platformctl certs``: origin certificate status, rotation and cleanup (registered on import from ``shared.cli``).
 
 - ``certs status [--json]``: per certificate the Key Vault version, serial, issuer, not-after, days left,
   the decision with its reason, and pending revocations with what each waits for.
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
-from collections.abc import Callable
 from typing import Any
+
+from shared import cli
 
 ACTIONS = ("status", "rotate", "cleanup")
 
@@ -69,9 +70,8 @@ def cmd_certs(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     return (1 if failed else 0), data, "\n".join(lines)
 
 
-def register(command: Callable[..., Callable[[Any], Any]],
-             command_options: dict[str, Callable[[argparse.ArgumentParser], None]]) -> None:
-    # Mutating: rotate and cleanup change things and honour --dry-run (status ignores it).
-    command("certs", "origin certificates: status | rotate NAME [--force] | cleanup [--apply]",
+# Registered on import from shared.cli, like every command module. Mutating: rotate and cleanup change
+# things and honour --dry-run (status ignores it).
+cli.command("certs", "origin certificates: status | rotate NAME [--force] | cleanup [--apply]",
             mutating=True)(cmd_certs)
-    command_options["certs"] = options
+cli.COMMAND_OPTIONS["certs"] = options
