@@ -240,3 +240,28 @@ def test_once_a_ramp_has_flattened_its_trend_is_no_longer_projected() -> None:
     d = p.decide(PARAMS, obs(now, ready=4), state, now)
     assert d.figures["fitted_slope"] == 0.0
     assert d.figures["rate_ahead"] <= d.figures["rate_now"] + 1e-9
+
+
+def _wake(rate_per_s: float, ticks: int, params: p.ScalingParameters) -> p.Decision:
+    """A pool at zero whose queue fills at ``rate_per_s`` while the nodes it asked for provision."""
+    state, target, d = p.PolicyState(), 0, None
+    for k in range(ticks):
+        now = T0 + k * params.interval_seconds
+        queued = 1 + round(rate_per_s * k * params.interval_seconds)
+        d = p.decide(params, obs(now, queued=queued, ready=0, provisioning=target, completed_total=0,
+                                 service_seconds_total=0.0), state, now)
+        state, target = d.state, d.target
+    assert d is not None
+    return d
+
+
+def test_a_wake_from_zero_asks_for_the_backlog_expected_at_readiness_within_the_wake_headroom() -> None:
+    # 5 req/s x 10 s = 50 busy slots (6.1 nodes of 8 slots, 3% tolerance: 7). By the time the first node
+    # is ready 2,400 more requests have queued: the first wave adds wake_headroom (20%) for them at once,
+    # 60 slots = 8 nodes, not 7 now and more one time to ready later.
+    params = replace(PARAMS, max_count=16, max_step_up=8)
+    d = _wake(5.0, 8, params)
+    assert d.target == 8, d.message
+    assert d.figures["backlog"] >= 5.0 * params.time_to_ready_seconds
+    # The wave never passes the load plus its headroom however large the backlog expected.
+    assert _wake(5.0, 8, replace(params, wake_headroom=0.0)).target == 7

@@ -88,6 +88,10 @@ class ScalingParameters:
     sizing_tolerance: float = 0.03
     #: ratio; extra slots for a backlog are at most this share of the load's slots
     backlog_headroom: float = 0.1
+    #: ratio; while no node serves yet (a wake from zero), extra slots for the backlog expected when the
+    #: first nodes are ready are at most this share of the load's slots: the whole first wave is asked
+    #: for at once instead of in waves one time to ready apart, and stays within 1.2 x the load
+    wake_headroom: float = 0.2
     #: seconds after a node's time to ready by which a backlog should be gone
     backlog_clear_seconds: float = 600.0
     #: seconds of per-tick arrivals kept to pair a backlog's measured service time with the arrival
@@ -266,11 +270,20 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
     # whole queue (those nodes would arrive after the queue is gone).
     spare = max(0.0, (obs.ready + obs.provisioning) * slots - load_slots)
     horizon = params.time_to_ready_seconds + params.backlog_clear_seconds
-    leftover = max(0.0, obs.queued * service - spare * horizon)
     backlog = obs.queued
-    # ... and at most ``backlog_headroom`` above the load: a backlog is a one-off, capacity bought for it
-    # outlives it (a cold start would otherwise overshoot what the demand needs).
-    staffed += min(leftover / params.backlog_clear_seconds, params.backlog_headroom * max(load_slots, slots))
+    headroom = params.backlog_headroom
+    if obs.ready == 0:
+        # Nothing serves yet (a wake from zero): every arrival until the first node is ready joins the
+        # queue. Size for the backlog there will be then, not for today's queue (which is only the first
+        # seconds of it), so the first wave is asked for in the first ticks instead of in waves one time
+        # to ready apart (each wave waits 480 s more, and the earliest requests set the p95).
+        backlog = round(obs.queued + rate_now * params.time_to_ready_seconds)
+        headroom = params.wake_headroom
+    leftover = max(0.0, backlog * service - spare * horizon)
+    # ... and at most ``backlog_headroom`` (``wake_headroom`` before any node serves) above the load: a
+    # backlog is a one-off, capacity bought for it outlives it (a cold start would otherwise overshoot
+    # what the demand needs).
+    staffed += min(leftover / params.backlog_clear_seconds, headroom * max(load_slots, slots))
     wanted = math.ceil(staffed / slots / (1.0 + params.sizing_tolerance) - 1e-9)
     if active and wanted == 0:
         wanted = 1
@@ -300,7 +313,8 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
         if obs.queued > params.activation_queue_length:
             target = min(max(wanted, 1), params.max_step_up)
             return out(target, WAKE, f"{obs.queued} queued (> {params.activation_queue_length}): waking to "
-                                     f"{target} node(s)")
+                                     f"{target} node(s) for {rate_ahead * 60:.0f} req/min and about {backlog} "
+                                     "queued by the time they are ready")
         return out(0, HOLD, "idle at zero")
     if not active and idle_for >= params.idle_to_zero_seconds:
         return out(params.min_count, IDLE_TO_ZERO,
