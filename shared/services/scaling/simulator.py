@@ -524,14 +524,15 @@ def simulate(trace: Trace, controller: Controller, config: SimConfig = SimConfig
                   trace.duration, config.slo_seconds, timeline, arrivals)
 
 
-def fifo_waits(trace: Trace, nodes: int, config: SimConfig, services: Sequence[float] | None = None
-               ) -> list[float]:
-    """Waits with a fixed pool of ``nodes`` ready nodes from the start: a FIFO multi-server queue."""
+def fifo_waits(trace: Trace, nodes: int, config: SimConfig, services: Sequence[float] | None = None,
+               *, ready_at: float = 0.0) -> list[float]:
+    """Waits with a fixed pool of ``nodes`` nodes serving from ``ready_at`` (default: the start): a FIFO
+    multi-server queue."""
     services = services if services is not None else service_times(trace, config.service)
     slots = nodes * config.slots_per_node
     if slots <= 0:
         return [math.inf] * len(trace)
-    free_at = [0.0] * slots
+    free_at = [ready_at] * slots
     waits = []
     for a, s in zip(trace.arrivals, services, strict=True):
         earliest = free_at[0]
