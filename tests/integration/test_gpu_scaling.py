@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import time
 
 import pytest
@@ -132,13 +133,18 @@ def test_an_operation_in_progress_skips_the_tick(ctx, sandbox, dev_platform):
     assert sandbox.arm.count("PUT", "agentPools") == 0
 
 
-def test_a_409_operation_not_allowed_in_progress_skips_the_tick(ctx, sandbox, dev_platform):
+def test_a_409_operation_not_allowed_in_progress_skips_the_tick(ctx, sandbox, dev_platform, monkeypatch):
     pool = dev_platform.gpu_pools[0]
     _queue(ctx, pool, 12)
     sandbox.arm.inject(status=409, code="OperationNotAllowed", method="PUT", path="agentPools", times=10,
                        message="Operation is not allowed because there's an in progress scale node pool operation")
+    # mutate backs off between attempts (AKS sends no Retry-After here: 30 s each); the backoff is recorded
+    # instead of slept (an injected clock), so the test does not wait the 90 s out.
+    waited: list[float] = []
+    monkeypatch.setattr(scaling, "mutate", functools.partial(scaling.mutate, sleep=waited.append))
     result = _tick(ctx, pool)
     assert result.action == "skipped"
+    assert waited and sandbox.arm.count("PUT", "agentPools") == len(waited) + 1
 
 
 def test_quota_exhaustion_alerts_and_moves_demand_to_the_fallback_pool(ctx, sandbox, dev_platform, caplog):
