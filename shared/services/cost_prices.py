@@ -127,6 +127,15 @@ def load(path: Path | str | None = None) -> PriceBook:
     return parse(yaml.safe_load(path.read_text(encoding="utf-8")), source=str(path))
 
 
+def pool_price(env: str, pool: str, *, book: PriceBook | None = None) -> tuple[str, float]:
+    """(VM size, USD per node-hour) of a GPU pool of an environment, as platform.yaml declares it."""
+    from shared.platform import load_environment
+
+    platform = load_environment(env)
+    gpu_pool = platform.gpu_pool(pool)
+    return gpu_pool.vm_size, (book or load()).hourly(platform.location, gpu_pool.vm_size)
+
+
 # -- OpenCost's custom pricing, derived ------------------------------------------------------------
 
 @dataclass(frozen=True)
