@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import promql_parser
 import pytest
 import yaml
 
@@ -29,20 +30,26 @@ KUBE_STATE_METRICS = {"kube_pod_info", "kube_pod_labels", "kube_namespace_labels
                       "kube_pod_container_resource_requests", "kube_pod_status_phase"}
 EXPORTED = OPENCOST | VLLM | KUBE_STATE_METRICS
 
-KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "group_left", "group_right"}
-
-
 def metric_names(expr: str) -> set[str]:
-    """The series a PromQL expression selects: identifiers left once strings, label matchers, ranges,
-    Grafana variables, numbers, grouping clauses and function calls are taken out."""
-    text = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
-    text = re.sub(r"\{[^}]*\}", "", text)
-    text = re.sub(r"\[[^\]]*\]", "", text)
-    text = re.sub(r"\$\w+", "", text)
-    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
-    text = re.sub(r"(?<![\w:])\d+(?:\.\d+)?(?:e\d+)?", "", text)
-    names = set(re.findall(r"[a-zA-Z_:][\w:]*(?!\s*\()\b(?![\w:]*\s*\()", text))
-    return {n for n in names if n.lower() not in KEYWORDS and n not in {"by", "without"}}
+    """The series a PromQL expression selects, from its syntax tree (Grafana's $__range read as 1h). A query
+    that does not parse fails here."""
+    return set(_selected(promql_parser.parse(re.sub(r"\$__\w+", "1h", expr))))
+
+
+def _selected(node: object):
+    if isinstance(node, promql_parser.VectorSelector):
+        yield node.name
+    elif isinstance(node, promql_parser.MatrixSelector):
+        yield from _selected(node.vector_selector)
+    elif isinstance(node, promql_parser.BinaryExpr):
+        yield from _selected(node.lhs)
+        yield from _selected(node.rhs)
+    elif isinstance(node, promql_parser.Call):
+        for arg in node.args:
+            yield from _selected(arg)
+    elif isinstance(node, promql_parser.AggregateExpr | promql_parser.ParenExpr | promql_parser.UnaryExpr
+                    | promql_parser.SubqueryExpr):
+        yield from _selected(node.expr)
 
 
 PARSES = {
@@ -52,7 +59,14 @@ PARSES = {
         "a * on (node) group_left (model_name) max by (node, model_name) (vllm:num_requests_running)",
         {"a", "vllm:num_requests_running"}),
     "numbers and keywords are not series": ("1e6 * b or c * 0.5 unless d", {"b", "c", "d"}),
+    "a function of a function of a series": ("sort_desc(sum(rate(vllm:request_success_total[5m])))",
+                                            {"vllm:request_success_total"}),
 }
+
+
+def test_a_query_that_is_not_promql_fails() -> None:
+    with pytest.raises(ValueError):
+        metric_names("sum by (node (x)")
 
 
 @pytest.mark.parametrize("behaviour", sorted(PARSES))
