@@ -79,7 +79,7 @@ class CostReport:
 
     def text(self) -> str:
         head = f"{self.aggregate:<28} {'total':>10} {'GPU':>10} {'CPU':>9} {'RAM':>9} {'other':>8} {'GPU-h':>8}"
-        out = [f"cost in {self.env}, {_iso(self.start)} to {_iso(self.end)} (USD; {self.prices})", "", head,
+        out = [f"cost in {self.env}, {_iso(self.start)} to {_iso(self.end)} ({self.prices})", "", head,
                "-" * len(head)]
         rows = list(self.lines) + ([self.idle] if self.idle else [])
         for line in rows:
