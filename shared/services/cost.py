@@ -142,14 +142,12 @@ def previous_month(now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 
 def report(ctx: Any, *, since: str = "7d", aggregate: str = "namespace", now: dt.datetime) -> CostReport:
     """Gather and summarize: one accumulated allocation query over [since, now] with idle capacity."""
-    from shared.services.cost_prices import load
-
     if aggregate not in AGGREGATES:
         raise BadInputError(f"--by: expected one of {', '.join(AGGREGATES)}, got {aggregate!r}")
     start, end = window_since(since, now)
     sets = ctx.cost_allocations.allocation(window=f"{_iso(start)},{_iso(end)}", aggregate=aggregate,
                                            include_idle=True)
-    return summarize(ctx.platform.name, sets, start=start, end=end, aggregate=aggregate, prices=load().label())
+    return summarize(ctx.platform.name, sets, start=start, end=end, aggregate=aggregate, prices=_prices_label())
 
 
 def post_monthly_summary(ctx: Any, *, now: dt.datetime) -> str:
@@ -182,9 +180,13 @@ def post_monthly_summary(ctx: Any, *, now: dt.datetime) -> str:
 
 
 def _prices_label() -> str:
+    """The price file's label; the deployed app has no gitops/ (.funcignore): OpenCost's prices are the same."""
     from shared.services.cost_prices import load
 
-    return load().label()
+    try:
+        return load().label()
+    except FileNotFoundError:
+        return "OpenCost's prices (the platform's price file)"
 
 
 def _iso(t: dt.datetime) -> str:

@@ -60,3 +60,10 @@ def test_since_refuses_what_is_not_a_past_time(since: str) -> None:
 def test_the_previous_month_of_january_is_december() -> None:
     assert cost.previous_month(dt.datetime(2027, 1, 1, 8, tzinfo=dt.UTC)) == (
         dt.datetime(2026, 12, 1, tzinfo=dt.UTC), dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+
+
+def test_without_the_price_file_the_deployed_app_names_opencosts_prices(monkeypatch, tmp_path) -> None:
+    from shared.services import cost_prices
+
+    monkeypatch.setattr(cost_prices, "PRICE_FILE", tmp_path / "absent.yaml")  # gitops/ is not deployed
+    assert "OpenCost" in cost._prices_label()
