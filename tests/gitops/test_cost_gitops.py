@@ -57,3 +57,17 @@ def test_pod_and_namespace_labels_team_model_tenant_reach_prometheus_for_allocat
     allow = prometheus["spec"]["values"]["kube-state-metrics"]["metricLabelsAllowlist"]
     pods = next(a for a in allow if a.startswith("pods="))
     assert {"team", "model", "tenant"} <= set(pods[len("pods=["):-1].split(","))
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_app_namespace_names_its_team_and_vllm_pods_their_model_for_allocation(objects, env):
+    if ("apps", env) not in objects:
+        pytest.skip("the apps overlay does not build (see test_every_overlay_builds)")
+    objs = objects[("apps", env)]
+    assert all(ns["metadata"].get("labels", {}).get("team") for ns in find(objs, "Namespace"))
+    for deployment in find(objs, "Deployment"):
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            served = [a.split("=", 1)[1] for a in container.get("args", []) if a.startswith("--served-model-name=")]
+            if served:
+                labels = deployment["spec"]["template"]["metadata"]["labels"]
+                assert labels.get("model") == served[0] and labels.get("tenant"), deployment["metadata"]["name"]

@@ -41,6 +41,11 @@ class Workload:
         return f"{self.controller}-0"
 
 
+#: The serving Deployments' --served-model-name and pod label ``model`` (gitops/apps/base/vllm); a pool's
+#: fallback pool serves the same model.
+SERVED_MODEL = "platform-llm"
+
+
 def seed_workloads(platform: PlatformEnvironment) -> list[Workload]:
     """What the cluster runs: a serving pod per GPU pool (one node each) and the platform's services."""
     from shared.services.cost_prices import load
@@ -51,7 +56,7 @@ def seed_workloads(platform: PlatformEnvironment) -> list[Workload]:
         namespace, _, name = (pool.serving_deployment or f"model-serving/vllm-{pool.name}").partition("/")
         shape = book.price(platform.location, pool.vm_size)
         out.append(Workload(namespace, name, pool.vm_size, shape.vcpus * 0.9, shape.memory_gib * 0.8,
-                            shape.gpus, {"team": "inference", "model": f"llm-{pool.name}", "tenant": "shared"}))
+                            shape.gpus, {"team": "inference", "model": SERVED_MODEL, "tenant": "shared"}))
     out += [
         Workload("qdrant", "qdrant", "Standard_D8ds_v5", 2, 8, labels={"team": "search", "tenant": "shared"}),
         Workload("mlflow", "mlflow", "Standard_D8ds_v5", 1, 2, labels={"team": "ml-platform", "tenant": "shared"}),
