@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from shared.services import cost_prices  # noqa: E402 - after the path is set
 from shared.services.scaling import simulator as sim  # noqa: E402 - after the path is set
 
 
@@ -42,13 +43,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plot-dir", metavar="DIR", help="write one PNG per scenario there")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--scenario", action="append", choices=sim.SCENARIOS, help="only these (repeatable)")
+    parser.add_argument("--pool", default="h100", help="GPU pool whose VM price costs the node-hours (the price "
+                        "file, gitops .../pricing/vm-prices.yaml; default h100)")
+    parser.add_argument("--env", default="dev-uaenorth", help="environment declaring --pool (default dev-uaenorth)")
     args = parser.parse_args(argv)
     if not args.traces and not args.synthetic:
         parser.error("give TRACE files or --synthetic")
 
     sources = _synthetic(args.seed) if args.synthetic else _pick(args.traces)
     wanted = args.scenario or list(sim.SCENARIOS)
-    config = sim.SimConfig(seed=args.seed)
+    vm_size, price = cost_prices.pool_price(args.env, args.pool)
+    config = sim.SimConfig(seed=args.seed, node_hour_price=price)
     runs, timings = [], {}
     for name in wanted:
         trace = sources.get(name)
@@ -72,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"runs": sim.metrics_json(runs), "targets": checks}, indent=2, default=str))
     else:
         print(sim.table(runs))
+        print(f"  cost $ = node-hours x {price:.2f} USD per node-hour ({vm_size}, pool {args.pool} of {args.env}; "
+              f"{cost_prices.load().label()})")
         print()
         for run in runs:
             print(f"  {run['scenario']}: {run['trace']}, {run['requests']} requests over {run['hours']:.1f} h; "

@@ -33,6 +33,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     sim.add_argument("--policy", action="append", help="policy, keda or static (repeatable; default all three)")
     sim.add_argument("--plot", metavar="FILE.png", help="draw arrivals, queue, target and nodes per policy")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--pool", default="h100", help="GPU pool whose VM price (the price file) costs the "
+                     "node-hours (default h100 of --env, else dev-uaenorth)")
     sim.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
     status = sub.add_parser("status", help="per pool: depth, in flight, nodes, target, last decision, override")
     status.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
@@ -76,8 +78,9 @@ def simulate(args: argparse.Namespace) -> tuple[int, Any, str]:
     except (KeyError, ValueError) as exc:
         raise BadInputError(f"--trace: {args.trace} is not a trace (TIMESTAMP, ContextTokens, "
                             f"GeneratedTokens): {exc}") from None
+    price = _node_hour_price(args.env or "dev-uaenorth", args.pool)
     run = sim.run_scenario(sim.scenario(args.scenario, trace, seed=args.seed),
-                           config=sim.SimConfig(seed=args.seed), policies=policies)
+                           config=sim.SimConfig(seed=args.seed, node_hour_price=price), policies=policies)
     if args.plot:
         sim.plot(run, args.plot)
     [data] = sim.metrics_json([run])
@@ -85,8 +88,24 @@ def simulate(args: argparse.Namespace) -> tuple[int, Any, str]:
     return 0, data, text
 
 
+def _node_hour_price(env: str, pool: str) -> float:
+    from shared.errors import ConfigError
+    from shared.services import cost_prices
+
+    try:
+        return cost_prices.pool_price(env, pool)[1]
+    except KeyError as exc:  # no such pool, or no price for its size: say which
+        raise BadInputError(f"--pool: {exc}") from None
+    except ConfigError as exc:
+        raise BadInputError(f"--pool: {exc}") from None
+
+
 def _status(ctx: Any) -> tuple[int, Any, str]:
+    from shared.services import cost_prices
     from shared.services.scaling import tick
+
+    book = cost_prices.load()
+    total = 0.0
 
     now = ctx.clock()
     rows, lines = [], []
@@ -106,6 +125,8 @@ def _status(ctx: Any) -> tuple[int, Any, str]:
             if active else None,
             "problems": list(reading.problems),
         }
+        row.update(_pool_cost(book, ctx.platform.location, pool.vm_size, obs))
+        total += row["cost_per_hour"] or 0.0
         rows.append(row)
         last = carried.last or {}
         lines.append(
@@ -115,8 +136,29 @@ def _status(ctx: Any) -> tuple[int, Any, str]:
                "\n         last: no decision yet")
             + (f"\n         override: {override.count} until {_iso(override.expires_at)}" if active else "")
             + (f"\n         draining: {', '.join(carried.drain['nodes'])}" if carried.drain else "")
-            + (f"\n         problems: {'; '.join(reading.problems)}" if reading.problems else ""))
+            + (f"\n         problems: {'; '.join(reading.problems)}" if reading.problems else "")
+            + (f"\n         cost: {row['billed_nodes']} x {pool.vm_size} at {row['hourly_price']:.2f}/h = "
+               f"{row['cost_per_hour']:.2f} USD/h" if row["cost_per_hour"] is not None else
+               f"\n         cost: {row['cost_note']}"))
+    lines.append(f"GPU pools cost {total:.2f} USD/h now ({book.label()}; "
+                 "README \"Cost\")")
     return 0, rows, "\n".join(lines)
+
+
+def _pool_cost(book: Any, region: str, vm_size: str, obs: Any) -> dict[str, Any]:
+    """Cost per hour of the pool as it is: nodes ready or provisioning (Azure bills a VM once allocated)."""
+    from shared.services.cost_prices import PriceMissing
+
+    try:
+        hourly = book.hourly(region, vm_size)
+    except PriceMissing as exc:
+        return {"billed_nodes": None, "hourly_price": None, "cost_per_hour": None, "cost_note": str(exc)}
+    if obs is None:
+        return {"billed_nodes": None, "hourly_price": hourly, "cost_per_hour": None,
+                "cost_note": "nodes unknown (see problems)"}
+    nodes = obs.ready + obs.provisioning
+    return {"billed_nodes": nodes, "hourly_price": hourly, "cost_per_hour": nodes * hourly,
+            "currency": book.currency, "prices_as_of": book.as_of.isoformat()}
 
 
 def _decide(ctx: Any, pool_name: str) -> tuple[int, Any, str]:

@@ -93,6 +93,12 @@ class Context:
         return self._adapter("git", lambda: gitlab.build(self))
 
     @property
+    def cost_allocations(self) -> Any:
+        from shared.adapters import opencost
+
+        return self._adapter("cost_allocations", lambda: opencost.build(self))
+
+    @property
     def storage(self) -> Any:
         from shared.adapters import storage
 

@@ -51,6 +51,8 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
                       "default false"),
     "KUBERNETES_VERSION_SOAK_DAYS": ("optional", False, "days dev-uaenorth runs a new Kubernetes minor before the "
                                      "other environments' bump is proposed (default 7)"),
+    "OPENCOST_URL": ("optional", False, "OpenCost's API (Service opencost:9003 in monitoring) for `platformctl cost` "
+                     "and the monthly cost summary; unset: no cost reports"),
 }
 
 
@@ -83,6 +85,8 @@ class Settings:
     drift_dry_run: bool = False
     #: Days dev-uaenorth runs a new Kubernetes minor before the others are proposed it.
     kubernetes_version_soak_days: float = 7.0
+    #: OpenCost's allocation API; None: cost reports are off.
+    opencost_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -168,6 +172,7 @@ class Settings:
             audit_retention_days=int(number("AUDIT_RETENTION_DAYS", 400, int, 1, 3650)),
             drift_dry_run=(get("DRIFT_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
             kubernetes_version_soak_days=float(number("KUBERNETES_VERSION_SOAK_DAYS", 7.0, float, 0, 365)),
+            opencost_url=url("OPENCOST_URL", None),
         )
         for secret in (connection, settings.cloudflare_api_token, settings.gitlab_token,
                        settings.gitlab_webhook_secret, settings.slack_signing_secret):

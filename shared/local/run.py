@@ -42,6 +42,10 @@ GPU scaling (README "GPU scaling" shows how to queue inference requests; the poo
   .venv/bin/platformctl --settings {settings} scaling status
   .venv/bin/platformctl --settings {settings} scaling decide --pool {gpu_pool}
 
+Cost (README "Cost"; the sandbox's OpenCost emulator, priced from the platform's price file):
+  .venv/bin/platformctl --settings {settings} cost --since 7d
+  .venv/bin/platformctl --settings {settings} cost --by label:model --json
+
 Drift (README "Drift and GitOps changes"):
   curl -sk -X POST {arm}/_sandbox/drift -d '{{"pool":"h100","maxCount":8}}'
   .venv/bin/platformctl --settings {settings} drift --open-mr --apply

@@ -232,6 +232,8 @@ def test_platformctl_override_status_and_decide_drive_the_same_tick(ctx, sandbox
     [row] = [r for r in rows if r["pool"] == pool.name]
     assert row["override"]["count"] == 2 and row["last"]["reason"] == "Override" and row["depth"] == 0
     assert "override: 2 until" in text
+    # priced from the one price source: nodes billed now x the pool's VM price (issue 16)
+    assert row["cost_per_hour"] == row["billed_nodes"] * row["hourly_price"] and "GPU pools cost" in text
 
 
 def test_the_timer_function_scales_the_sandbox_end_to_end(ctx, sandbox, dev_platform, monkeypatch):

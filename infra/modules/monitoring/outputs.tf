@@ -23,3 +23,11 @@ output "action_group_id" {
   description = "Resource ID of the platform action group, for further alerts."
   value       = azurerm_monitor_action_group.platform.id
 }
+
+output "budget_ids" {
+  description = "Resource IDs of the subscription budget and of the resource group budgets by key (null and empty when budgets is null)."
+  value = {
+    subscription    = one(azurerm_consumption_budget_subscription.platform[*].id)
+    resource_groups = { for k, b in azurerm_consumption_budget_resource_group.platform : k => b.id }
+  }
+}

@@ -34,7 +34,12 @@ module "monitoring" {
   resource_group_name = azurerm_resource_group.platform.name
   log_retention_days  = local.p.monitoring.log_retention_days
   alert_emails        = local.p.monitoring.alert_emails
-  tags                = local.tags
+  budgets             = local.p.cost.budgets
+  budget_resource_groups = {
+    platform = azurerm_resource_group.platform.name
+    nodes    = module.aks.node_resource_group
+  }
+  tags = local.tags
 }
 
 module "network" {

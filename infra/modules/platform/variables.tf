@@ -75,6 +75,15 @@ variable "platform" {
       log_retention_days = optional(number, 30)
       alert_emails       = list(string)
     })
+    cost = optional(object({
+      budgets = optional(object({
+        subscription_monthly    = number
+        resource_groups_monthly = map(number)
+        start_month             = string
+        actual_thresholds       = optional(list(number), [80, 100])
+        forecast_thresholds     = optional(list(number), [100])
+      }))
+    }), {})
     automation = object({
       function_app_name          = string
       maximum_instance_count     = optional(number, 40)

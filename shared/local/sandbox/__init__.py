@@ -25,6 +25,7 @@ class Sandbox:
         from shared.local.sandbox.gitlab import GitLabEmulator
         from shared.local.sandbox.keyvault import KeyVaultEmulator
         from shared.local.sandbox.kubernetes import KubernetesEmulator
+        from shared.local.sandbox.opencost import OpenCostEmulator
 
         self.platform = platform
         self.workdir = Path(workdir)
@@ -34,6 +35,7 @@ class Sandbox:
         self.cloudflare = CloudflareEmulator(platform)
         self.kubernetes = KubernetesEmulator(platform)
         self.gitlab = GitLabEmulator(platform)
+        self.opencost = OpenCostEmulator(platform)
         # The nodes the API server lists follow the pools' counts (the autoscaler included), as in AKS.
         self.arm.link_kubernetes(self.kubernetes)
         self._wire_gitops()
@@ -63,7 +65,8 @@ class Sandbox:
 
     @property
     def emulators(self) -> dict[str, Emulator]:
-        return {e.name: e for e in (self.arm, self.keyvault, self.cloudflare, self.kubernetes, self.gitlab)}
+        return {e.name: e for e in (self.arm, self.keyvault, self.cloudflare, self.kubernetes, self.gitlab,
+                                     self.opencost)}
 
     def start(self) -> dict[str, str]:
         self.ca = SandboxCA(self.workdir / "tls")

@@ -199,6 +199,9 @@ class SimConfig:
     slo_seconds: float = 30.0  # queue wait the SLO allows (p95)
     initial_nodes: int = 0  # ready at t=0
     service: ServiceModel = field(default_factory=ServiceModel)
+    #: USD per node-hour of the pool's VM size (shared.services.cost_prices, the one price source);
+    #: None leaves the cost out of the metrics.
+    node_hour_price: float | None = None
 
 
 @dataclass(frozen=True)
@@ -612,6 +615,7 @@ def run_scenario(sc: Scenario, *, params: ScalingParameters | None = None, confi
                            "hours": sc.trace.duration / 3600.0, "static_nodes": static_nodes, "policies": {}}
     for name, result in results.items():
         m = result.metrics()
+        m["cost"] = m["node_hours"] * config.node_hour_price if config.node_hour_price is not None else None
         if sc.name == "cold":
             m["slo_holds_after_s"] = result.slo_holds_after()
             # "Peak nodes / nodes finally needed": what the demand needs (static's size, the oracle), not
@@ -672,7 +676,7 @@ def _plot_one(ax: Any, name: str, result: Result) -> None:
 def table(runs: Sequence[dict[str, Any]]) -> str:
     """One text table over scenarios and policies."""
     head = (f"{'scenario':<8} {'policy':<7} {'p50':>6} {'p95':>6} {'p99':>7} {'max':>7} {'in SLO':>7} "
-            f"{'node-h':>7} {'/bound':>6} {'ops':>5} {'peak':>4}  notes")
+            f"{'node-h':>7} {'cost $':>8} {'/bound':>6} {'ops':>5} {'peak':>4}  notes")
     lines = [head, "-" * len(head)]
     for run in runs:
         for name, m in run["policies"].items():
@@ -684,8 +688,13 @@ def table(runs: Sequence[dict[str, Any]]) -> str:
             lines.append(
                 f"{run['scenario']:<8} {name:<7} {m['wait_p50']:6.1f} {m['wait_p95']:6.1f} {m['wait_p99']:7.1f} "
                 f"{m['wait_max']:7.1f} {m['within_slo'] * 100:6.1f}% {m['node_hours']:7.1f} "
+                f"{_money(m.get('cost')):>8} "
                 f"{m['node_hours_over_bound']:6.2f} {m['scale_operations']:5d} {m['peak_nodes']:4d}  {notes}")
     return "\n".join(lines)
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
 
 
 def metrics_json(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

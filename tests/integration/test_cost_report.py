@@ -1,0 +1,137 @@
+"""`platformctl cost` and the monthly summary against the OpenCost emulator (OpenCost's published allocation
+API on loopback), priced from the platform's price file."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import types
+
+import pytest
+import requests
+
+from shared import cli
+from shared.context import Context
+from shared.local.sandbox.opencost import OpenCostEmulator
+from shared.services import cost, cost_prices
+from shared.settings import Settings
+
+NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def opencost(dev_platform):
+    emulator = OpenCostEmulator(dev_platform, now=lambda: NOW)
+    emulator.start()
+    yield emulator
+    emulator.stop()
+
+
+@pytest.fixture
+def environ(opencost, monkeypatch):
+    opencost.clear_faults()
+    values = {"PLATFORM_ENV": "dev-uaenorth", "PLATFORM_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
+              "SDK_MAX_RETRIES": "0", "HTTP_TIMEOUT_SECONDS": "5", **opencost.settings_env()}
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return values
+
+
+def run(capsys, *argv: str) -> tuple[int, object]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if "--json" in argv and out.strip() else out)
+
+
+def test_cost_by_namespace_puts_the_gpu_serving_namespace_first_and_idle_apart(environ, capsys):
+    code, data = run(capsys, "cost", "--since", "7d", "--json")
+    assert code == 0 and data["env"] == "dev-uaenorth" and data["aggregate"] == "namespace"
+    names = [line["name"] for line in data["lines"]]
+    assert names[0] == "model-serving" and {"qdrant", "mlflow", "monitoring"} <= set(names)
+    assert "__idle__" not in names and data["idle"]["name"] == "__idle__"
+    assert data["total"] == pytest.approx(data["allocated"] + data["idle"]["total"], abs=0.02)
+    start, end = (dt.datetime.fromisoformat(data["window"][k].replace("Z", "+00:00")) for k in ("start", "end"))
+    assert end - start == dt.timedelta(days=7)
+    assert "as of" in data["prices"]
+
+
+def test_cost_by_label_groups_workloads_by_team_model_or_tenant(environ, capsys):
+    code, data = run(capsys, "cost", "--by", "label:model", "--since", "24h", "--json")
+    assert code == 0
+    assert {line["name"] for line in data["lines"]} == {"platform-llm", "__unallocated__"}
+
+
+def test_the_text_report_names_idle_capacity_and_the_price_source(environ, capsys):
+    code, text = run(capsys, "cost", "--since", "month")
+    assert code == 0 and "(idle capacity)" in text and "model-serving" in text and "list prices as of" in text
+
+
+def test_gpu_cost_is_the_price_files_gpu_rate_times_gpu_hours(opencost, dev_platform):
+    sets = cost_prices.opencost_rates(cost_prices.load(), dev_platform.location)
+    body = requests.get(f"{opencost.base_url}/allocation/compute?window=1h&aggregate=namespace&accumulate=true",
+                        timeout=5).json()
+    serving = body["data"][0]["model-serving"]
+    assert body["code"] == 200 and body["status"] == "success"
+    assert serving["gpuCost"] == pytest.approx(serving["gpuHours"] * sets.gpu)
+
+
+@pytest.mark.parametrize("query", ["window=soon&aggregate=namespace", "window=7d&aggregate=flavour"])
+def test_the_emulator_refuses_a_bad_window_or_aggregate_as_opencost_does(opencost, query):
+    answer = requests.get(f"{opencost.base_url}/allocation?{query}", timeout=5)
+    assert answer.status_code == 400 and answer.text.startswith("Invalid '")
+
+
+CLI_FAILURES = {
+    "a --since that is no time is bad input": ((), ("--since", "yesterday-ish"), 2),
+    "opencost unavailable is a temporary failure": ({"status": 503, "times": None}, ("--since", "7d"), 1),
+    "opencost refusing the path is a permanent failure": ({"status": 404, "times": None}, ("--since", "7d"), 1),
+}
+
+
+@pytest.mark.parametrize("behaviour", sorted(CLI_FAILURES))
+def test_cost_failures_exit_with_the_errors_meaning(behaviour, environ, opencost, capsys):
+    fault, args, code = CLI_FAILURES[behaviour]
+    if fault:
+        opencost.inject(**fault, path="/allocation")
+    assert run(capsys, "cost", *args, "--json")[0] == code
+
+
+def test_cost_without_opencost_configured_says_which_setting(environ, monkeypatch, capsys):
+    monkeypatch.delenv("OPENCOST_URL")
+    code, data = run(capsys, "cost", "--json")
+    assert code == 1 and "OPENCOST_URL" in data["message"]
+
+
+# -- the monthly summary --------------------------------------------------------------------
+
+@pytest.fixture
+def ctx(opencost, azurite, dev_platform, storage):
+    settings = Settings.from_env({"PLATFORM_ENV": "dev-uaenorth",
+                                  "PLATFORM_STORAGE_CONNECTION_STRING": azurite.connection_string,
+                                  "HTTP_TIMEOUT_SECONDS": "5", **opencost.settings_env()})
+    return Context(settings=settings, platform=dev_platform, clock=lambda: NOW)
+
+
+def test_the_monthly_summary_is_skipped_and_logged_until_chatops_exists(ctx, monkeypatch, caplog):
+    monkeypatch.setitem(sys.modules, "shared.services.chat_notify", None)  # import fails: not installed
+    with caplog.at_level("INFO", logger="platform_core.cost"):
+        assert cost.post_monthly_summary(ctx, now=NOW) == "no-chatops"
+    assert "ChatOps" in caplog.text
+
+
+def test_the_monthly_summary_posts_last_month_once_through_chat_notify(ctx, monkeypatch):
+    posts: list[tuple[str, str | None]] = []
+    notify = types.ModuleType("shared.services.chat_notify")
+
+    def post(context, text: str, *, env: str | None = None) -> bool:  # the contract of issue 13
+        posts.append((text, env))
+        return True
+
+    notify.post = post
+    monkeypatch.setitem(sys.modules, "shared.services.chat_notify", notify)
+    first = cost.post_monthly_summary(ctx, now=NOW)
+    again = cost.post_monthly_summary(ctx, now=NOW + dt.timedelta(minutes=5))
+    assert (first, again) == ("posted", "already-posted")
+    [(text, env)] = posts
+    assert env == "dev-uaenorth" and "2026-11-01 to 2026-12-01" in text and "model-serving" in text
