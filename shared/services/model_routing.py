@@ -188,12 +188,14 @@ def decide(model: ModelSpec, signals: Mapping[str, PoolSignal], current: str | N
     slo = model.queue_wait_slo_seconds
     over, good = dict(state.over_since), dict(state.good_since)
     for entry in model.fallback:
-        wait = signals.get(entry.pool, PoolSignal(None)).queue_wait_seconds
+        sig = signals.get(entry.pool, PoolSignal(None))
+        wait = sig.queue_wait_seconds
         if wait is None or wait <= slo:
             over.pop(entry.backend, None)
         else:
             over.setdefault(entry.backend, now)
-        if wait is not None and wait <= model.recover_ratio * slo:
+        # The recovery clock runs only while the pool is usable: a pool without quota is not "recovering".
+        if wait is not None and wait <= model.recover_ratio * slo and not sig.quota_exhausted:
             good.setdefault(entry.backend, now)
         else:
             good.pop(entry.backend, None)
@@ -347,14 +349,20 @@ def backend_patch(model: ModelSpec, plan: RoutePlan, now: dt.datetime) -> dict[s
             "spec": {"endpoints": [{"fqdn": {"hostname": entry.hostname, "port": SERVICE_PORT}}]}}
 
 
-def _load_state(storage: Any, env: str, model: str) -> RoutingState:
+def _load_state(storage: Any, env: str, model: str) -> tuple[RoutingState, str | None]:
     row = storage.get(STATE_TABLE, env, model)
-    return RoutingState.from_json(json.loads(row.get("state") or "{}") if row else None)
+    if row is None:
+        return RoutingState(), None
+    return RoutingState.from_json(json.loads(row.get("state") or "{}")), row.get("_etag")
 
 
-def _save_state(storage: Any, env: str, model: str, state: RoutingState) -> None:
-    storage.upsert(STATE_TABLE, {"PartitionKey": env, "RowKey": model,
-                                 "state": json.dumps(state.to_json(), sort_keys=True)})
+def _save_state(storage: Any, env: str, model: str, state: RoutingState, etag: str | None) -> None:
+    """Under the model's tick lease, so the ETag only guards against a writer outside it."""
+    entity = {"PartitionKey": env, "RowKey": model, "state": json.dumps(state.to_json(), sort_keys=True)}
+    if etag:
+        storage.replace(STATE_TABLE, entity, etag)
+    else:
+        storage.insert(STATE_TABLE, entity)
 
 
 def tick(ctx: Any, *, now: dt.datetime, models: Sequence[ModelSpec] | None = None,
@@ -372,7 +380,8 @@ def tick(ctx: Any, *, now: dt.datetime, models: Sequence[ModelSpec] | None = Non
         with ctx.state.lease(target + "/tick", seconds=60):
             backend = ctx.cluster.get(*BACKENDS, model.active_backend, NAMESPACE)
             current = backend_target(backend, model)
-            plan = decide(model, signals, current, _load_state(ctx.storage, env, model.name), t)
+            carried, etag = _load_state(ctx.storage, env, model.name)
+            plan = decide(model, signals, current, carried, t)
             inputs = {"current": current, "target": plan.target, "reason": plan.reason,
                       "signals": {p: {"queue_wait_seconds": None if s.queue_wait_seconds is None or
                                       math.isinf(s.queue_wait_seconds) else round(s.queue_wait_seconds, 3),
@@ -391,6 +400,6 @@ def tick(ctx: Any, *, now: dt.datetime, models: Sequence[ModelSpec] | None = Non
                 log.warning("model %s: traffic %s -> %s (%s): %s", model.name, current, plan.target, plan.reason,
                             plan.message, extra={"model": model.name, "reason": plan.reason})
             if not dry_run:
-                _save_state(ctx.storage, env, model.name, plan.state)
+                _save_state(ctx.storage, env, model.name, plan.state, etag)
         plans.append(plan)
     return plans
