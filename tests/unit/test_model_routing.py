@@ -60,10 +60,10 @@ def test_the_decision(steps, target, reason):
 def test_it_switches_back_only_after_the_primary_has_been_well_under_the_slo_for_recover_seconds():
     away = [(0, signals(h100_quota=True))]
     # Back under the SLO but not under half of it: no return (hysteresis: a lower bar than the switch away).
-    plans = run(away + [(60, signals(h100=MID)), (2000, signals(h100=MID))])
+    plans = run([*away, (60, signals(h100=MID)), (2000, signals(h100=MID))])
     assert [p.target for p in plans] == ["vllm-mi300x"] * 3 and plans[-1].reason == mr.HOLDING
     # Under half the SLO: back after recover_seconds, not before.
-    plans = run(away + [(60, signals()), (959, signals()), (960, signals())])
+    plans = run([*away, (60, signals()), (959, signals()), (960, signals())])
     assert [(p.target, p.reason) for p in plans[1:]] == [
         ("vllm-mi300x", mr.HOLDING), ("vllm-mi300x", mr.HOLDING), ("vllm-h100", mr.RECOVERED)]
 
