@@ -42,6 +42,9 @@ STATE_TABLE = "modelrouting"
 NAMESPACE = "model-serving"
 BACKENDS = ("gateway.envoyproxy.io/v1alpha1", "backends")
 SERVICE_PORT = 8000
+#: The pool name of a backend on the cluster's CPU pool (no GPU scaling row: its queue wait is unknown, so a model
+#: there never switches proactively; the gateway's error fallback still applies).
+CPU = "cpu"
 ROUTED_TO = "platform.example.com/routed-to"
 ROUTING_REASON = "platform.example.com/routing-reason"
 ROUTING_SINCE = "platform.example.com/routing-since"
@@ -104,8 +107,9 @@ def parse_models(raw: Any, *, pools: Sequence[str], source: str = "platform.yaml
             continue
         entries = []
         for j, e in enumerate(m.get("fallback") or []):
-            if not isinstance(e, dict) or not isinstance(e.get("backend"), str) or e.get("pool") not in pools:
-                problems.append(f"{where}.fallback[{j}]: needs a backend and a pool of gpu_pools ({', '.join(pools)})")
+            if not isinstance(e, dict) or not isinstance(e.get("backend"), str) or e.get("pool") not in (*pools, CPU):
+                problems.append(f"{where}.fallback[{j}]: needs a backend and a pool: one of gpu_pools "
+                                f"({', '.join(pools)}) or {CPU}")
                 continue
             entries.append(Entry(e["backend"], e["pool"], e.get("model")))
         if not entries:

@@ -51,9 +51,9 @@ def test_every_backend_reaches_a_vllm_service_whose_pods_run_on_the_pool_the_lis
     pool_of = {}
     for deployment in find(objs, "Deployment"):
         spec = deployment["spec"]["template"]["spec"]
-        pool = (spec.get("nodeSelector") or {}).get("kubernetes.azure.com/agentpool")
-        if pool:
-            pool_of[deployment["metadata"]["name"]] = (pool, deployment["spec"]["template"]["metadata"]["labels"])
+        # A Deployment pinned to no pool runs on the CPU pool (model_routing.CPU).
+        pool = (spec.get("nodeSelector") or {}).get("kubernetes.azure.com/agentpool") or model_routing.CPU
+        pool_of[deployment["metadata"]["name"]] = (pool, deployment["spec"]["template"]["metadata"]["labels"])
     for model in models(env):
         for entry in model.fallback:
             service_backend = one(objs, "AIServiceBackend", entry.backend)

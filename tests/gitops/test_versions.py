@@ -87,9 +87,10 @@ def test_every_app_image_is_listed_with_its_tag(objects, env):
     # Images of the other layers (`layer:`, e.g. the rate limit Redis next to Envoy Gateway) are pinned by tag in
     # their manifests and checked by test_images_outside_the_apps_layer_are_listed_with_their_tag.
     assert set(seen) == {i["name"] for i in pins()["images"] if i.get("layer", "apps") == "apps"}
-    # A release version, or the ROCm vLLM build's rocm<ROCm>_vllm_<vLLM>_<build date> (AMD tags no other way).
-    assert all(re.fullmatch(r"v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?|rocm\d+\.\d+\.\d+_vllm_\d+\.\d+\.\d+_\d{8}", t)
-               for t in seen.values())
+    # A release version, the ROCm vLLM build's rocm<ROCm>_vllm_<vLLM>_<build date> (AMD tags no other way), or a
+    # release version behind a build variant (text-embeddings-inference's cpu-<version>).
+    assert all(re.fullmatch(r"(cpu-)?v?\d+\.\d+\.\d+([.-][0-9A-Za-z.-]+)?|rocm\d+\.\d+\.\d+_vllm_\d+\.\d+\.\d+_\d{8}",
+                            t) for t in seen.values())
 
 
 @pytest.mark.parametrize("env", ENVS)

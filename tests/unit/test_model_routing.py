@@ -108,7 +108,7 @@ def test_platform_yaml_models_parse_and_bad_ones_are_listed():
 
     env = load_environment("dev-uaenorth")
     models = mr.load_models(env)
-    assert [m.name for m in models] == ["platform-llm", "platform-llm-small"]
+    assert [m.name for m in models] == ["platform-llm", "platform-llm-small", "platform-embed"]
     assert [e.backend for e in models[0].fallback] == ["vllm-h100", "vllm-mi300x", "vllm-small"]
     with pytest.raises(ConfigError) as err:
         mr.parse_models([{"name": "m", "fallback": [{"backend": "b", "pool": "nope"}], "recover_ratio": 2}],

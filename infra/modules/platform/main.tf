@@ -16,8 +16,11 @@ locals {
   mlflow_container = "mlflow"
   # Model weights, mounted read-only by vLLM through a static blobfuse2 volume (gitops/apps: PV/PVC
   # `models`), reached through the blob private endpoint. Uploads: infra/README.md "Model weights".
-  models_container   = "models"
-  storage_containers = concat(local.automation_containers, [local.mlflow_container, local.models_container])
+  models_container = "models"
+  # The RAG example's data-lake source (gitops/apps/base/rag: DATA_LAKE_CONTAINER), read with workload identity.
+  datalake_container = "datalake"
+  storage_containers = concat(local.automation_containers,
+  [local.mlflow_container, local.models_container, local.datalake_container])
 }
 
 resource "azurerm_resource_group" "platform" {
