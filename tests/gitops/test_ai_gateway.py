@@ -168,6 +168,9 @@ def test_the_inference_dashboard_shows_tokens_and_requests_per_model_and_tenant(
         "apiVersion": "aigateway.envoyproxy.io/v1beta1", "kind": "AIServiceBackend", "metadata": {"name": "x"},
         "spec": {"schema": {"name": "OpenAl"}, "backendRef": {"name": "b", "kind": "Backend",
                                                               "group": "gateway.envoyproxy.io"}}}),
+    ("SecurityPolicy API-key auth without where to find the key", {
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy", "metadata": {"name": "x"},
+        "spec": {"apiKeyAuth": {"credentialRefs": [{"name": "k"}]}}}),
     ("BackendTrafficPolicy with a numeric retry timeout", {
         "apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy", "metadata": {"name": "x"},
         "spec": {"retry": {"perRetry": {"timeout": 30}}}}),
