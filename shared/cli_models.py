@@ -3,6 +3,8 @@
     platformctl models status [--json]       # per model: where its traffic goes first, why, since when, signals
     platformctl models route [--dry-run]      # one model_routing tick now (what the timer does every minute)
     platformctl models verify DIR             # check a model's weights against its SHA256SUMS (offline)
+    platformctl models pull DIR --model NAME --revision REV [--dry-run]
+                                              # verify, then copy into the models container (<model>/<revision>/)
 
 Registration: this module adds ``models`` to ``shared.cli``'s registry (``verify`` needs no settings).
 """
@@ -15,7 +17,7 @@ from typing import Any
 from shared import cli
 from shared.errors import BadInputError
 
-ACTIONS = ("status", "route", "verify")
+ACTIONS = ("status", "route", "verify", "pull")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +31,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     verify.add_argument("directory")
     verify.add_argument("--manifest", help="default: DIR/SHA256SUMS")
     verify.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    pull = sub.add_parser("pull", help="verify a model directory, then copy it into the models container")
+    pull.add_argument("directory")
+    pull.add_argument("--model", required=True, help="e.g. platform-llm (the container path's first part)")
+    pull.add_argument("--revision", required=True, help="e.g. the publisher's commit or a date")
+    pull.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
+    pull.add_argument("--dry-run", action="store_true", default=argparse.SUPPRESS)
 
 
 def cmd_models(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
@@ -39,6 +47,8 @@ def cmd_models(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
         return _route(ctx, bool(getattr(args, "dry_run", False)))
     if action == "verify":
         return _verify(args)
+    if action == "pull":
+        return _pull(ctx, args)
     raise BadInputError(f"models: expected one of {', '.join(ACTIONS)}")
 
 
@@ -85,6 +95,23 @@ def _verify(args: argparse.Namespace) -> tuple[int, Any, str]:
     return (0 if report.ok else 1), report.as_dict(), text
 
 
-cli.command("models", "inference models: status, route (one fallback tick), verify (weights checksums)",
+def _pull(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
+    from pathlib import Path
+
+    from shared.services import model_storage
+
+    dry_run = bool(getattr(args, "dry_run", False))
+    report = model_storage.pull(model_storage.container_client(ctx), Path(args.directory), model=args.model,
+                                revision=args.revision, now=ctx.clock().isoformat(), dry_run=dry_run)
+    ctx.state.audit(actor="platformctl", action="models-pull", target=f"models/{ctx.platform.name}/{report.prefix}",
+                    reason="ModelPulled", outcome="planned" if dry_run else "succeeded",
+                    inputs=report.as_dict(),
+                    message=f"{len(report.uploaded)} uploaded, {len(report.skipped)} already there")
+    verb = "would upload" if dry_run else "uploaded"
+    return 0, report.as_dict(), (f"{report.prefix}: {verb} {len(report.uploaded)} file(s), {len(report.skipped)} "
+                                 f"already there; point vLLM's --model at /models/{report.prefix}")
+
+
+cli.command("models", "inference models: status, route (one fallback tick), verify and pull (weights checksums)",
             mutating=True, needs_context=lambda args: getattr(args, "models_action", None) != "verify")(cmd_models)
 cli.COMMAND_OPTIONS["models"] = configure

@@ -16,6 +16,7 @@ Pure: ``parse_manifest`` and ``compare`` take text and digests; ``verify_directo
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -108,3 +109,74 @@ def verify_directory(directory: Path, manifest: Path) -> Verification:
             continue
         actual[rel] = sha256_of(_blocks(path))
     return compare(expected, actual)
+
+
+# -- upload: verified weights into the models container ----------------------------------------------------------
+
+MODELS_CONTAINER = "models"  # infra/modules/platform local.models_container; gitops PV model-serving-models
+VERIFIED = "VERIFIED.json"
+_SAFE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class PullReport:
+    prefix: str
+    uploaded: tuple[str, ...]
+    skipped: tuple[str, ...]
+    dry_run: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"prefix": self.prefix, "uploaded": list(self.uploaded), "skipped": list(self.skipped),
+                "dry_run": self.dry_run}
+
+
+def container_client(ctx: Any) -> Any:
+    """The platform storage account's ``models`` container, with the app's settings (Azurite locally)."""
+    from azure.storage.blob import ContainerClient
+
+    s = ctx.settings
+    if s.storage_connection_string:
+        return ContainerClient.from_connection_string(s.storage_connection_string, MODELS_CONTAINER)
+    return ContainerClient(f"https://{s.storage_account}.blob.core.windows.net", MODELS_CONTAINER,
+                           credential=ctx.azure_credential)
+
+
+def pull(container: Any, directory: Path, *, model: str, revision: str, now: str,
+         dry_run: bool = False) -> PullReport:
+    """Verify ``directory`` against its SHA256SUMS, then copy it to ``<model>/<revision>/`` in ``container``.
+
+    Nothing is uploaded unless every file matches. Each blob carries its digest as metadata ``sha256``; a blob
+    already there with the same digest is skipped, so a pull interrupted half way is resumed by running it again.
+    ``VERIFIED.json`` (files and digests, when) is written last: its presence says the revision is complete and
+    checked, which is what the git change pointing vLLM's ``--model`` at the revision relies on."""
+    for name, value in (("model", model), ("revision", revision)):
+        if not _SAFE.match(value):
+            raise BadInputError(f"--{name} {value!r}: lower-case letters, digits, '.', '_' and '-' only")
+    manifest = directory / MANIFEST
+    report = verify_directory(directory, manifest)
+    if not report.ok:
+        raise BadInputError(f"{directory}: {report.summary()}; nothing uploaded")
+    prefix = f"{model}/{revision}/"
+    from azure.core.exceptions import ResourceNotFoundError
+
+    uploaded, skipped = [], []
+    for rel, digest in sorted(report.digests.items()):
+        blob = container.get_blob_client(prefix + rel)
+        try:
+            existing = blob.get_blob_properties().metadata.get("sha256")
+        except ResourceNotFoundError:
+            existing = None
+        if existing == digest:
+            skipped.append(rel)
+            continue
+        uploaded.append(rel)
+        if not dry_run:
+            with (directory / rel).open("rb") as fh:
+                blob.upload_blob(fh, overwrite=True, metadata={"sha256": digest})
+    if not dry_run:
+        container.get_blob_client(prefix + MANIFEST).upload_blob(manifest.read_bytes(), overwrite=True)
+        marker = {"model": model, "revision": revision, "verified_at": now,
+                  "files": dict(sorted(report.digests.items()))}
+        container.get_blob_client(prefix + VERIFIED).upload_blob(json.dumps(marker, indent=1).encode(),
+                                                                  overwrite=True)
+    return PullReport(prefix, tuple(uploaded), tuple(skipped), dry_run)
