@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from shared.errors import ConfigError
+from shared.errors import ConfigError, PlatformError
 
 log = logging.getLogger("platform_core.model_routing")
 
@@ -183,7 +183,8 @@ class RoutePlan:
 
     @property
     def switch(self) -> bool:
-        return self.current != self.target
+        """Whether acting on this plan moves traffic (a hold never does, whatever it points at)."""
+        return self.current != self.target and self.reason in SWITCH_REASONS
 
 
 def decide(model: ModelSpec, signals: Mapping[str, PoolSignal], current: str | None, state: RoutingState,
@@ -372,38 +373,47 @@ def _save_state(storage: Any, env: str, model: str, state: RoutingState, etag: s
 def tick(ctx: Any, *, now: dt.datetime, models: Sequence[ModelSpec] | None = None,
          dry_run: bool = False) -> list[RoutePlan]:
     """Gather, decide and act for every model; a switch is one audited patch of the model's active Backend."""
-    from shared.services.actuation import mutate
-
-    env = ctx.platform.name
     models = models if models is not None else load_models(ctx.platform)
-    t = now.timestamp()
-    signals = gather_signals(ctx, models, t)
+    signals = gather_signals(ctx, models, now.timestamp())
     plans = []
     for model in models:
-        target = f"modelrouting/{env}/{model.name}"
-        with ctx.state.lease(target + "/tick", seconds=60):
-            backend = ctx.cluster.get(*BACKENDS, model.active_backend, NAMESPACE)
-            current = backend_target(backend, model)
-            carried, etag = _load_state(ctx.storage, env, model.name)
-            plan = decide(model, signals, current, carried, t)
-            inputs = {"current": current, "target": plan.target, "reason": plan.reason,
-                      "signals": {p: {"queue_wait_seconds": None if s.queue_wait_seconds is None or
-                                      math.isinf(s.queue_wait_seconds) else round(s.queue_wait_seconds, 3),
-                                      "quota_exhausted": s.quota_exhausted}
-                                  for p, s in signals.items() if any(e.pool == p for e in model.fallback)}}
-            if plan.switch and backend is None:
-                log.warning("model routing: %s has no Backend %s/%s (Flux has not created it yet)", model.name,
-                            NAMESPACE, model.active_backend, extra={"model": model.name})
-                plan = replace(plan, target=plan.current or plan.target, reason=INPUT_MISSING,
-                               message=f"Backend {NAMESPACE}/{model.active_backend} not found")
-            elif plan.switch:
-                patch = backend_patch(model, plan, now)
-                mutate(ctx, actor=ACTOR, action="route", target=target, reason=plan.reason, inputs=inputs,
-                       dry_run=dry_run, change=lambda p=patch, m=model: ctx.cluster.patch_merge(
-                           *BACKENDS, m.active_backend, p, NAMESPACE))
-                log.warning("model %s: traffic %s -> %s (%s): %s", model.name, current, plan.target, plan.reason,
-                            plan.message, extra={"model": model.name, "reason": plan.reason})
-            if not dry_run:
-                _save_state(ctx.storage, env, model.name, plan.state, etag)
-        plans.append(plan)
+        try:
+            plans.append(_tick_model(ctx, model, signals, now, dry_run=dry_run))
+        except PlatformError as exc:  # one model's failure (lease held, API error) does not stop the others
+            log.warning("model routing of %s: %s: %s", model.name, exc.code, exc,
+                        extra={"model": model.name, "error_code": exc.code})
+            plans.append(RoutePlan(model.name, None, model.fallback[0].backend, exc.code, str(exc)))
     return plans
+
+
+def _tick_model(ctx: Any, model: ModelSpec, signals: Mapping[str, PoolSignal], now: dt.datetime, *,
+                dry_run: bool) -> RoutePlan:
+    from shared.services.actuation import mutate
+
+    env, t = ctx.platform.name, now.timestamp()
+    target = f"modelrouting/{env}/{model.name}"
+    with ctx.state.lease(target + "/tick", seconds=60):
+        backend = ctx.cluster.get(*BACKENDS, model.active_backend, NAMESPACE)
+        current = backend_target(backend, model)
+        carried, etag = _load_state(ctx.storage, env, model.name)
+        plan = decide(model, signals, current, carried, t)
+        inputs = {"current": current, "target": plan.target, "reason": plan.reason,
+                  "signals": {p: {"queue_wait_seconds": None if s.queue_wait_seconds is None or
+                                  math.isinf(s.queue_wait_seconds) else round(s.queue_wait_seconds, 3),
+                                  "quota_exhausted": s.quota_exhausted}
+                              for p, s in signals.items() if any(e.pool == p for e in model.fallback)}}
+        if plan.switch and backend is None:
+            log.warning("model routing: %s has no Backend %s/%s (Flux has not created it yet)", model.name,
+                        NAMESPACE, model.active_backend, extra={"model": model.name})
+            plan = replace(plan, reason=INPUT_MISSING,
+                           message=f"Backend {NAMESPACE}/{model.active_backend} not found")
+        elif plan.switch:
+            patch = backend_patch(model, plan, now)
+            mutate(ctx, actor=ACTOR, action="route", target=target, reason=plan.reason, inputs=inputs,
+                   dry_run=dry_run, change=lambda p=patch, m=model: ctx.cluster.patch_merge(
+                       *BACKENDS, m.active_backend, p, NAMESPACE))
+            log.warning("model %s: traffic %s -> %s (%s): %s", model.name, current, plan.target, plan.reason,
+                        plan.message, extra={"model": model.name, "reason": plan.reason})
+        if not dry_run:
+            _save_state(ctx.storage, env, model.name, plan.state, etag)
+    return plan

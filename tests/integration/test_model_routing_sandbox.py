@@ -24,7 +24,6 @@ T0 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC)
 @pytest.fixture(scope="module")
 def kube(dev_platform):
     emulator = KubernetesEmulator(dev_platform)
-    emulator.register_resource(*mr.BACKENDS, "Backend")
     emulator.start()
     yield emulator
     emulator.stop()
@@ -67,7 +66,7 @@ def active(kube):
 
 
 def test_a_quota_switch_survives_flux_and_a_recovery_switches_back(ctx, kube, apps_kustomization, capsys):
-    reconcile(ctx, kube, apps_kustomization, "first")  # Flux creates the active Backends (IfNotPresent)
+    # The emulator is seeded with what the apps Kustomization declares: the active Backends at their first entry.
     assert active(kube)["spec"]["endpoints"][0]["fqdn"]["hostname"].startswith("vllm-h100.")
 
     scaling_row(ctx, "h100", T0, quota=True)

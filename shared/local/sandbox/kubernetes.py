@@ -60,6 +60,8 @@ BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("source.toolkit.fluxcd.io/v1", "helmcharts"): ("HelmChart", True),
     ("kustomize.toolkit.fluxcd.io/v1", "kustomizations"): ("Kustomization", True),
     ("helm.toolkit.fluxcd.io/v2", "helmreleases"): ("HelmRelease", True),
+    # Envoy Gateway's Backends: the inference gateway's, one per model owned by model_routing (README "AI stack").
+    ("gateway.envoyproxy.io/v1alpha1", "backends"): ("Backend", True),
 }
 
 #: API groups served by kube-apiserver itself; anything else is a custom resource (a CRD).
