@@ -65,11 +65,16 @@ def test_binary_mode_markers_and_dot_slash_paths_are_read_as_sha256sum_writes_th
     assert ms.parse_manifest(f"{'A' * 64} *./weights.bin\n") == {"weights.bin": "a" * 64}
 
 
-def test_platformctl_models_verify_runs_offline_and_exits_non_zero_on_a_mismatch(tmp_path, capsys):
+def test_platformctl_models_verify_runs_offline_and_exits_non_zero_on_a_mismatch(tmp_path):
+    import argparse
+
     from shared import cli
 
+    spec = cli.COMMANDS["models"]
+    args = argparse.Namespace(models_action="verify", directory=str(tmp_path), manifest=None)
+    assert not spec.needs_context(args)  # no settings needed: ctx is None
     write(tmp_path)
-    assert cli.main(["models", "verify", str(tmp_path)]) == 0
+    assert spec.run(None, args)[0] == 0
     (tmp_path / "config.json").write_bytes(b"tampered")
-    assert cli.main(["models", "verify", str(tmp_path), "--json"]) == 1
-    assert '"mismatched": [\n    "config.json"' in capsys.readouterr().out
+    code, data, text = spec.run(None, args)
+    assert (code, data["mismatched"]) == (1, ["config.json"]) and text.startswith("FAILED")
