@@ -153,9 +153,15 @@ def cluster_calls() -> set[tuple[str, str, str]]:
     return calls
 
 
-def automation_bindings(objs: list[dict]) -> list[dict]:
+# Bindings of the automation identity checked elsewhere, by the test of the code that needs them.
+OTHER_CAPABILITIES = {"platform-automation-model-routing": "tests/gitops/test_ai_gateway.py"}
+
+
+def automation_bindings(objs: list[dict], *, every: bool = False) -> list[dict]:
+    """The automation identity's bindings for GPU scaling (``every``: all of them)."""
     return [o for o in objs if o["kind"] in ("RoleBinding", "ClusterRoleBinding")
-            and any(s.get("kind") == "User" and s.get("name") == SUBJECT for s in o.get("subjects") or [])]
+            and any(s.get("kind") == "User" and s.get("name") == SUBJECT for s in o.get("subjects") or [])
+            and (every or o["metadata"]["name"] not in OTHER_CAPABILITIES)]
 
 
 def granted(objs: list[dict]) -> list[tuple[str | None, dict]]:
@@ -220,6 +226,9 @@ def test_the_automation_identity_gets_nothing_more(objects, env):
                 rule.get("resourceNames"), f"{env}: deployments other than the serving ones"
     kinds = sorted(b["kind"] for b in automation_bindings(objs))
     assert kinds == ["ClusterRoleBinding", "RoleBinding"], kinds
+    others = {b["metadata"]["name"] for b in automation_bindings(objs, every=True)} - {
+        b["metadata"]["name"] for b in automation_bindings(objs)}
+    assert others <= set(OTHER_CAPABILITIES), f"{env}: unchecked grants to the automation identity: {others}"
 
 
 def test_the_rbac_subject_is_the_principal_terraform_substitutes():

@@ -102,6 +102,7 @@ def test_every_built_object_validates_against_its_schema(objects, overlay):
 def test_every_custom_resource_schema_is_listed_with_its_version():
     listed = {f"{k['group']}/{k['version']}/{k['kind']}.json" for p in versions()["npm"] for k in p["kinds"]}
     listed |= {f"{k['group']}/{k['version']}/{k['kind']}.json" for k in versions()["handwritten"]}
+    listed |= {f"{k['group']}/{k['version']}/{k['kind']}.json" for k in versions()["crd"]}
     # Helm values schemas are listed in values/index.yaml (test_values_schemas.py).
     on_disk = {str(p.relative_to(SCHEMAS)) for p in SCHEMAS.rglob("*.json") if p.parent != SCHEMAS / "values"}
     assert on_disk == listed

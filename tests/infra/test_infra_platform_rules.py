@@ -123,6 +123,7 @@ WORKLOAD_ROLES = {
     "external-secrets": ("Key Vault Secrets User", "module.keyvault.id"),
     "keda": ("Storage Queue Data Reader", "module.storage.queue_ids["),
     "mlflow": ("Storage Blob Data Contributor", "module.storage.container_ids[local.mlflow_container]"),
+    "rag": ("Storage Blob Data Reader", "module.storage.container_ids[local.datalake_container]"),
 }
 
 

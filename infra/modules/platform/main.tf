@@ -16,8 +16,11 @@ locals {
   mlflow_container = "mlflow"
   # Model weights, mounted read-only by vLLM through a static blobfuse2 volume (gitops/apps: PV/PVC
   # `models`), reached through the blob private endpoint. Uploads: infra/README.md "Model weights".
-  models_container   = "models"
-  storage_containers = concat(local.automation_containers, [local.mlflow_container, local.models_container])
+  models_container = "models"
+  # The RAG example's data-lake source (gitops/apps/base/rag: DATA_LAKE_CONTAINER), read with workload identity.
+  datalake_container = "datalake"
+  storage_containers = concat(local.automation_containers,
+  [local.mlflow_container, local.models_container, local.datalake_container])
 }
 
 resource "azurerm_resource_group" "platform" {
@@ -170,7 +173,7 @@ module "storage" {
   resource_group_name        = azurerm_resource_group.platform.name
   replication_type           = local.p.storage.replication_type
   inference_queues           = concat([for pool in local.p.gpu_pools : pool.inference_queue], local.automation_queues)
-  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling"]
+  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling", "modelrouting"]
   containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {

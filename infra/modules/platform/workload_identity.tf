@@ -21,6 +21,12 @@ locals {
       service_account = "mlflow"
       flux_variable   = "MLFLOW_CLIENT_ID"
     }
+    # The RAG example's ingestion reads the data-lake container (gitops/apps/base/rag).
+    rag = {
+      namespace       = "rag"
+      service_account = "rag"
+      flux_variable   = "RAG_CLIENT_ID"
+    }
   }
 
   # Least privilege: one data-plane role per identity, on exactly what it reads or writes.
@@ -35,6 +41,11 @@ locals {
         identity = "mlflow"
         role     = "Storage Blob Data Contributor"
         scope    = module.storage.container_ids[local.mlflow_container]
+      }
+      rag-datalake = {
+        identity = "rag"
+        role     = "Storage Blob Data Reader"
+        scope    = module.storage.container_ids[local.datalake_container]
       }
     },
     # KEDA only reads the depth of the inference queues: each queue, not the account.

@@ -14,7 +14,12 @@ client that needs watch learns it here rather than against a real cluster.
 
 Flux is simulated: setting ``reconcile.fluxcd.io/requestedAt`` on a Flux object, or changing its
 spec, is "handled" after ``reconcile_delay`` seconds (0 = at once): ``status.lastHandledReconcileAt``
-takes the annotation's value and ``observedGeneration`` catches up with ``generation``.
+takes the annotation's value and ``observedGeneration`` catches up with ``generation``. A Kustomization's
+reconcile also applies what it declares again, as the kustomize-controller's server-side apply does: every
+object of a kind this emulator serves is created if absent, and otherwise gets the declared fields back (a
+merge of the declared body over the live one: fields the manifest does not set, such as replicas a scaler
+owns, stay); an object annotated ``kustomize.toolkit.fluxcd.io/ssa: IfNotPresent`` is only ever created,
+never updated (https://fluxcd.io/flux/components/kustomize/kustomizations/#controlling-the-apply-behavior-of-resources).
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from shared.local.sandbox.declared import REPO_ROOT, flux_objects
 from shared.platform import PlatformEnvironment
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
+#: Flux's per-object apply policy: create the object if it is absent, never update it.
+IF_NOT_PRESENT = ("kustomize.toolkit.fluxcd.io/ssa", "IfNotPresent")
 FLUX_GROUPS = ("source.toolkit.fluxcd.io", "kustomize.toolkit.fluxcd.io", "helm.toolkit.fluxcd.io")
 
 # (group/version or "v1", plural) -> (kind, namespaced)
@@ -53,6 +60,8 @@ BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("source.toolkit.fluxcd.io/v1", "helmcharts"): ("HelmChart", True),
     ("kustomize.toolkit.fluxcd.io/v1", "kustomizations"): ("Kustomization", True),
     ("helm.toolkit.fluxcd.io/v2", "helmreleases"): ("HelmRelease", True),
+    # Envoy Gateway's Backends: the inference gateway's, one per model owned by model_routing (README "AI stack").
+    ("gateway.envoyproxy.io/v1alpha1", "backends"): ("Backend", True),
 }
 
 #: API groups served by kube-apiserver itself; anything else is a custom resource (a CRD).
@@ -716,12 +725,48 @@ class KubernetesEmulator(Emulator):
             status["lastHandledReconcileAt"] = requested
         status["observedGeneration"] = obj["metadata"].get("generation", 1)
         self._follow_source(gv, plural, obj)
+        if plural == "kustomizations" and not (obj.get("spec") or {}).get("suspend"):
+            self._apply_declared(ns, name)
         now = iso(utc_now()).split(".")[0] + "Z"
         for cond in status.get("conditions", []):
             if cond.get("type") == "Ready":
                 cond.update(status="True", lastTransitionTime=now, observedGeneration=status["observedGeneration"])
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
+
+    def _apply_declared(self, namespace: str, name: str) -> None:
+        """What the Kustomization ``namespace/name`` declares, applied again (see the module docstring)."""
+        owner = next((d for d in self._declared if d.kind == "Kustomization" and d.name == name
+                      and d.namespace == namespace), None)
+        if owner is None:
+            return
+        plurals = {(gv, kind): plural for (gv, plural), (kind, _) in self.resources.items()}
+        for declared in owner.applies:
+            plural = plurals.get((declared.get("apiVersion"), declared.get("kind")))
+            if plural is None or declared["kind"] in ("Namespace", "Kustomization"):
+                continue
+            meta = declared.get("metadata") or {}
+            _, namespaced = self.resources[(declared["apiVersion"], plural)]
+            key = (meta.get("namespace", "default") if namespaced else "", meta["name"])
+            live = self.objects.get((declared["apiVersion"], plural), {}).get(key)
+            if live is not None and (meta.get("annotations") or {}).get(IF_NOT_PRESENT[0]) == IF_NOT_PRESENT[1]:
+                continue
+            body = copy.deepcopy(declared)
+            body.setdefault("metadata", {}).setdefault("namespace", key[0] or None)
+            if not key[0]:
+                body["metadata"].pop("namespace", None)
+            body["metadata"]["labels"] = {**(meta.get("labels") or {}), "kustomize.toolkit.fluxcd.io/name": name,
+                                          "kustomize.toolkit.fluxcd.io/namespace": namespace}
+            if live is None:
+                self._store(declared["apiVersion"], plural, body)
+                continue
+            merged = merge_patch(copy.deepcopy(live), {k: v for k, v in body.items() if k != "status"})
+            if merged != live:
+                if merged.get("spec") != live.get("spec"):
+                    merged["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
+                self._rv += 1
+                merged["metadata"]["resourceVersion"] = str(self._rv)
+                self.objects[(declared["apiVersion"], plural)][key] = merged
 
     @staticmethod
     def _deployment_controller(obj: dict[str, Any]) -> None:
