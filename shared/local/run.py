@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             "SDK_MAX_RETRIES": "1",
             "HTTP_TIMEOUT_SECONDS": "10",
             "GPU_SCALING_SCHEDULE": "*/15 * * * * *",  # functions/gpu_scaling.py
+            "COMPLIANCE_SCHEDULE": "0 30 4 * * *",  # functions/compliance.py
             **sandbox.start(),
         }
         settings_file = workdir / "sandbox.settings.json"
