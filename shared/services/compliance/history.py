@@ -146,6 +146,11 @@ def expired_exception_findings(exceptions: Iterable[ComplianceException], env: s
     return out
 
 
+def _finding(row: Mapping[str, Any]) -> Finding:
+    return Finding(str(row.get("source")), str(row.get("rule")), str(row.get("severity")), str(row.get("resource")),
+                   str(row.get("message", "")), str(row.get("remediation", "")), str(row.get("location", "")))
+
+
 # -- history -------------------------------------------------------------------------------------------
 
 
@@ -179,12 +184,12 @@ def classify(stored: Mapping[str, Mapping[str, Any]], findings: Sequence[Finding
         rows[f.id] = {"source": f.source, "rule": f.rule, "severity": f.severity, "resource": f.resource,
                       "message": f.message[:2000], "remediation": f.remediation[:1000],
                       "status": EXCEPTED if exception else "open", "first_seen": iso(first), "last_seen": stamp,
-                      "fixed_at": "", "exception": (exception.label if exception else "")[:1000]}
+                      "fixed_at": "", "exception": (exception.label if exception else "")[:1000],
+                      "location": f.location[:1000]}
     for fid, row in stored.items():
         if fid in current or row.get("status") not in ("open", EXCEPTED) or row.get("source") not in scanned:
             continue
-        finding = Finding(str(row.get("source")), str(row.get("rule")), str(row.get("severity")),
-                          str(row.get("resource")), str(row.get("message", "")), str(row.get("remediation", "")))
+        finding = _finding(row)
         first = parse_iso(row["first_seen"]) if row.get("first_seen") else now
         last = parse_iso(row["last_seen"]) if row.get("last_seen") else now
         reported.append(ReportedFinding(finding, FIXED, first, last))
@@ -198,8 +203,7 @@ def report_from_rows(rows: Mapping[str, Mapping[str, Any]], scanned_at: dt.datet
     stamp = iso(scanned_at)
     out = []
     for row in rows.values():
-        finding = Finding(str(row.get("source")), str(row.get("rule")), str(row.get("severity")),
-                          str(row.get("resource")), str(row.get("message", "")), str(row.get("remediation", "")))
+        finding = _finding(row)
         first = parse_iso(row["first_seen"]) if row.get("first_seen") else scanned_at
         last = parse_iso(row["last_seen"]) if row.get("last_seen") else scanned_at
         status = row.get("status")
