@@ -25,7 +25,8 @@ import base64
 import datetime as dt
 import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from shared.services.compliance.findings import CLUSTER, CRITICAL, HIGH, KYVERNO, LOW, MEDIUM, SEVERITIES, Finding
@@ -36,6 +37,7 @@ WORKLOAD_KINDS = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSe
 CONTROLLER_OWNERS = frozenset({"ReplicaSet", "Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob",
                                "ReplicationController"})
 CONTAINER_FIELDS = ("containers", "initContainers", "ephemeralContainers")
+EMPTY: Mapping[str, Any] = MappingProxyType({})
 #: Kubernetes' own namespaces: the control plane's add-ons run there, outside the workload rules
 #: (Kyverno's default resourceFilters skip them too).
 KUBERNETES_NAMESPACES = frozenset({"kube-system", "kube-public", "kube-node-lease"})
@@ -67,38 +69,32 @@ RESTRICTED_VOLUMES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "
 
 @dataclass(frozen=True)
 class PodView:
-    """One pod spec to evaluate: a Pod's, or a workload's template."""
+    """One pod spec to evaluate: a Pod's, or a workload's template. ``items`` lists every container (init and
+    ephemeral included) once, with its field path and security context, so that no rule walks the spec again."""
 
     resource: str            # "deployment/model-serving/vllm-h100"
     kind: str
     namespace: str
     name: str
-    labels: Mapping[str, str]
-    annotations: Mapping[str, str]
+    labels: Mapping[str, Any]
+    annotations: Mapping[str, Any]
     spec: Mapping[str, Any]
+    items: tuple[tuple[str, Mapping[str, Any], Mapping[str, Any]], ...] = ()
+    pod_sc: Mapping[str, Any] = field(default_factory=dict)
+    #: ``spec.os.name: windows``: the Linux-only restricted controls do not apply.
+    windows: bool = False
+    #: Every field name set in the spec, its securityContext, the containers and theirs (see ``NEEDS``).
+    keys: frozenset[str] = frozenset()
 
     def containers(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
         """``(field path, container)`` over containers, init and ephemeral containers."""
-        for key in CONTAINER_FIELDS:
-            for c in self.spec.get(key) or ():
-                if isinstance(c, Mapping):
-                    yield f"spec.{key}[{c.get('name', '?')}]", c
-
-    @property
-    def pod_sc(self) -> Mapping[str, Any]:
-        return _map(self.spec.get("securityContext"))
-
-    @property
-    def windows(self) -> bool:
-        return _map(self.spec.get("os")).get("name") == "windows"
+        for where, c, _ in self.items:
+            yield where, c
 
 
-def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _sc(container: Mapping[str, Any]) -> Mapping[str, Any]:
-    return _map(container.get("securityContext"))
+def _map(value: Any, /) -> Mapping[str, Any]:
+    # Objects are JSON/YAML documents: plain dicts (an ABC isinstance check costs 10x at 10,000 pods).
+    return value if isinstance(value, dict) else EMPTY
 
 
 def resource_name(obj: Mapping[str, Any]) -> str:
@@ -122,9 +118,21 @@ def pod_view(obj: Mapping[str, Any]) -> PodView | None:
         return None
     tmeta = _map(template.get("metadata"))
     namespace = str(meta.get("namespace") or "default")
+    spec = _map(template.get("spec"))
+    items = tuple((f"spec.{key}[{c.get('name', '?')}]", c, _map(c.get("securityContext")))
+                  for key in CONTAINER_FIELDS for c in spec.get(key) or () if isinstance(c, dict))
+    pod_sc = _map(spec.get("securityContext"))
+    keys = set(spec).union(pod_sc)
+    for _, c, csc in items:
+        keys.update(c)
+        keys.update(csc)
+    annotations = _map(tmeta.get("annotations"))
+    if any(str(a).startswith(APPARMOR_ANNOTATION) for a in annotations):
+        keys.add(APPARMOR_ANNOTATION)
     return PodView(resource=f"{str(kind).lower()}/{namespace}/{meta.get('name')}", kind=str(kind),
                    namespace=namespace, name=str(meta.get("name")), labels=_map(tmeta.get("labels")),
-                   annotations=_map(tmeta.get("annotations")), spec=_map(template.get("spec")))
+                   annotations=annotations, spec=spec, items=items, pod_sc=pod_sc,
+                   windows=_map(spec.get("os")).get("name") == "windows", keys=frozenset(keys))
 
 
 # -- the rule table -----------------------------------------------------------------------------------
@@ -145,10 +153,19 @@ class Rule:
 POD_RULES: dict[str, tuple[Rule, Check]] = {}
 
 
-def _pod_rule(rule_id: str, severity: str, title: str, remediation: str, profile: str = "") -> Callable[[Check], Check]:
+#: For the rules that only a field's presence can fail: those fields (in the pod spec, its securityContext, a
+#: container or its securityContext). A pod naming none of them passes without running the check: most pods set
+#: few of these, which keeps 10,000 pods well under a second.
+NEEDS: dict[str, frozenset[str]] = {}
+
+
+def _pod_rule(rule_id: str, severity: str, title: str, remediation: str, profile: str = "",
+              needs: Iterable[str] = ()) -> Callable[[Check], Check]:
     def register(fn: Check) -> Check:
         source = f"{PSS_URL}#{profile}" if profile else "platform"
         POD_RULES[rule_id] = (Rule(rule_id, severity, title, remediation, source, profile), fn)
+        if needs:
+            NEEDS[rule_id] = frozenset(needs)
         return fn
     return register
 
@@ -156,32 +173,36 @@ def _pod_rule(rule_id: str, severity: str, title: str, remediation: str, profile
 # Baseline ---------------------------------------------------------------------------------------------
 
 @_pod_rule("disallow-host-process", HIGH, "HostProcess containers", "remove windowsOptions.hostProcess (or set "
-           "it false) on the pod and every container", "baseline")
+           "it false) on the pod and every container", "baseline",
+           needs={"windowsOptions"})
 def _host_process(p: PodView) -> list[str]:
     bad = ["spec.securityContext.windowsOptions.hostProcess"] if _map(
         p.pod_sc.get("windowsOptions")).get("hostProcess") is True else []
-    return bad + [f"{where}.securityContext.windowsOptions.hostProcess" for where, c in p.containers()
-                  if _map(_sc(c).get("windowsOptions")).get("hostProcess") is True]
+    return bad + [f"{where}.securityContext.windowsOptions.hostProcess" for where, c, csc in p.items
+                  if _map(csc.get("windowsOptions")).get("hostProcess") is True]
 
 
 @_pod_rule("disallow-host-namespaces", HIGH, "Host namespaces", "remove hostNetwork, hostPID and hostIPC (or set "
-           "them false)", "baseline")
+           "them false)", "baseline",
+           needs={"hostNetwork", "hostPID", "hostIPC"})
 def _host_namespaces(p: PodView) -> list[str]:
     return [f"spec.{k}" for k in ("hostNetwork", "hostPID", "hostIPC") if p.spec.get(k) is True]
 
 
 @_pod_rule("disallow-privileged-containers", HIGH, "Privileged containers", "remove securityContext.privileged "
-           "(or set it false)", "baseline")
+           "(or set it false)", "baseline",
+           needs={"privileged"})
 def _privileged(p: PodView) -> list[str]:
-    return [f"{where}.securityContext.privileged" for where, c in p.containers() if _sc(c).get("privileged") is True]
+    return [f"{where}.securityContext.privileged" for where, c, csc in p.items if csc.get("privileged") is True]
 
 
 @_pod_rule("disallow-capabilities", HIGH, "Capabilities", "add no capabilities beyond the default set "
-           f"({', '.join(sorted(BASELINE_CAPABILITIES))})", "baseline")
+           f"({', '.join(sorted(BASELINE_CAPABILITIES))})", "baseline",
+           needs={"capabilities"})
 def _capabilities(p: PodView) -> list[str]:
     out = []
-    for where, c in p.containers():
-        added = [str(a) for a in _map(_sc(c).get("capabilities")).get("add") or ()]
+    for where, _c, csc in p.items:
+        added = [str(a) for a in _map(csc.get("capabilities")).get("add") or ()]
         extra = [a for a in added if a not in BASELINE_CAPABILITIES]
         if extra:
             out.append(f"{where}.securityContext.capabilities.add={','.join(extra)}")
@@ -189,25 +210,29 @@ def _capabilities(p: PodView) -> list[str]:
 
 
 @_pod_rule("disallow-host-path", HIGH, "HostPath volumes", "use a PersistentVolumeClaim, emptyDir or CSI volume "
-           "instead of hostPath", "baseline")
+           "instead of hostPath", "baseline",
+           needs={"volumes"})
 def _host_path(p: PodView) -> list[str]:
     return [f"spec.volumes[{v.get('name')}].hostPath" for v in p.spec.get("volumes") or ()
-            if isinstance(v, Mapping) and v.get("hostPath") is not None]
+            if isinstance(v, dict) and v.get("hostPath") is not None]
 
 
-@_pod_rule("disallow-host-ports", HIGH, "Host ports", "remove hostPort (a Service exposes the port)", "baseline")
+@_pod_rule("disallow-host-ports", HIGH, "Host ports", "remove hostPort (a Service exposes the port)", "baseline",
+           needs={"ports"})
 def _host_ports(p: PodView) -> list[str]:
     return [f"{where}.ports[{port.get('containerPort')}].hostPort={port.get('hostPort')}"
-            for where, c in p.containers() for port in c.get("ports") or ()
-            if isinstance(port, Mapping) and port.get("hostPort") not in (None, 0)]
+            for where, c, csc in p.items for port in c.get("ports") or ()
+            if isinstance(port, dict) and port.get("hostPort") not in (None, 0)]
 
 
 def _profile_type(sc: Mapping[str, Any], key: str) -> Any:
-    return _map(sc.get(key)).get("type")
+    profile = sc.get(key)
+    return profile.get("type") if isinstance(profile, dict) else None
 
 
 @_pod_rule("restrict-apparmor-profiles", HIGH, "AppArmor", "use the RuntimeDefault or a Localhost AppArmor "
-           "profile (field appArmorProfile, or the annotation runtime/default, localhost/<profile>)", "baseline")
+           "profile (field appArmorProfile, or the annotation runtime/default, localhost/<profile>)", "baseline",
+           needs={"appArmorProfile", APPARMOR_ANNOTATION})
 def _apparmor(p: PodView) -> list[str]:
     out = []
     for key, value in p.annotations.items():
@@ -217,8 +242,8 @@ def _apparmor(p: PodView) -> list[str]:
     kind = _profile_type(p.pod_sc, "appArmorProfile")
     if kind is not None and kind not in PROFILE_TYPES:
         out.append(f"spec.securityContext.appArmorProfile.type={kind}")
-    for where, c in p.containers():
-        kind = _profile_type(_sc(c), "appArmorProfile")
+    for where, _c, csc in p.items:
+        kind = _profile_type(csc, "appArmorProfile")
         if kind is not None and kind not in PROFILE_TYPES:
             out.append(f"{where}.securityContext.appArmorProfile.type={kind}")
     return out
@@ -236,50 +261,55 @@ def _selinux(where: str, sc: Mapping[str, Any]) -> list[str]:
 
 
 @_pod_rule("disallow-selinux", HIGH, "SELinux", "set no seLinuxOptions user or role, and a type among "
-           f"{', '.join(sorted(t for t in SELINUX_TYPES if t))}", "baseline")
+           f"{', '.join(sorted(t for t in SELINUX_TYPES if t))}", "baseline",
+           needs={"seLinuxOptions"})
 def _selinux_rule(p: PodView) -> list[str]:
     out = _selinux("spec.securityContext", p.pod_sc)
-    for where, c in p.containers():
-        out += _selinux(f"{where}.securityContext", _sc(c))
+    for where, _c, csc in p.items:
+        out += _selinux(f"{where}.securityContext", csc)
     return out
 
 
-@_pod_rule("disallow-proc-mount", HIGH, "/proc mount type", "remove procMount (or set it Default)", "baseline")
+@_pod_rule("disallow-proc-mount", HIGH, "/proc mount type", "remove procMount (or set it Default)", "baseline",
+           needs={"procMount"})
 def _proc_mount(p: PodView) -> list[str]:
-    return [f"{where}.securityContext.procMount={_sc(c).get('procMount')}" for where, c in p.containers()
-            if _sc(c).get("procMount") not in (None, "Default")]
+    return [f"{where}.securityContext.procMount={csc.get('procMount')}" for where, c, csc in p.items
+            if csc.get("procMount") not in (None, "Default")]
 
 
 @_pod_rule("restrict-seccomp", HIGH, "Seccomp", "do not set seccompProfile.type Unconfined: use RuntimeDefault or "
-           "Localhost", "baseline")
+           "Localhost", "baseline",
+           needs={"seccompProfile"})
 def _seccomp(p: PodView) -> list[str]:
     out = []
     kind = _profile_type(p.pod_sc, "seccompProfile")
     if kind is not None and kind not in PROFILE_TYPES:
         out.append(f"spec.securityContext.seccompProfile.type={kind}")
-    for where, c in p.containers():
-        kind = _profile_type(_sc(c), "seccompProfile")
+    for where, _c, csc in p.items:
+        kind = _profile_type(csc, "seccompProfile")
         if kind is not None and kind not in PROFILE_TYPES:
             out.append(f"{where}.securityContext.seccompProfile.type={kind}")
     return out
 
 
 @_pod_rule("restrict-sysctls", HIGH, "Sysctls", f"set only the safe sysctls ({', '.join(sorted(SAFE_SYSCTLS))})",
-           "baseline")
+           "baseline",
+           needs={"sysctls"})
 def _sysctls(p: PodView) -> list[str]:
     return [f"spec.securityContext.sysctls[{s.get('name')}]" for s in p.pod_sc.get("sysctls") or ()
-            if isinstance(s, Mapping) and s.get("name") not in SAFE_SYSCTLS]
+            if isinstance(s, dict) and s.get("name") not in SAFE_SYSCTLS]
 
 
 # Restricted -------------------------------------------------------------------------------------------
 
 @_pod_rule("restrict-volume-types", MEDIUM, "Volume types", "use only configMap, csi, downwardAPI, emptyDir, "
            "ephemeral, persistentVolumeClaim, projected or secret volumes (other storage through a "
-           "PersistentVolumeClaim)", "restricted")
+           "PersistentVolumeClaim)", "restricted",
+           needs={"volumes"})
 def _volume_types(p: PodView) -> list[str]:
     out = []
     for v in p.spec.get("volumes") or ():
-        if not isinstance(v, Mapping):
+        if not isinstance(v, dict):
             continue
         kinds = [k for k in v if k != "name" and v[k] is not None]
         bad = [k for k in kinds if k not in RESTRICTED_VOLUMES]
@@ -293,8 +323,8 @@ def _volume_types(p: PodView) -> list[str]:
 def _privilege_escalation(p: PodView) -> list[str]:
     if p.windows:
         return []
-    return [f"{where}.securityContext.allowPrivilegeEscalation" for where, c in p.containers()
-            if _sc(c).get("allowPrivilegeEscalation") is not False]
+    return [f"{where}.securityContext.allowPrivilegeEscalation" for where, c, csc in p.items
+            if csc.get("allowPrivilegeEscalation") is not False]
 
 
 @_pod_rule("require-run-as-nonroot", MEDIUM, "Running as non-root", "set securityContext.runAsNonRoot: true on "
@@ -302,8 +332,8 @@ def _privilege_escalation(p: PodView) -> list[str]:
 def _run_as_non_root(p: PodView) -> list[str]:
     pod_value = p.pod_sc.get("runAsNonRoot")
     out = ["spec.securityContext.runAsNonRoot=false"] if pod_value is False else []
-    for where, c in p.containers():
-        value = _sc(c).get("runAsNonRoot")
+    for where, _c, csc in p.items:
+        value = csc.get("runAsNonRoot")
         if value is False:
             out.append(f"{where}.securityContext.runAsNonRoot=false")
         elif value is None and pod_value is not True:
@@ -315,8 +345,8 @@ def _run_as_non_root(p: PodView) -> list[str]:
            "pod or any container", "restricted")
 def _run_as_user(p: PodView) -> list[str]:
     out = ["spec.securityContext.runAsUser=0"] if p.pod_sc.get("runAsUser") == 0 else []
-    return out + [f"{where}.securityContext.runAsUser=0" for where, c in p.containers()
-                  if _sc(c).get("runAsUser") == 0]
+    return out + [f"{where}.securityContext.runAsUser=0" for where, c, csc in p.items
+                  if csc.get("runAsUser") == 0]
 
 
 @_pod_rule("restrict-seccomp-strict", MEDIUM, "Seccomp (restricted)", "set securityContext.seccompProfile.type "
@@ -327,8 +357,8 @@ def _seccomp_strict(p: PodView) -> list[str]:
     pod_kind = _profile_type(p.pod_sc, "seccompProfile")
     out = [f"spec.securityContext.seccompProfile.type={pod_kind}"] if (
         pod_kind is not None and pod_kind not in PROFILE_TYPES) else []
-    for where, c in p.containers():
-        kind = _profile_type(_sc(c), "seccompProfile")
+    for where, _c, csc in p.items:
+        kind = _profile_type(csc, "seccompProfile")
         if kind is not None and kind not in PROFILE_TYPES:
             out.append(f"{where}.securityContext.seccompProfile.type={kind}")
         elif kind is None and pod_kind not in PROFILE_TYPES:
@@ -342,8 +372,8 @@ def _capabilities_strict(p: PodView) -> list[str]:
     if p.windows:
         return []
     out = []
-    for where, c in p.containers():
-        caps = _map(_sc(c).get("capabilities"))
+    for where, _c, csc in p.items:
+        caps = _map(csc.get("capabilities"))
         if "ALL" not in [str(d) for d in caps.get("drop") or ()]:
             out.append(f"{where}.securityContext.capabilities.drop lacks ALL")
         extra = [str(a) for a in caps.get("add") or () if str(a) not in RESTRICTED_CAPABILITIES]
@@ -418,29 +448,34 @@ def _resources(c: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, An
 
 
 def requests_gpu(p: PodView) -> bool:
-    for _, c in p.containers():
-        requests, limits = _resources(c)
-        if any(str(v) not in ("0", "") for g in GPU_RESOURCES for v in (requests.get(g), limits.get(g))
-               if v is not None):
-            return True
+    for _, c, _ in p.items:
+        res = c.get("resources")
+        if not isinstance(res, dict):
+            continue
+        for part in (res.get("limits"), res.get("requests")):  # extended resources: limits, requests equal
+            if not isinstance(part, dict):
+                continue
+            for g in GPU_RESOURCES:
+                if g in part and str(part[g]) not in ("0", ""):
+                    return True
     return False
 
 
-def is_model_serving(p: PodView, facts: PlatformFacts) -> bool:
-    return (f"{p.namespace}/{p.name}" in facts.serving_workloads or requests_gpu(p)
+def is_model_serving(p: PodView, facts: PlatformFacts, gpu: bool | None = None) -> bool:
+    return (f"{p.namespace}/{p.name}" in facts.serving_workloads or (requests_gpu(p) if gpu is None else gpu)
             or p.labels.get("app.kubernetes.io/component") == "model-serving")
 
 
 def _registry_violations(p: PodView, facts: PlatformFacts) -> list[str]:
     prefix = f"{facts.registry}/"
-    return [f"{where}.image={c.get('image')}" for where, c in p.containers()
+    return [f"{where}.image={c.get('image')}" for where, c, csc in p.items
             if not str(c.get("image") or "").startswith(prefix)]
 
 
 def _tolerates_gpu(p: PodView) -> list[str]:
     out = []
     for t in p.spec.get("tolerations") or ():
-        if not isinstance(t, Mapping):
+        if not isinstance(t, dict):
             continue
         key = t.get("key")
         if key in GPU_RESOURCES or (not key and t.get("operator") == "Exists"):
@@ -449,29 +484,30 @@ def _tolerates_gpu(p: PodView) -> list[str]:
 
 
 def pod_platform_findings(p: PodView, facts: PlatformFacts) -> Iterator[tuple[Rule, list[str]]]:
-    serving = is_model_serving(p, facts)
+    gpu = requests_gpu(p)
+    serving = is_model_serving(p, facts, gpu)
     if facts.registry:
         bad = _registry_violations(p, facts)
         if bad:
             yield (PLATFORM_RULES["platform-image-registry-serving" if serving else "platform-image-registry"], bad)
     if serving:
-        unpinned = [f"{where}.image={c.get('image')}" for where, c in p.containers()
+        unpinned = [f"{where}.image={c.get('image')}" for where, c, csc in p.items
                     if "@sha256:" not in str(c.get("image") or "")]
         if unpinned:
             yield PLATFORM_RULES["platform-model-image-digest"], unpinned
     missing = []
-    for key in ("containers", "initContainers"):  # ephemeral containers cannot set resources
-        for c in p.spec.get(key) or ():
-            if not isinstance(c, Mapping):
-                continue
-            requests, limits = _resources(c)
-            gaps = [f"{kind}.{r}" for kind, given in (("requests", requests), ("limits", limits))
-                    for r in ("cpu", "memory") if given.get(r) in (None, "")]
-            if gaps:
-                missing.append(f"spec.{key}[{c.get('name')}].resources: {', '.join(gaps)}")
+    for where, c, _ in p.items:
+        if where.startswith("spec.ephemeralContainers"):
+            continue  # ephemeral containers cannot set resources
+        requests, limits = _resources(c)
+        if requests.get("cpu") and requests.get("memory") and limits.get("cpu") and limits.get("memory"):
+            continue
+        gaps = [f"{kind}.{r}" for kind, given in (("requests", requests), ("limits", limits))
+                for r in ("cpu", "memory") if given.get(r) in (None, "")]
+        missing.append(f"{where}.resources: {', '.join(gaps)}")
     if missing:
         yield PLATFORM_RULES["platform-requests-limits"], missing
-    if p.kind != "DaemonSet" and not requests_gpu(p):
+    if p.kind != "DaemonSet" and not gpu and p.spec.get("tolerations"):
         tolerated = _tolerates_gpu(p)
         if tolerated:
             yield PLATFORM_RULES["platform-gpu-toleration"], tolerated
@@ -524,7 +560,7 @@ def _finding(rule: Rule, resource: str, detail: Iterable[str] | str, source: str
 def _taints(node: Mapping[str, Any]) -> set[str]:
     out = set()
     for t in _map(node.get("spec")).get("taints") or ():
-        if isinstance(t, Mapping):
+        if isinstance(t, dict):
             value = t.get("value")
             out.add(f"{t.get('key')}={value}:{t.get('effect')}" if value not in (None, "")
                     else f"{t.get('key')}:{t.get('effect')}")
@@ -583,7 +619,7 @@ def _tls_secret_refs(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     spec = _map(obj.get("spec"))
     if obj.get("kind") == "Ingress":
         return [(ns, str(t.get("secretName"))) for t in spec.get("tls") or ()
-                if isinstance(t, Mapping) and t.get("secretName")]
+                if isinstance(t, dict) and t.get("secretName")]
     refs = []
     for listener in spec.get("listeners") or ():
         for ref in _map(_map(listener).get("tls")).get("certificateRefs") or ():
@@ -655,7 +691,7 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
     reports: list[Mapping[str, Any]] = []
     exempt = facts.exempt_namespaces
     for obj in objects:
-        if not isinstance(obj, Mapping):
+        if not isinstance(obj, dict):
             continue
         kind = obj.get("kind")
         meta = _map(obj.get("metadata"))
@@ -681,7 +717,7 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
             findings.extend(flux_findings(obj, source))
         else:
             if owned_by_controllers and any(
-                    isinstance(o, Mapping) and o.get("controller") and o.get("kind") in CONTROLLER_OWNERS
+                    isinstance(o, dict) and o.get("controller") and o.get("kind") in CONTROLLER_OWNERS
                     for o in meta.get("ownerReferences") or ()):
                 continue
             view = pod_view(obj)
@@ -701,7 +737,7 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
     cert_refs: dict[tuple[str, str], str] = {}
     for ing in ingresses:
         spec = _map(ing.get("spec"))
-        covered = {h for t in spec.get("tls") or () if isinstance(t, Mapping) for h in t.get("hosts") or ()}
+        covered = {h for t in spec.get("tls") or () if isinstance(t, dict) for h in t.get("hosts") or ()}
         hosts = [str(r.get("host")) for r in spec.get("rules") or () if isinstance(r, Mapping) and r.get("host")]
         bare = [h for h in hosts if h not in covered and not any(fnmatch.fnmatchcase(h, c) for c in covered)]
         if not spec.get("tls") or bare:
@@ -742,7 +778,11 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
 
 
 def pod_findings(view: PodView, facts: PlatformFacts, source: str = CLUSTER) -> Iterator[Finding]:
+    keys = view.keys
     for rule, check in POD_RULES.values():
+        needs = NEEDS.get(rule.id)
+        if needs is not None and needs.isdisjoint(keys):
+            continue
         bad = check(view)
         if bad:
             yield _finding(rule, view.resource, bad, source)
