@@ -171,7 +171,9 @@ def read_manifests(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any
     out = []
     for file in files:
         try:
-            docs = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
+            # libyaml's loader when PyYAML has it: rendered overlays run to megabytes.
+            docs = list(yaml.load_all(file.read_text(encoding="utf-8"),
+                                      Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise BadInputError(f"--manifests: {file} is not valid YAML: {exc}") from None
         for doc in docs:
@@ -227,7 +229,8 @@ def render_gitops(env: str, root: Path = REPO_ROOT) -> tuple[list[tuple[str, dic
         if proc.returncode != 0:
             return [], [(GITOPS, f"kubectl kustomize gitops/{layer}/{env} failed: {proc.stderr.strip()[:300]}")]
         rel = f"gitops/{layer}/{env}"
-        located += [(rel, obj) for doc in yaml.safe_load_all(proc.stdout) for obj in _documents(doc)]
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        located += [(rel, obj) for doc in yaml.load_all(proc.stdout, Loader=loader) for obj in _documents(doc)]
     return located, []
 
 
