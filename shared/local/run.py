@@ -47,6 +47,9 @@ Drift (README "Drift and GitOps changes"):
   .venv/bin/platformctl --settings {settings} drift --open-mr --apply
   curl -s -X POST {gitlab}/_sandbox/push -d '{{"files":{{"gitops/clusters/{env}/apps.yaml":"# touched\\n"}}}}'
 
+Compliance (README "Compliance scans"): the cluster, Kyverno's reports and the rendered gitops overlays, with history:
+  .venv/bin/platformctl --settings {settings} scan --sarif .local/scan.sarif
+
 Ctrl-C stops everything this command started.
 """
 #: Seconds the simulated external-secrets takes to copy a new Key Vault version into the cluster.
