@@ -127,6 +127,9 @@ CASES: dict[str, tuple[str, Mutation, Mutation]] = {
         pod_sc(appArmorProfile={"type": "RuntimeDefault"})),
     "a custom SELinux type is refused, container_init_t passes": (
         "disallow-selinux", sc(seLinuxOptions={"type": "spc_t"}), sc(seLinuxOptions={"type": "container_init_t"})),
+    "container_engine_t is allowed (the standard since Kubernetes 1.31; Kyverno's policy predates it)": (
+        "disallow-selinux", pod_sc(seLinuxOptions={"type": "unconfined_t"}),
+        sc(seLinuxOptions={"type": "container_engine_t"})),
     "an SELinux user on the pod is refused, an empty one passes": (
         "disallow-selinux", pod_sc(seLinuxOptions={"user": "system_u"}), pod_sc(seLinuxOptions={"user": "",
                                                                                                   "level": "s0"})),

@@ -57,7 +57,8 @@ SAFE_SYSCTLS = frozenset({
     "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
     "net.ipv4.tcp_keepalive_probes"})
-#: Baseline "SELinux": allowed seLinuxOptions.type values (user and role must be unset or empty).
+#: Baseline "SELinux": allowed seLinuxOptions.type values (user and role must be unset or empty);
+#: container_engine_t since Kubernetes 1.31 (kubernetes/kubernetes#126165; Kyverno's policy predates it).
 SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
 #: Baseline "Seccomp" / "AppArmor" profile types (undefined is allowed too; Unconfined is not).
 PROFILE_TYPES = frozenset({"RuntimeDefault", "Localhost"})
@@ -138,6 +139,9 @@ def pod_view(obj: Mapping[str, Any]) -> PodView | None:
 # -- the rule table -----------------------------------------------------------------------------------
 
 Check = Callable[[PodView], list[str]]
+#: A check returns the violating fields. Where Kyverno splits a control into several rules (capabilities-strict:
+#: require-drop-all and adding-capabilities-strict; selinux: selinux-type and selinux-user-role), each violation
+#: starts with that rule's name in brackets, so a finding reads against Kyverno's results rule by rule.
 
 
 @dataclass(frozen=True)
@@ -253,10 +257,10 @@ def _selinux(where: str, sc: Mapping[str, Any]) -> list[str]:
     options = _map(sc.get("seLinuxOptions"))
     out = []
     if options.get("type") is not None and options.get("type") not in SELINUX_TYPES:
-        out.append(f"{where}.seLinuxOptions.type={options.get('type')}")
+        out.append(f"[selinux-type] {where}.seLinuxOptions.type={options.get('type')}")
     for key in ("user", "role"):
         if options.get(key) not in (None, ""):
-            out.append(f"{where}.seLinuxOptions.{key}={options.get(key)}")
+            out.append(f"[selinux-user-role] {where}.seLinuxOptions.{key}={options.get(key)}")
     return out
 
 
@@ -375,10 +379,10 @@ def _capabilities_strict(p: PodView) -> list[str]:
     for where, _c, csc in p.items:
         caps = _map(csc.get("capabilities"))
         if "ALL" not in [str(d) for d in caps.get("drop") or ()]:
-            out.append(f"{where}.securityContext.capabilities.drop lacks ALL")
+            out.append(f"[require-drop-all] {where}.securityContext.capabilities.drop lacks ALL")
         extra = [str(a) for a in caps.get("add") or () if str(a) not in RESTRICTED_CAPABILITIES]
         if extra:
-            out.append(f"{where}.securityContext.capabilities.add={','.join(extra)}")
+            out.append(f"[adding-capabilities-strict] {where}.securityContext.capabilities.add={','.join(extra)}")
     return out
 
 
