@@ -1,5 +1,6 @@
 """The compliance scan end to end: the registered timer function run by the local host against the Kubernetes
-emulator (seeded from this repository's gitops/, plus what each test adds) and Azurite; history across scans,
+emulator (seeded from this repository's gitops/, plus what each test adds), the ARM emulator's AKS pools and
+Azurite; history across scans,
 the exceptions file, Kyverno's reports merged, the new-high alert line, and `platformctl scan` on the same."""
 
 from __future__ import annotations
@@ -23,21 +24,25 @@ ENV = "dev-uaenorth"
 
 
 @pytest.fixture(scope="module")
-def kube(dev_platform):
-    from shared.local.sandbox.kubernetes import KubernetesEmulator
+def sandbox(dev_platform, tmp_path_factory):
+    from shared.local.sandbox import Sandbox
 
-    emulator = KubernetesEmulator(dev_platform)
-    emulator.start()
-    yield emulator
-    emulator.stop()
+    with Sandbox(dev_platform, tmp_path_factory.mktemp("sandbox")) as running:
+        yield running
 
 
 @pytest.fixture
-def environ(kube, azurite):
-    kube.reset()
+def kube(sandbox):
+    return sandbox.kubernetes
+
+
+@pytest.fixture
+def environ(sandbox, azurite):
+    sandbox.kubernetes.reset()
+    sandbox.arm.reset()
     return {"PLATFORM_ENV": ENV, "PLATFORM_STORAGE_CONNECTION_STRING": azurite.connection_string,
-            "AZURE_CREDENTIAL": "static", "SDK_MAX_RETRIES": "0", "HTTP_TIMEOUT_SECONDS": "5",
-            "COMPLIANCE_SCHEDULE": "0 30 4 * * *", **kube.settings_env()}
+            "SDK_MAX_RETRIES": "0", "HTTP_TIMEOUT_SECONDS": "5", "COMPLIANCE_SCHEDULE": "0 30 4 * * *",
+            **sandbox.settings_env()}
 
 
 @pytest.fixture
@@ -104,6 +109,7 @@ def test_the_timer_scans_the_sandbox_and_history_tells_new_persisting_and_fixed_
 
         with caplog.at_level(logging.ERROR, logger="platform_core.compliance"):
             first = scan_by_timer(None)
+        assert first.unavailable == ()  # the cluster, Kyverno's reports and the AKS pools (ARM) were all read
         found = _by_rule(first)
         assert found[("disallow-host-namespaces", "deployment/apps/web")] == "new"
         assert found[("platform-default-deny", "namespace/apps")] == "new"

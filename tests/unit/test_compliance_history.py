@@ -70,6 +70,15 @@ def test_a_source_not_scanned_this_time_keeps_its_findings_open():
     assert store.scan([], T2, sources=("cluster", "checkov")) == {("CKV_AZURE_6", "fixed")}
 
 
+def test_pools_not_read_this_time_keep_their_findings_open():
+    pool = Finding("cluster", "platform-gpu-node-taint", "high", "nodepool/h100", "lacks taint")
+    store = Store()
+    store.scan([pool], T0)
+    result = h.classify(store.rows, [], (), env=ENV, now=T1, scanned_sources=("cluster",),
+                        unread_resources=("nodepool/",))
+    assert result.reported == () and store.rows[pool.id]["status"] == "open"
+
+
 EXCEPTION = {"rule": "disallow-host-path", "resource": "daemonset/gpu-operator/*", "env": [ENV],
              "owner": "platform-core", "reason": "the driver needs /run/nvidia", "expires": "2026-11-29",
              "validated": "2026-11-01"}

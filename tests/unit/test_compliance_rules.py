@@ -439,3 +439,15 @@ def test_platform_facts_come_from_platform_yaml():
     assert facts.registry == f"{raw['acr']['name']}.azurecr.io"
     assert {p.name for p in facts.gpu_pools} == {p["name"] for p in raw["gpu_pools"]}
     assert all(p.taint.endswith("=present:NoSchedule") for p in facts.gpu_pools)
+
+
+def test_declared_gpu_pools_carry_their_taint_and_mig_profile_in_aks():
+    from types import SimpleNamespace as Pool
+
+    pools = [Pool(name="h100", taints=(), mig_profile=None),
+             Pool(name="a100mig", taints=("nvidia.com/gpu=present:NoSchedule",), mig_profile="MIG1g"),
+             Pool(name="cpu", taints=(), mig_profile=None)]
+    assert [(f.rule, f.resource) for f in r.pool_findings(pools, FACTS)] == [
+        ("platform-gpu-node-taint", "nodepool/h100")]
+    pools[1].mig_profile = "MIG2g"
+    assert ("platform-mig-profile", "nodepool/a100mig") in {(f.rule, f.resource) for f in r.pool_findings(pools, FACTS)}

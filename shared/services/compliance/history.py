@@ -163,8 +163,10 @@ class Classified:
 
 def classify(stored: Mapping[str, Mapping[str, Any]], findings: Sequence[Finding],
              exceptions: Sequence[ComplianceException], *, env: str, now: dt.datetime,
-             scanned_sources: Iterable[str]) -> Classified:
-    """Pure: stored rows by id + the current findings -> the reported findings and the rows to write."""
+             scanned_sources: Iterable[str], unread_resources: Sequence[str] = ()) -> Classified:
+    """Pure: stored rows by id + the current findings -> the reported findings and the rows to write.
+    ``unread_resources``: resource prefixes a source did not deliver this time (``nodepool/`` when ARM did not
+    answer): their open rows stay open."""
     stamp = iso(now)
     scanned = set(scanned_sources)
     reported: list[ReportedFinding] = []
@@ -188,6 +190,8 @@ def classify(stored: Mapping[str, Mapping[str, Any]], findings: Sequence[Finding
                       "location": f.location[:1000]}
     for fid, row in stored.items():
         if fid in current or row.get("status") not in ("open", EXCEPTED) or row.get("source") not in scanned:
+            continue
+        if any(str(row.get("resource", "")).startswith(prefix) for prefix in unread_resources):
             continue
         finding = _finding(row)
         first = parse_iso(row["first_seen"]) if row.get("first_seen") else now

@@ -595,6 +595,24 @@ def node_findings(node: Mapping[str, Any], facts: PlatformFacts) -> Iterator[Fin
                            f"pool {pool.name}: MIG profile {live!r} on the node, {pool.mig_profile!r} declared")
 
 
+def pool_findings(pools: Iterable[Any], facts: PlatformFacts) -> Iterator[Finding]:
+    """AKS agent pools (``name``, ``taints``, ``mig_profile``, as the AKS adapter's ``NodePool``): every declared GPU
+    pool carries its GPU taint and the declared MIG profile, so that new nodes are born right."""
+    declared = {p.name: p for p in facts.gpu_pools}
+    for pool in pools:
+        spec = declared.get(str(getattr(pool, "name", "")))
+        if spec is None:
+            continue
+        resource = f"nodepool/{spec.name}"
+        if spec.taint and spec.taint not in tuple(getattr(pool, "taints", ()) or ()):
+            yield _finding(PLATFORM_RULES["platform-gpu-node-taint"], resource,
+                           f"GPU pool {spec.name} lacks taint {spec.taint}: its new nodes take any pod")
+        live = getattr(pool, "mig_profile", None)
+        if (live or None) != (spec.mig_profile or None):
+            yield _finding(PLATFORM_RULES["platform-mig-profile"], resource,
+                           f"GPU pool {spec.name}: MIG profile {live!r} in AKS, {spec.mig_profile!r} declared")
+
+
 def _default_deny(policies: Sequence[Mapping[str, Any]]) -> set[str]:
     """Directions ("Ingress", "Egress") denied by default by a namespace-wide policy with no rules."""
     denied: set[str] = set()

@@ -323,8 +323,10 @@ def _write_rows(storage: Any, env: str, rows: Mapping[str, dict[str, Any]], stor
 
 
 def run_scan(ctx: Any, *, env: str, now: dt.datetime, gitops: bool = False, iac: bool = False,
-             record: bool = True, notify: bool = True, actor: str = "compliance_scan") -> ScanReport:
-    """Scan ``env`` (the context's environment): cluster and Kyverno always; ``gitops``/``iac`` on request."""
+             pools: bool = True, record: bool = True, notify: bool = True,
+             actor: str = "compliance_scan") -> ScanReport:
+    """Scan ``env`` (the context's environment): cluster, Kyverno and (``pools``) the AKS agent pools through ARM
+    always; ``gitops``/``iac`` on request."""
     if env != ctx.platform.name:
         raise ConfigError([f"this app manages {ctx.platform.name}, not {env}: run the scan with --env "
                            f"{ctx.platform.name} or settings for {env}"])
@@ -333,6 +335,13 @@ def run_scan(ctx: Any, *, env: str, now: dt.datetime, gitops: bool = False, iac:
     exceptions = h.load_exceptions(exceptions_path(config_dir))
     objects, unavailable, read = gather_cluster(ctx.cluster)
     findings: list[Finding] = r.evaluate(objects, facts, now, source=CLUSTER)
+    unread: list[str] = []
+    if pools:
+        try:
+            findings += r.pool_findings(ctx.node_pools.list(), facts)
+        except PlatformError as error:
+            unavailable.append(("arm", f"{error.code}: {error}"))
+            unread.append("nodepool/")
     if gitops:
         located, missing = render_gitops(env)
         unavailable += missing
@@ -349,7 +358,8 @@ def run_scan(ctx: Any, *, env: str, now: dt.datetime, gitops: bool = False, iac:
     read.append(EXCEPTION)
     findings = dedupe(findings)
     stored = _stored_rows(ctx.storage, env) if record else {}
-    classified = h.classify(stored, findings, exceptions, env=env, now=now, scanned_sources=read)
+    classified = h.classify(stored, findings, exceptions, env=env, now=now, scanned_sources=read,
+                            unread_resources=unread)
     report = ScanReport(env, now, classified.reported, tuple(read), tuple(unavailable))
     if record:
         _write_rows(ctx.storage, env, classified.rows, stored,
