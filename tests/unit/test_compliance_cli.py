@@ -22,7 +22,7 @@ def test_scan_manifests_runs_with_no_settings_on_multi_document_files_and_lists(
     hosts = {f["resource"] for f in report["findings"] if f["rule"] == "disallow-host-namespaces"}
     assert hosts == {"pod/apps/p", "pod/apps/q"}
     assert {f["location"] for f in report["findings"] if f["resource"] == "pod/apps/p"} == {
-        str(tmp_path / "sub" / "pods.yaml")}
+        (tmp_path / "sub" / "pods.yaml").resolve().as_uri()}  # outside the working directory: a file URI
 
 
 def test_scan_manifests_names_a_file_that_is_not_yaml(tmp_path, capsys):

@@ -152,6 +152,15 @@ def _documents(data: Any) -> Iterator[dict[str, Any]]:
             yield data
 
 
+def _location(file: Path) -> str:
+    """A relative path under the working directory (a SARIF ``uri`` against the checkout), else a file URI."""
+    resolved = file.resolve()
+    try:
+        return resolved.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return resolved.as_uri()
+
+
 def read_manifests(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any]]]:
     """``(file, object)`` from YAML/JSON files or folders (recursively), multi-document, ``*List`` expanded.
     A missing path or a file that does not parse is a BadInputError naming it."""
@@ -176,8 +185,9 @@ def read_manifests(paths: Sequence[str | Path]) -> list[tuple[str, dict[str, Any
                                       Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
         except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise BadInputError(f"--manifests: {file} is not valid YAML: {exc}") from None
+        location = _location(file)
         for doc in docs:
-            out.extend((str(file), obj) for obj in _documents(doc))
+            out.extend((location, obj) for obj in _documents(doc))
     return out
 
 
