@@ -447,8 +447,11 @@ def platform_facts(raw: Mapping[str, Any]) -> PlatformFacts:
 
 
 def _resources(c: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
-    res = _map(c.get("resources"))
-    return _map(res.get("requests")), _map(res.get("limits"))
+    res = c.get("resources")
+    if not isinstance(res, dict):
+        return EMPTY, EMPTY
+    requests, limits = res.get("requests"), res.get("limits")
+    return (requests if isinstance(requests, dict) else EMPTY), (limits if isinstance(limits, dict) else EMPTY)
 
 
 def requests_gpu(p: PodView) -> bool:
@@ -472,8 +475,12 @@ def is_model_serving(p: PodView, facts: PlatformFacts, gpu: bool | None = None) 
 
 def _registry_violations(p: PodView, facts: PlatformFacts) -> list[str]:
     prefix = f"{facts.registry}/"
-    return [f"{where}.image={c.get('image')}" for where, c, csc in p.items
-            if not str(c.get("image") or "").startswith(prefix)]
+    out = []
+    for where, c, _ in p.items:
+        image = c.get("image")
+        if not (isinstance(image, str) and image.startswith(prefix)):
+            out.append(f"{where}.image={image}")
+    return out
 
 
 def _tolerates_gpu(p: PodView) -> list[str]:
@@ -801,8 +808,7 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
 
 def pod_findings(view: PodView, facts: PlatformFacts, source: str = CLUSTER) -> Iterator[Finding]:
     keys = view.keys
-    for rule, check in POD_RULES.values():
-        needs = NEEDS.get(rule.id)
+    for rule, check, needs in _POD_CHECKS or _pod_checks():
         if needs is not None and needs.isdisjoint(keys):
             continue
         bad = check(view)
@@ -810,6 +816,14 @@ def pod_findings(view: PodView, facts: PlatformFacts, source: str = CLUSTER) -> 
             yield _finding(rule, view.resource, bad, source)
     for rule, bad in pod_platform_findings(view, facts):
         yield _finding(rule, view.resource, bad, source)
+
+
+_POD_CHECKS: list[tuple[Rule, Check, frozenset[str] | None]] = []
+
+
+def _pod_checks() -> list[tuple[Rule, Check, frozenset[str] | None]]:
+    _POD_CHECKS.extend((rule, check, NEEDS.get(rule.id)) for rule, check in POD_RULES.values())
+    return _POD_CHECKS
 
 
 def flux_findings(obj: Mapping[str, Any], source: str = CLUSTER) -> Iterator[Finding]:
