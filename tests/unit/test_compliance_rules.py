@@ -451,3 +451,22 @@ def test_declared_gpu_pools_carry_their_taint_and_mig_profile_in_aks():
         ("platform-gpu-node-taint", "nodepool/h100")]
     pools[1].mig_profile = "MIG2g"
     assert ("platform-mig-profile", "nodepool/a100mig") in {(f.rule, f.resource) for f in r.pool_findings(pools, FACTS)}
+
+
+@pytest.mark.parametrize("obj", [
+    {"kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": 1, "volumes": True, "tolerations": "x"}},
+    {"kind": "Pod", "metadata": "x", "spec": {"securityContext": {"sysctls": [{"name": ["a"]}],
+                                                                  "seLinuxOptions": {"type": {"a": 1}}}}},
+    {"kind": ["Pod"], "spec": {}},
+    {"kind": "Deployment", "metadata": {"name": "d"}, "spec": {"template": {"spec": {"containers": [
+        {"name": "c", "securityContext": {"seccompProfile": {"type": ["x"]}, "capabilities": {"add": 3}},
+         "ports": 80, "resources": {"limits": "lots"}}]}}}},
+    {"kind": "Ingress", "metadata": {"name": "i"}, "spec": {"tls": [{"hosts": [None, 1]}], "rules": "x"}},
+    {"apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": {"name": "k"},
+     "status": {"conditions": True}},
+    {"kind": "Secret", "metadata": {"name": "s"}, "data": {"tls.crt": {"not": "pem"}}},
+], ids=["scalar lists", "unhashable values", "kind not a string", "template oddities", "ingress oddities",
+        "flux oddities", "secret oddities"])
+def test_a_hand_written_manifest_of_the_wrong_shape_is_judged_or_skipped_never_a_crash(obj):
+    r.evaluate([obj, {"kind": "Gateway", "metadata": {"name": "g"}, "spec": {"listeners": [
+        {"protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "s"}]}}]}}], FACTS, NOW)

@@ -52,16 +52,18 @@ BASELINE_CAPABILITIES = frozenset({"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWN
 #: Restricted "Capabilities (v1.22+)": drop ALL, add at most NET_BIND_SERVICE.
 RESTRICTED_CAPABILITIES = frozenset({"NET_BIND_SERVICE"})
 #: Baseline "Sysctls": the safe set (namespaced, isolated from other pods), including the later additions.
-SAFE_SYSCTLS = frozenset({
+SAFE_SYSCTLS = tuple(sorted({
     "kernel.shm_rmid_forced", "net.ipv4.ip_local_port_range", "net.ipv4.ip_unprivileged_port_start",
     "net.ipv4.tcp_syncookies", "net.ipv4.ping_group_range", "net.ipv4.ip_local_reserved_ports",
     "net.ipv4.tcp_keepalive_time", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_keepalive_intvl",
-    "net.ipv4.tcp_keepalive_probes"})
+    "net.ipv4.tcp_keepalive_probes"}))
 #: Baseline "SELinux": allowed seLinuxOptions.type values (user and role must be unset or empty);
 #: container_engine_t since Kubernetes 1.31 (kubernetes/kubernetes#126165; Kyverno's policy predates it).
-SELINUX_TYPES = frozenset({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"})
+SELINUX_TYPES = tuple(sorted({"", "container_t", "container_init_t", "container_kvm_t", "container_engine_t"}))
 #: Baseline "Seccomp" / "AppArmor" profile types (undefined is allowed too; Unconfined is not).
-PROFILE_TYPES = frozenset({"RuntimeDefault", "Localhost"})
+#: (Allowed-value lists are tuples: membership by equality, so a list or a map where a string belongs in a
+#: hand-written manifest is simply not allowed, instead of an unhashable-type crash.)
+PROFILE_TYPES = tuple(sorted({"RuntimeDefault", "Localhost"}))
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
 #: Restricted "Volume Types": the only volume sources allowed.
 RESTRICTED_VOLUMES = frozenset({"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
@@ -93,6 +95,11 @@ class PodView:
             yield where, c
 
 
+def _seq(value: Any, /) -> list[Any] | tuple[()]:
+    # A list field holding a scalar (a hand-written manifest) is nothing to iterate, not a crash.
+    return value if isinstance(value, list) else ()
+
+
 def _map(value: Any, /) -> Mapping[str, Any]:
     # Objects are JSON/YAML documents: plain dicts (an ABC isinstance check costs 10x at 10,000 pods).
     return value if isinstance(value, dict) else EMPTY
@@ -108,6 +115,8 @@ def resource_name(obj: Mapping[str, Any]) -> str:
 def pod_view(obj: Mapping[str, Any]) -> PodView | None:
     """The pod spec of a Pod or workload object; None for other kinds."""
     kind = obj.get("kind")
+    if not isinstance(kind, str):
+        return None
     meta = _map(obj.get("metadata"))
     if kind == "Pod":
         template: Mapping[str, Any] = obj
@@ -121,7 +130,7 @@ def pod_view(obj: Mapping[str, Any]) -> PodView | None:
     namespace = str(meta.get("namespace") or "default")
     spec = _map(template.get("spec"))
     items = tuple((f"spec.{key}[{c.get('name', '?')}]", c, _map(c.get("securityContext")))
-                  for key in CONTAINER_FIELDS for c in spec.get(key) or () if isinstance(c, dict))
+                  for key in CONTAINER_FIELDS for c in _seq(spec.get(key)) if isinstance(c, dict))
     pod_sc = _map(spec.get("securityContext"))
     keys = set(spec).union(pod_sc)
     for _, c, csc in items:
@@ -206,7 +215,7 @@ def _privileged(p: PodView) -> list[str]:
 def _capabilities(p: PodView) -> list[str]:
     out = []
     for where, _c, csc in p.items:
-        added = [str(a) for a in _map(csc.get("capabilities")).get("add") or ()]
+        added = [str(a) for a in _seq(_map(csc.get("capabilities")).get("add"))]
         extra = [a for a in added if a not in BASELINE_CAPABILITIES]
         if extra:
             out.append(f"{where}.securityContext.capabilities.add={','.join(extra)}")
@@ -217,7 +226,7 @@ def _capabilities(p: PodView) -> list[str]:
            "instead of hostPath", "baseline",
            needs={"volumes"})
 def _host_path(p: PodView) -> list[str]:
-    return [f"spec.volumes[{v.get('name')}].hostPath" for v in p.spec.get("volumes") or ()
+    return [f"spec.volumes[{v.get('name')}].hostPath" for v in _seq(p.spec.get("volumes"))
             if isinstance(v, dict) and v.get("hostPath") is not None]
 
 
@@ -225,7 +234,7 @@ def _host_path(p: PodView) -> list[str]:
            needs={"ports"})
 def _host_ports(p: PodView) -> list[str]:
     return [f"{where}.ports[{port.get('containerPort')}].hostPort={port.get('hostPort')}"
-            for where, c, csc in p.items for port in c.get("ports") or ()
+            for where, c, csc in p.items for port in _seq(c.get("ports"))
             if isinstance(port, dict) and port.get("hostPort") not in (None, 0)]
 
 
@@ -300,7 +309,7 @@ def _seccomp(p: PodView) -> list[str]:
            "baseline",
            needs={"sysctls"})
 def _sysctls(p: PodView) -> list[str]:
-    return [f"spec.securityContext.sysctls[{s.get('name')}]" for s in p.pod_sc.get("sysctls") or ()
+    return [f"spec.securityContext.sysctls[{s.get('name')}]" for s in _seq(p.pod_sc.get("sysctls"))
             if isinstance(s, dict) and s.get("name") not in SAFE_SYSCTLS]
 
 
@@ -312,7 +321,7 @@ def _sysctls(p: PodView) -> list[str]:
            needs={"volumes"})
 def _volume_types(p: PodView) -> list[str]:
     out = []
-    for v in p.spec.get("volumes") or ():
+    for v in _seq(p.spec.get("volumes")):
         if not isinstance(v, dict):
             continue
         kinds = [k for k in v if k != "name" and v[k] is not None]
@@ -378,9 +387,9 @@ def _capabilities_strict(p: PodView) -> list[str]:
     out = []
     for where, _c, csc in p.items:
         caps = _map(csc.get("capabilities"))
-        if "ALL" not in [str(d) for d in caps.get("drop") or ()]:
+        if "ALL" not in [str(d) for d in _seq(caps.get("drop"))]:
             out.append(f"[require-drop-all] {where}.securityContext.capabilities.drop lacks ALL")
-        extra = [str(a) for a in caps.get("add") or () if str(a) not in RESTRICTED_CAPABILITIES]
+        extra = [str(a) for a in _seq(caps.get("add")) if str(a) not in RESTRICTED_CAPABILITIES]
         if extra:
             out.append(f"[adding-capabilities-strict] {where}.securityContext.capabilities.add={','.join(extra)}")
     return out
@@ -428,12 +437,12 @@ def platform_facts(raw: Mapping[str, Any]) -> PlatformFacts:
     acr = _map(raw.get("acr"))
     pools = tuple(GpuPoolFacts(str(p.get("name")), str(p.get("vendor")), p.get("mig_profile"),
                                GPU_TAINTS.get(str(p.get("vendor")), ""))
-                  for p in raw.get("gpu_pools") or () if isinstance(p, Mapping))
-    serving = frozenset(str(p["serving_deployment"]) for p in raw.get("gpu_pools") or ()
+                  for p in _seq(raw.get("gpu_pools")) if isinstance(p, Mapping))
+    serving = frozenset(str(p["serving_deployment"]) for p in _seq(raw.get("gpu_pools"))
                         if isinstance(p, Mapping) and p.get("serving_deployment"))
     certs = tuple(CertificateFacts(str(c.get("name")), int(c.get("renew_before_days") or 30),
-                                   tuple(str(s) for s in c.get("synced_secrets") or ()))
-                  for c in raw.get("certificates") or () if isinstance(c, Mapping))
+                                   tuple(str(s) for s in _seq(c.get("synced_secrets"))))
+                  for c in _seq(raw.get("certificates")) if isinstance(c, Mapping))
     rotation = _map(raw.get("certificate_rotation"))
     return PlatformFacts(
         env=str(raw.get("environment") or ""),
@@ -485,7 +494,7 @@ def _registry_violations(p: PodView, facts: PlatformFacts) -> list[str]:
 
 def _tolerates_gpu(p: PodView) -> list[str]:
     out = []
-    for t in p.spec.get("tolerations") or ():
+    for t in _seq(p.spec.get("tolerations")):
         if not isinstance(t, dict):
             continue
         key = t.get("key")
@@ -570,7 +579,7 @@ def _finding(rule: Rule, resource: str, detail: Iterable[str] | str, source: str
 
 def _taints(node: Mapping[str, Any]) -> set[str]:
     out = set()
-    for t in _map(node.get("spec")).get("taints") or ():
+    for t in _seq(_map(node.get("spec")).get("taints")):
         if isinstance(t, dict):
             value = t.get("value")
             out.add(f"{t.get('key')}={value}:{t.get('effect')}" if value not in (None, "")
@@ -647,11 +656,11 @@ def _tls_secret_refs(obj: Mapping[str, Any]) -> list[tuple[str, str]]:
     ns = str(meta.get("namespace") or "default")
     spec = _map(obj.get("spec"))
     if obj.get("kind") == "Ingress":
-        return [(ns, str(t.get("secretName"))) for t in spec.get("tls") or ()
+        return [(ns, str(t.get("secretName"))) for t in _seq(spec.get("tls"))
                 if isinstance(t, dict) and t.get("secretName")]
     refs = []
-    for listener in spec.get("listeners") or ():
-        for ref in _map(_map(listener).get("tls")).get("certificateRefs") or ():
+    for listener in _seq(spec.get("listeners")):
+        for ref in _seq(_map(_map(listener).get("tls")).get("certificateRefs")):
             if isinstance(ref, Mapping) and ref.get("kind", "Secret") == "Secret":
                 refs.append((str(ref.get("namespace") or ns), str(ref.get("name"))))
     return refs
@@ -662,7 +671,7 @@ def certificate_dates(secret: Mapping[str, Any]) -> tuple[dt.datetime, dt.dateti
     from cryptography import x509
 
     data = _map(secret.get("data")).get("tls.crt")
-    if not data:
+    if not data or not isinstance(data, str):
         return None
     try:
         cert = x509.load_pem_x509_certificate(base64.b64decode(data))
@@ -723,6 +732,8 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
         if not isinstance(obj, dict):
             continue
         kind = obj.get("kind")
+        if not isinstance(kind, str):
+            continue
         meta = _map(obj.get("metadata"))
         ns = str(meta.get("namespace") or "default")
         if kind == "Namespace":
@@ -746,8 +757,8 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
             findings.extend(flux_findings(obj, source))
         else:
             if owned_by_controllers and any(
-                    isinstance(o, dict) and o.get("controller") and o.get("kind") in CONTROLLER_OWNERS
-                    for o in meta.get("ownerReferences") or ()):
+                    isinstance(o, dict) and o.get("controller") and str(o.get("kind")) in CONTROLLER_OWNERS
+                    for o in _seq(meta.get("ownerReferences"))):
                 continue
             view = pod_view(obj)
             if view is None:
@@ -766,8 +777,9 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
     cert_refs: dict[tuple[str, str], str] = {}
     for ing in ingresses:
         spec = _map(ing.get("spec"))
-        covered = {h for t in spec.get("tls") or () if isinstance(t, dict) for h in t.get("hosts") or ()}
-        hosts = [str(r.get("host")) for r in spec.get("rules") or () if isinstance(r, Mapping) and r.get("host")]
+        covered = {h for t in _seq(spec.get("tls")) if isinstance(t, dict) for h in _seq(t.get("hosts"))
+                   if isinstance(h, str)}
+        hosts = [str(r.get("host")) for r in _seq(spec.get("rules")) if isinstance(r, Mapping) and r.get("host")]
         bare = [h for h in hosts if h not in covered and not any(fnmatch.fnmatchcase(h, c) for c in covered)]
         if not spec.get("tls") or bare:
             findings.append(_finding(tls_rule, resource_name(ing),
@@ -778,13 +790,13 @@ def evaluate(objects: Iterable[Mapping[str, Any]], facts: PlatformFacts, now: dt
         meta = _map(route.get("metadata"))
         ns = str(meta.get("namespace") or "default")
         plain = []
-        for parent in _map(route.get("spec")).get("parentRefs") or ():
+        for parent in _seq(_map(route.get("spec")).get("parentRefs")):
             if not isinstance(parent, Mapping) or parent.get("kind", "Gateway") != "Gateway":
                 continue
             gw = gateways.get((str(parent.get("namespace") or ns), str(parent.get("name"))))
             if gw is None:
                 continue  # not in this object set (another overlay, or not read): nothing to judge
-            listeners = [x for x in _map(gw.get("spec")).get("listeners") or () if isinstance(x, Mapping)]
+            listeners = [x for x in _seq(_map(gw.get("spec")).get("listeners")) if isinstance(x, Mapping)]
             if parent.get("sectionName"):
                 listeners = [x for x in listeners if x.get("name") == parent.get("sectionName")]
             if parent.get("port"):
@@ -829,6 +841,12 @@ def _pod_checks() -> list[tuple[Rule, Check, frozenset[str] | None]]:
 def flux_findings(obj: Mapping[str, Any], source: str = CLUSTER) -> Iterator[Finding]:
     from shared.services.drift import flux_object
 
+    conditions = _map(obj.get("status")).get("conditions")
+    if not all(isinstance(obj.get(k) or {}, dict) for k in ("metadata", "spec", "status")) or not isinstance(
+            conditions or [], list) or not all(
+            isinstance(c, dict) and isinstance(c.get("type"), str | None)
+            for c in _seq(_map(obj.get("status")).get("conditions"))):
+        return  # not a Flux object the API would have accepted (a hand-written manifest): nothing to judge
     flux = flux_object(obj)
     resource = flux.resource
     if flux.suspended:
@@ -850,7 +868,7 @@ def kyverno_findings(report: Mapping[str, Any]) -> Iterator[Finding]:
     one finding per failing (policy, rule, resource). Newer Kyverno writes one report per resource
     (``scope``); older ones list ``resources`` per result."""
     scope = _map(report.get("scope"))
-    for result in report.get("results") or ():
+    for result in _seq(report.get("results")):
         if not isinstance(result, Mapping):
             continue
         outcome = str(result.get("result") or "")
@@ -860,7 +878,7 @@ def kyverno_findings(report: Mapping[str, Any]) -> Iterator[Finding]:
         if severity not in SEVERITIES:
             severity = REPORT_RESULTS[outcome]
         rule = f"{result.get('policy')}/{result.get('rule')}" if result.get("rule") else str(result.get("policy"))
-        subjects = [r for r in result.get("resources") or () if isinstance(r, Mapping)] or ([scope] if scope else [])
+        subjects = [r for r in _seq(result.get("resources")) if isinstance(r, Mapping)] or ([scope] if scope else [])
         for subject in subjects or [report]:
             # The subject, or (a result naming none) the report itself.
             subject = subject if subject is not report else {
