@@ -311,25 +311,16 @@ def _stored_rows(storage: Any, env: str) -> dict[str, dict[str, Any]]:
     return {from_table_key(row["RowKey"]): row for row in rows if from_table_key(row["RowKey"]) != h.SCAN_ROW}
 
 
-def _write_rows(storage: Any, env: str, rows: Mapping[str, dict[str, Any]], stored: Mapping[str, Mapping[str, Any]],
-                meta: dict[str, Any]) -> None:
-    from shared.errors import ConflictError
+def _write_rows(storage: Any, env: str, rows: Mapping[str, dict[str, Any]], meta: dict[str, Any]) -> None:
+    """The changed findings and the scan row, in entity group transactions (a few requests per scan)."""
     from shared.state import table_key
 
+    entities = []
     for fid, row in [*rows.items(), (h.SCAN_ROW, meta)]:
-        entity = {**{k: v for k, v in row.items() if not k.startswith("_")},
-                  "PartitionKey": table_key(env), "RowKey": table_key(fid)}
-        entity.pop("Timestamp", None)
-        existing = stored.get(fid) if fid != h.SCAN_ROW else storage.get(h.FINDINGS_TABLE, table_key(env),
-                                                                          table_key(h.SCAN_ROW))
-        try:
-            if existing is None:
-                storage.insert(h.FINDINGS_TABLE, entity)
-            else:
-                storage.replace(h.FINDINGS_TABLE, entity, "*")
-        except ConflictError:
-            # Two scans at once (timer and CLI): the other wrote this row first; theirs stands.
-            log.info("compliance finding %s written concurrently; keeping the other write", fid)
+        entity = {k: v for k, v in row.items() if not k.startswith("_") and k != "Timestamp"}
+        entity.update(PartitionKey=table_key(env), RowKey=table_key(fid))
+        entities.append(entity)
+    storage.upsert_batch(h.FINDINGS_TABLE, entities)
 
 
 def run_scan(ctx: Any, *, env: str, now: dt.datetime, gitops: bool = False, iac: bool = False,
@@ -367,19 +358,20 @@ def run_scan(ctx: Any, *, env: str, now: dt.datetime, gitops: bool = False, iac:
     findings += h.expired_exception_findings(exceptions, env, now)
     read.append(EXCEPTION)
     findings = dedupe(findings)
-    stored = _stored_rows(ctx.storage, env) if record else {}
+    stored = _stored_rows(ctx.storage, env)  # read even with record=False: statuses say what is new
     classified = h.classify(stored, findings, exceptions, env=env, now=now, scanned_sources=read,
                             unread_resources=unread)
     report = ScanReport(env, now, classified.reported, tuple(read), tuple(unavailable))
     if record:
-        _write_rows(ctx.storage, env, classified.rows, stored,
+        # Alert before recording: a write that fails makes the next scan alert again (at least once, never lost).
+        alert_new_high(ctx, report, notify=notify)
+        _write_rows(ctx.storage, env, classified.rows,
                     {"scanned_at": iso(now), "sources": ",".join(read),
                      "unavailable": json.dumps(unavailable)[:4000]})
         ctx.state.audit(actor=actor, action="compliance_scan", target=f"compliance/{env}",
                         reason="scheduled or requested compliance scan", outcome="succeeded",
                         inputs={"sources": read, "unavailable": [s for s, _ in unavailable],
                                 "summary": report.summary()})
-    alert_new_high(ctx, report, notify=notify)
     return report
 
 
