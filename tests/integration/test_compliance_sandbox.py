@@ -162,3 +162,17 @@ def test_platformctl_scan_prints_the_scan_json_and_exits_1_on_open_high_findings
     assert any(f["rule"] == "disallow-host-namespaces" and f["status"] == "new" for f in data["findings"])
     assert json.loads(sarif.read_text())["version"] == "2.1.0"
     assert last_scan(ctx, env=ENV) is None  # --no-record stored nothing
+
+
+def test_history_of_more_than_a_hundred_findings_is_written_in_batches_and_read_back(ctx):
+    from shared.services.compliance import scan
+    from shared.services.compliance.findings import Finding
+
+    now = dt.datetime(2026, 11, 30, 4, 30, tzinfo=dt.UTC)
+    findings = [Finding("cluster", "platform-requests-limits", "low", f"deployment/apps/w{i}", "limits")
+                for i in range(230)]  # three transactions: 100, 100, 30 (+ the scan row)
+    result = history.classify({}, findings, (), env=ENV, now=now, scanned_sources=("cluster",))
+    scan._write_rows(ctx.storage, ENV, result.rows, {"scanned_at": "2026-11-30T04:30:00Z", "sources": "cluster"})
+    rows = scan._stored_rows(ctx.storage, ENV)
+    assert len(rows) == 230 and {r["status"] for r in rows.values()} == {"open"}
+    assert len(last_scan(ctx, env=ENV).findings) == 230

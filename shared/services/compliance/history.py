@@ -48,7 +48,7 @@ FINDINGS_TABLE = "compliancefindings"
 EXCEPTIONS_FILE = "compliance-exceptions.yaml"
 REQUIRED = ("rule", "resource", "owner", "reason", "expires")
 #: The row that says when the last scan ran and what it covered (``last_scan``).
-SCAN_ROW = "~scan"
+SCAN_ROW = "last-scan"
 
 
 @dataclass(frozen=True)
