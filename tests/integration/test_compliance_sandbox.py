@@ -148,6 +148,17 @@ def test_a_cluster_that_cannot_be_read_keeps_the_earlier_findings_open(ctx, kube
     assert second.exit_code == 0 or second.blocking  # the contract holds whatever was read
 
 
+def test_secrets_that_may_not_be_read_leave_certificate_expiry_unjudged_not_missing(ctx, kube):
+    kube.inject(status=403, path="/api/v1/namespaces/[^/]+/secrets/", times=50)
+    report = run_scan(ctx, env=ENV, now=dt.datetime.now(dt.UTC), record=False)
+    assert [s for s, _ in report.unavailable] == ["certificates"]
+    assert not [f for f in report.findings if f.finding.rule == "platform-origin-certificate-expiry"]
+    kube.clear_faults()
+    report = run_scan(ctx, env=ENV, now=dt.datetime.now(dt.UTC), record=False)
+    # The seeded Gateways reference TLS Secrets the sandbox does not hold until external-secrets syncs them.
+    assert {f.finding.resource for f in report.findings if f.finding.rule == "platform-origin-certificate-expiry"}
+
+
 def test_platformctl_scan_prints_the_scan_json_and_exits_1_on_open_high_findings(environ, ctx, kube, tmp_path,
                                                                                  capsys):
     _bad_deployment(kube)

@@ -113,31 +113,38 @@ def _listed(cluster: Any, kinds: Iterable[tuple[str, str, str]]) -> list[dict[st
     return out
 
 
-def gather_cluster(cluster: Any) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[str]]:
-    """Objects read from the cluster, unavailable sources, and the sources read."""
+def gather_cluster(cluster: Any) -> tuple[list[dict[str, Any]], list[tuple[str, str]], list[str], list[str]]:
+    """Objects read from the cluster, unavailable sources, the sources read, and the resource prefixes whose
+    findings could not be judged this time (``secret/`` when TLS Secrets may not be read)."""
     objects: list[dict[str, Any]] = []
     unavailable: list[tuple[str, str]] = []
     read: list[str] = []
+    unread: list[str] = []
     try:
         objects = _listed(cluster, CLUSTER_KINDS)
-        # Only the TLS Secrets that Ingresses and Gateways reference, one by one; the key is dropped at once.
-        refs = sorted({ref for o in objects if o["kind"] in ("Ingress", "Gateway") for ref in r._tls_secret_refs(o)})
+        read.append(CLUSTER)
+    except PlatformError as error:
+        unavailable.append((CLUSTER, f"{error.code}: {error}"))
+        objects = []
+    # Only the TLS Secrets that Ingresses and Gateways reference, one by one; the key is dropped at once.
+    refs = sorted({ref for o in objects if o["kind"] in ("Ingress", "Gateway") for ref in r._tls_secret_refs(o)})
+    try:
         for ns, name in refs:
             secret = cluster.get("v1", "secrets", name, ns)
             if secret is not None:
                 data = {k: v for k, v in (secret.get("data") or {}).items() if k == "tls.crt"}
                 objects.append({"apiVersion": "v1", "kind": "Secret", "metadata": secret.get("metadata") or {},
                                 "type": secret.get("type"), "data": data})
-        read.append(CLUSTER)
     except PlatformError as error:
-        unavailable.append((CLUSTER, f"{error.code}: {error}"))
-        objects = []
+        # Without the Secrets, certificate expiry cannot be judged (and "missing" would be a false finding).
+        unavailable.append(("certificates", f"{error.code}: {error}"))
+        unread.append("secret/")
     try:
         objects.extend(_listed(cluster, REPORT_KINDS))
         read.append(KYVERNO)
     except PlatformError as error:
         unavailable.append((KYVERNO, f"{error.code}: {error}"))
-    return objects, unavailable, read
+    return objects, unavailable, read, unread
 
 
 # -- manifests (offline) -----------------------------------------------------------------------------------
@@ -334,9 +341,9 @@ def run_scan(ctx: Any, *, env: str, now: dt.datetime, gitops: bool = False, iac:
     config_dir = ctx.settings.config_dir
     facts = r.platform_facts(load_platform(env, config_dir))
     exceptions = h.load_exceptions(exceptions_path(config_dir))
-    objects, unavailable, read = gather_cluster(ctx.cluster)
-    findings: list[Finding] = r.evaluate(objects, facts, now, source=CLUSTER)
-    unread: list[str] = []
+    objects, unavailable, read, unread = gather_cluster(ctx.cluster)
+    findings: list[Finding] = [f for f in r.evaluate(objects, facts, now, source=CLUSTER)
+                               if not any(f.resource.startswith(prefix) for prefix in unread)]
     if pools:
         try:
             findings += r.pool_findings(ctx.node_pools.list(), facts)
