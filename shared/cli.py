@@ -204,7 +204,7 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
 
 
 # Command modules register themselves on import (they import `command` and COMMAND_OPTIONS from here).
-from shared import cli_certs, cli_cost, cli_drift, cli_models, cli_scaling  # noqa: E402, F401 - self-registering commands
+from shared import cli_certs, cli_cost, cli_drift, cli_models, cli_scaling, cli_scan  # noqa: E402, F401 - self-registering commands
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -42,6 +42,7 @@ class Storage(Protocol):
     def delete(self, table: str, partition: str, row: str, etag: str | None = None) -> None: ...
     def query(self, table: str, query_filter: str, parameters: dict[str, Any] | None = None,
               limit: int | None = None) -> list[dict[str, Any]]: ...
+    def upsert_batch(self, table: str, entities: list[dict[str, Any]]) -> None: ...
     # blob leases
     def acquire_lease(self, container: str, blob: str, seconds: int) -> str: ...
     def renew_lease(self, container: str, blob: str, lease_id: str) -> None: ...
@@ -216,6 +217,21 @@ class AzureStorage:
             self._call(lambda: client.delete_entity(partition, row, **kwargs), f"remove a row of table {table}")
         except NotFoundError:
             pass
+
+    def upsert_batch(self, table: str, entities: list[dict[str, Any]]) -> None:
+        """Insert or replace many rows, one entity group transaction per partition and 100 rows (the service's
+        limit): a scan's history is a few requests, not one per row. Last writer wins (no ETag)."""
+        from azure.data.tables import UpdateMode
+
+        client = self._table(table)
+        by_partition: dict[str, list[dict[str, Any]]] = {}
+        for entity in entities:
+            clean = {k: v for k, v in entity.items() if not k.startswith("_")}
+            by_partition.setdefault(str(clean["PartitionKey"]), []).append(clean)
+        for rows in by_partition.values():
+            for start in range(0, len(rows), 100):
+                operations = [("upsert", row, {"mode": UpdateMode.REPLACE}) for row in rows[start:start + 100]]
+                self._call(lambda ops=operations: client.submit_transaction(ops), f"write rows of table {table}")
 
     def query(self, table: str, query_filter: str, parameters: dict[str, Any] | None = None,
               limit: int | None = None) -> list[dict[str, Any]]:

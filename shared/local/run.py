@@ -51,6 +51,9 @@ Drift (README "Drift and GitOps changes"):
   .venv/bin/platformctl --settings {settings} drift --open-mr --apply
   curl -s -X POST {gitlab}/_sandbox/push -d '{{"files":{{"gitops/clusters/{env}/apps.yaml":"# touched\\n"}}}}'
 
+Compliance (README "Compliance scans"): the cluster, Kyverno's reports and the rendered gitops overlays, with history:
+  .venv/bin/platformctl --settings {settings} scan --sarif .local/scan.sarif
+
 Ctrl-C stops everything this command started.
 """
 #: Seconds the simulated external-secrets takes to copy a new Key Vault version into the cluster.
@@ -124,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             "SDK_MAX_RETRIES": "1",
             "HTTP_TIMEOUT_SECONDS": "10",
             "GPU_SCALING_SCHEDULE": "*/15 * * * * *",  # functions/gpu_scaling.py
+            "COMPLIANCE_SCHEDULE": "0 30 4 * * *",  # functions/compliance.py
             **sandbox.start(),
         }
         settings_file = workdir / "sandbox.settings.json"

@@ -29,6 +29,8 @@ locals {
       GPU_SCALING_ENABLED               = tostring(var.gpu_scaling_enabled)
       GPU_SCALING_DRY_RUN               = tostring(local.gpu_scaling_dry_run)
       GPU_SCALING_DRAIN_TIMEOUT_SECONDS = tostring(var.gpu_scaling_drain_timeout_seconds)
+      # Compliance scans (functions/compliance.py): the timer's binding expression %COMPLIANCE_SCHEDULE%.
+      COMPLIANCE_SCHEDULE = var.compliance_schedule
     },
     {
       for setting, secret in var.key_vault_secret_settings :

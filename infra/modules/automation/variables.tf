@@ -223,3 +223,15 @@ variable "gpu_scaling_drain_timeout_seconds" {
     error_message = "gpu_scaling_drain_timeout_seconds must be between 0 and 3600 (the app refuses anything else)."
   }
 }
+
+variable "compliance_schedule" {
+  type        = string
+  description = "Optional. NCRONTAB schedule (six fields, seconds first) of the compliance_scan timer, the app setting COMPLIANCE_SCHEDULE its binding reads. Daily at 04:30 UTC by default."
+  default     = "0 30 4 * * *"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[0-9*/,-]+( [0-9A-Za-z*/,-]+){5}$", var.compliance_schedule))
+    error_message = "compliance_schedule must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}), e.g. 0 30 4 * * *."
+  }
+}

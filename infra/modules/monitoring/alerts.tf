@@ -78,3 +78,41 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "certificate_rotation"
     action_groups = [azurerm_monitor_action_group.platform.id]
   }
 }
+
+# A compliance scan found a new high or critical finding: the app logs one error per finding starting with
+# COMPLIANCE_NEW_HIGH (shared/services/compliance/scan.py). Persisting findings do not log it again.
+resource "azurerm_monitor_scheduled_query_rules_alert_v2" "compliance_new_high" {
+  name                 = "alert-compliance-new-high-${var.name_suffix}"
+  resource_group_name  = var.resource_group_name
+  location             = var.location
+  scopes               = [azurerm_application_insights.this.id]
+  description          = "A compliance scan found a new high or critical finding (COMPLIANCE_NEW_HIGH): run platformctl scan --env ENV. Runbook: https://gitlab.example.com/platform/platform-core/-/blob/main/docs/runbooks/alert-compliance-new-high.md"
+  severity             = 2
+  evaluation_frequency = "PT15M"
+  window_duration      = "PT30M"
+  tags                 = var.tags
+
+  criteria {
+    query                   = <<-KQL
+      traces
+      | where severityLevel >= 3
+      | extend code = extract(@"\b(COMPLIANCE_NEW_HIGH)\b", 1, message)
+      | where isnotempty(code)
+    KQL
+    time_aggregation_method = "Count"
+    operator                = "GreaterThan"
+    threshold               = 0
+
+    failing_periods {
+      minimum_failing_periods_to_trigger_alert = 1
+      number_of_evaluation_periods             = 1
+    }
+  }
+
+  action {
+    action_groups = [azurerm_monitor_action_group.platform.id]
+    custom_properties = {
+      runbook_url = "https://gitlab.example.com/platform/platform-core/-/blob/main/docs/runbooks/alert-compliance-new-high.md"
+    }
+  }
+}

@@ -173,7 +173,7 @@ module "storage" {
   resource_group_name        = azurerm_resource_group.platform.name
   replication_type           = local.p.storage.replication_type
   inference_queues           = concat([for pool in local.p.gpu_pools : pool.inference_queue], local.automation_queues)
-  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling", "modelrouting"]
+  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling", "modelrouting", "compliancefindings"]
   containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {

@@ -62,6 +62,17 @@ BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     ("helm.toolkit.fluxcd.io/v2", "helmreleases"): ("HelmRelease", True),
     # Envoy Gateway's Backends: the inference gateway's, one per model owned by model_routing (README "AI stack").
     ("gateway.envoyproxy.io/v1alpha1", "backends"): ("Backend", True),
+    # Read by the compliance scan (shared/services/compliance): workloads, network and routes as the real API
+    # serves them (Gateway API and Kyverno's reports are CRDs: custom resources, no strategic merge).
+    ("apps/v1", "replicasets"): ("ReplicaSet", True),
+    ("batch/v1", "jobs"): ("Job", True),
+    ("batch/v1", "cronjobs"): ("CronJob", True),
+    ("networking.k8s.io/v1", "networkpolicies"): ("NetworkPolicy", True),
+    ("networking.k8s.io/v1", "ingresses"): ("Ingress", True),
+    ("gateway.networking.k8s.io/v1", "gateways"): ("Gateway", True),
+    ("gateway.networking.k8s.io/v1", "httproutes"): ("HTTPRoute", True),
+    ("wgpolicyk8s.io/v1alpha2", "policyreports"): ("PolicyReport", True),
+    ("wgpolicyk8s.io/v1alpha2", "clusterpolicyreports"): ("ClusterPolicyReport", False),
 }
 
 #: API groups served by kube-apiserver itself; anything else is a custom resource (a CRD).
@@ -69,7 +80,8 @@ BUILTIN_GROUPS = frozenset({"", "apps", "batch", "autoscaling", "policy", "netwo
                             "rbac.authorization.k8s.io", "storage.k8s.io", "coordination.k8s.io",
                             "discovery.k8s.io", "events.k8s.io", "scheduling.k8s.io"})
 #: Kinds with no ``status`` subresource (every other registered kind has one).
-NO_STATUS_KINDS = frozenset({"ConfigMap", "Secret", "ServiceAccount", "Event"})
+NO_STATUS_KINDS = frozenset({"ConfigMap", "Secret", "ServiceAccount", "Event", "NetworkPolicy",
+                             "PolicyReport", "ClusterPolicyReport"})
 #: Field selectors every kind supports, and the extra ones a few built-in kinds register (kube-apiserver's
 #: field label conversion functions: pkg/apis/core/v1/conversion.go). Anything else answers
 #: 400 "field label not supported: <field>" (https://github.com/kubernetes/kubernetes/issues/10515).
