@@ -5,13 +5,13 @@ Heavy SDKs load on first use inside the adapters, so indexing this module stays 
 
 import azure.functions as func
 
-from functions import certificates, gpu_scaling, health, housekeeping
+from functions import certificates, chatops, gpu_scaling, health, housekeeping
 from functions import drift as drift_functions
 from shared import logs
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 
-for blueprint in (health.bp, housekeeping.bp, certificates.bp, gpu_scaling.bp, drift_functions.bp):
+for blueprint in (health.bp, housekeeping.bp, certificates.bp, gpu_scaling.bp, drift_functions.bp, chatops.bp):
     app.register_functions(blueprint)
 
 # The Functions host owns the log handlers; make sure whatever it emits is redacted.
