@@ -2,6 +2,7 @@
 record. Tampering is done the way an intruder would: straight on Azurite's table, with the SDK."""
 
 import datetime as dt
+import itertools
 import threading
 import uuid
 
@@ -44,7 +45,7 @@ def chain_of(storage, n=4):
 
 def test_each_record_carries_the_hash_of_the_one_before_it_and_the_chain_verifies(storage):
     state, target, rows = chain_of(storage)
-    assert rows[0]["prev_hash"] == "" and all(b["prev_hash"] == a["hash"] for a, b in zip(rows, rows[1:], strict=False))
+    assert rows[0]["prev_hash"] == "" and all(b["prev_hash"] == a["hash"] for a, b in itertools.pairwise(rows))
     verdict = state.verify_audit(target)
     assert verdict.ok and verdict.records == 4, verdict.problems
     assert [r.prev_hash for r in state.audit_trail(target)][1:] == [r["hash"] for r in rows[:-1]]
@@ -114,7 +115,7 @@ def test_platformctl_audit_verify_exits_1_on_a_tampered_chain(storage, table, az
 
     from shared import cli
 
-    state, target, rows = chain_of(storage, n=2)
+    _, target, rows = chain_of(storage, n=2)
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps({"Values": {"PLATFORM_ENV": "dev-uaenorth",
                                                "PLATFORM_STORAGE_CONNECTION_STRING": azurite.connection_string}}))
