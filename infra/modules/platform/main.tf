@@ -152,9 +152,10 @@ module "keyvault" {
   tags                       = local.tags
 }
 
-# The automation's own work queues (drift: GitLab webhook events, debounced drift checks).
+# The automation's own work queues (drift: GitLab webhook events, debounced drift checks; ChatOps: commands
+# acknowledged in chat and run from the queue).
 locals {
-  automation_queues = ["gitlab-events", "drift-checks"]
+  automation_queues = ["gitlab-events", "drift-checks", "chatops-commands"]
 }
 
 module "storage" {
@@ -165,7 +166,7 @@ module "storage" {
   resource_group_name        = azurerm_resource_group.platform.name
   replication_type           = local.p.storage.replication_type
   inference_queues           = concat([for pool in local.p.gpu_pools : pool.inference_queue], local.automation_queues)
-  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling"]
+  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling", "chatopsapprovals"]
   containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {
