@@ -214,8 +214,12 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
 
 
 # Command modules register themselves on import (they import `command` and COMMAND_OPTIONS from here).
-from shared import cli_certs, cli_drift, cli_scaling  # noqa: E402, F401 - certs, drift, scaling
+from shared import cli_certs, cli_chat, cli_drift, cli_scaling  # noqa: E402, F401 - certs, chat, drift, scaling
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m shared.cli`: this file runs as __main__, but the command modules registered themselves with
+    # `shared.cli` (imported above under its own name): run that module's main, which knows them all.
+    from shared.cli import main as registered_main
+
+    sys.exit(registered_main())
 
