@@ -9,8 +9,8 @@ pure rule; ``approve`` gathers the row, decides and writes.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,13 +57,15 @@ def decide_approval(request: ApprovalRequest | None, approver: str, env: str, no
     return ApprovalDecision(True, "Approved", f"Approved `{request.command}`.")
 
 
-def new_id() -> str:
-    return secrets.token_hex(4)
+def id_for(request_id: str) -> str:
+    """The approval id of a chat request: derived from it, so that a retried request finds its approval."""
+    return hashlib.sha256(request_id.encode("utf-8")).hexdigest()[:10]
 
 
-def create(storage: Any, *, env: str, requester: str, requester_name: str, command: str, chat: str,
+def create(storage: Any, *, request_id: str, env: str, requester: str, requester_name: str, command: str, chat: str,
            now: dt.datetime, minutes: float, reply: dict[str, Any] | None) -> ApprovalRequest:
-    request = ApprovalRequest(new_id(), env, requester, requester_name, command, chat, now,
+    """ConflictError when this approval exists already (a retry)."""
+    request = ApprovalRequest(request_id, env, requester, requester_name, command, chat, now,
                               now + dt.timedelta(minutes=minutes), reply=reply)
     etag = storage.insert(TABLE, _entity(request))
     return _with(request, etag=etag)

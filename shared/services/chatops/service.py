@@ -156,21 +156,24 @@ def teams_request(body: bytes) -> Request:
 
 
 # -- accept -------------------------------------------------------------------------------------------
+#
+# One Storage round trip per acknowledgement (a queue message), so the answer stays far inside Slack's 3 s:
+# work, approvals and the audit records of refusals are written by the worker. A Slack retry (same
+# trigger_id) is queued again and recognised there by its claim; an approval request's id is derived from
+# the request id, so a retry finds the same request instead of opening a second one.
 
 def accept_slack_command(ctx: Any, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> Answer:
     verify.verify_slack(headers, body, ctx.settings.slack_signing_secret, now=now.timestamp())
     request = slack_command_request(body)
-    if not _first_delivery(ctx, request.request_id, now):
-        return Answer(200, None)  # a retry of a request already in hand: Slack needs only the 200
+    retry = verify.header(headers, "X-Slack-Retry-Num")
+    if retry:
+        log.info("Slack retry %s of %s", retry[:3], request.request_id)
     return _dispatch(ctx, request, now=now)
 
 
 def accept_teams(ctx: Any, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> Answer:
     verify.verify_teams(headers, body, ctx.settings.teams_webhook_secret)
-    request = teams_request(body)
-    if not _first_delivery(ctx, request.request_id, now):
-        return Answer(200, teams_reply("Already working on that."))
-    return _dispatch(ctx, request, now=now)
+    return _dispatch(ctx, teams_request(body), now=now)
 
 
 def accept_slack_interaction(ctx: Any, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> Answer:
@@ -186,91 +189,50 @@ def accept_slack_interaction(ctx: Any, headers: Mapping[str, str], body: bytes, 
                       str((payload.get("channel") or {}).get("id") or ""), f"approve {action.get('value', '')}",
                       f"slack-{payload.get('trigger_id') or hashlib.sha256(body).hexdigest()}",
                       {"response_url": str(payload.get("response_url") or "")})
-    if not _first_delivery(ctx, request.request_id, now):
-        return Answer(200, None)
-    _dispatch(ctx, request, now=now, via_button=True)
-    return Answer(200, None)
+    _dispatch(ctx, request, now=now)
+    return Answer(200, None)  # a button's HTTP answer is not shown: the worker answers on the response_url
 
 
-def _dispatch(ctx: Any, request: Request, *, now: dt.datetime, via_button: bool = False) -> Answer:
+def _dispatch(ctx: Any, request: Request, *, now: dt.datetime) -> Answer:
     env = ctx.platform.name
     policy = access.load(ctx.settings.chatops_access_file)
     try:
         command = grammar.parse(request.text, default_env=env)
     except CommandError as error:
-        _audit(ctx, request, None, "BadCommand", "refused", message=error.message)
-        return _reply(ctx, request, error.message, via_button=via_button)
-    if command.verb == "approve":
-        return _approve(ctx, request, command, policy, now=now, via_button=via_button)
+        return _refuse(ctx, request, None, "BadCommand", error.message)
     decision = authorize(policy, request.principal, command, app_env=env)
     if decision.reason == "Help":
-        return _reply(ctx, request, decision.message, via_button=via_button)
+        _send(ctx, "audit", request, command.text, reason="Help", outcome="succeeded")
+        return _reply(request, decision.message)
+    if not decision.allowed and decision.reason != "NeedsApproval":
+        return _refuse(ctx, request, command, decision.reason, decision.message)
     if decision.reason == "NeedsApproval":
-        pending = approvals.create(ctx.storage, env=env, requester=request.principal, requester_name=request.user_name,
-                                   command=command.text, chat=request.chat, now=now,
-                                   minutes=ctx.settings.chatops_approval_minutes,
-                                   reply={**request.reply, "channel": request.channel})
-        _audit(ctx, request, command, "NeedsApproval", "pending", approval=pending.id)
-        return Answer(200, approval_message(request, pending))
-    if not decision.allowed:
-        _audit(ctx, request, command, decision.reason, "refused", message=decision.message)
-        return _reply(ctx, request, decision.message, via_button=via_button)
-    return _enqueue(ctx, request, command, approver="", via_button=via_button)
+        approval = approvals.id_for(request.request_id)
+        _send(ctx, "request-approval", request, command.text, approval=approval,
+              minutes=ctx.settings.chatops_approval_minutes)
+        return Answer(200, approval_message(request, command, env, approval,
+                                            now + dt.timedelta(minutes=ctx.settings.chatops_approval_minutes)))
+    _send(ctx, "run", request, command.text)
+    if command.verb == "approve":
+        return _reply(request, f"Checking approval {command.args['id']}…", follows=True)
+    return _reply(request, f"Working on `{command.text}`…", follows=True)
 
 
-def _approve(ctx: Any, request: Request, command: Command, policy: access.AccessPolicy, *, now: dt.datetime,
-             via_button: bool) -> Answer:
-    env = ctx.platform.name
-    decision = authorize(policy, request.principal, command, app_env=env)
-    if not decision.allowed:
-        _audit(ctx, request, command, decision.reason, "refused", message=decision.message)
-        return _reply(ctx, request, decision.message, via_button=via_button)
-    verdict, pending = approvals.approve(ctx.storage, env, command.args["id"], approver=request.principal, now=now)
-    if not verdict.ok or pending is None:
-        _audit(ctx, request, command, verdict.reason, "refused", message=verdict.message)
-        return _reply(ctx, request, verdict.message, via_button=via_button)
-    original = grammar.parse(pending.command, default_env=env)
-    # The requester's role is checked again: access may have been withdrawn while the request waited.
-    requester_ok = authorize(policy, pending.requester, original, app_env=env, approved=True)
-    if not requester_ok.allowed:
-        _audit(ctx, request, original, requester_ok.reason, "refused", message=requester_ok.message)
-        return _reply(ctx, request, f"The requester may no longer run it: {requester_ok.message}",
-                      via_button=via_button)
-    _audit(ctx, request, command, "Approved", "succeeded", approval=pending.id,
-           message=f"approved `{pending.command}` asked by {pending.requester}")
-    stored = pending.reply or {}
-    requester = Request(pending.chat, pending.requester, pending.requester_name, stored.get("channel", ""),
-                        pending.command, f"approval-{pending.id}",
-                        {k: v for k, v in stored.items() if k != "channel"})
-    if via_button and request.reply.get("response_url"):
-        requester = Request(**{**vars(requester), "reply": request.reply})
-    return _enqueue(ctx, requester, original, approver=request.principal, via_button=via_button,
-                    ack=f"Approved by {request.user_name}: running `{pending.command}`.")
+def _refuse(ctx: Any, request: Request, command: Command | None, reason: str, message: str) -> Answer:
+    _send(ctx, "audit", request, command.text if command else request.text, reason=reason, outcome="refused",
+          message=message, reply_text=message if request.text.startswith("approve ") else "")
+    return _reply(request, message)
 
 
-def _enqueue(ctx: Any, request: Request, command: Command, *, approver: str, via_button: bool,
-             ack: str | None = None) -> Answer:
-    message = {"chat": request.chat, "principal": request.principal, "user_name": request.user_name,
-               "channel": request.channel, "text": command.text, "request_id": request.request_id,
-               "reply": request.reply, "approver": approver}
-    ctx.storage.send(QUEUE, json.dumps(message))
-    text = ack or f"Working on `{command.text}`…"
-    if via_button:
-        return Answer(200, None)
+def _send(ctx: Any, kind: str, request: Request, text: str, **extra: Any) -> None:
+    ctx.storage.send(QUEUE, json.dumps({"kind": kind, "chat": request.chat, "principal": request.principal,
+                                        "user_name": request.user_name, "channel": request.channel, "text": text,
+                                        "request_id": request.request_id, "reply": request.reply, **extra}))
+
+
+def _reply(request: Request, text: str, *, follows: bool = False) -> Answer:
     if request.chat == "teams":
-        return Answer(200, teams_reply(text + " The answer follows in this channel."))
-    return Answer(200, {"response_type": "ephemeral", "text": text})
-
-
-def _reply(ctx: Any, request: Request, text: str, *, via_button: bool) -> Answer:
-    if via_button:  # a button's HTTP answer is not shown: say it through the response_url (from the queue)
-        url = request.reply.get("response_url")
-        if url:
-            ctx.storage.send(QUEUE, json.dumps({"kind": "notice", "reply": request.reply, "text": text,
-                                                "request_id": f"{request.request_id}-notice"}))
-        return Answer(200, None)
-    if request.chat == "teams":
-        return Answer(200, teams_reply(text))
+        return Answer(200, teams_reply(text + (" The answer follows in this channel." if follows else "")))
     return Answer(200, {"response_type": "ephemeral", "text": text})
 
 
@@ -278,96 +240,135 @@ def teams_reply(text: str) -> dict[str, Any]:
     return {"type": "message", "text": text}
 
 
-def approval_message(request: Request, pending: approvals.ApprovalRequest) -> dict[str, Any]:
-    expires = f"{pending.expires_at:%H:%M}Z"
-    text = (f"{request.user_name} asks to run `{pending.command}` in {pending.env}. Another operator must approve "
-            f"before {expires} (request {pending.id}).")
+def approval_message(request: Request, command: Command, env: str, approval: str,
+                     expires: dt.datetime) -> dict[str, Any]:
+    text = (f"{request.user_name} asks to run `{command.text}` in {env}. Another operator must approve "
+            f"before {expires:%H:%M}Z (request {approval}).")
     if request.chat == "teams":
-        return teams_reply(text + f" Reply `approve {pending.id}` to approve.")
+        return teams_reply(text + f" Reply `approve {approval}` to approve.")
     return {"response_type": "in_channel", "text": text, "blocks": [
         {"type": "section", "text": {"type": "mrkdwn", "text": f":lock: {text}"}},
-        {"type": "actions", "elements": [
-            {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": pending.id,
+        {"type": "actions", "block_id": "approval", "elements": [
+            {"type": "button", "action_id": APPROVE_ACTION, "style": "primary", "value": approval,
              "text": {"type": "plain_text", "text": "Approve"}}]},
     ]}
 
 
-# -- de-duplication and audit -----------------------------------------------------------------------
-
-def _first_delivery(ctx: Any, request_id: str, now: dt.datetime) -> bool:
-    """One insert into the de-duplication table: False when this request id was seen before."""
-    from shared.state import DEDUP_TABLE, _ts, table_key
-
-    try:
-        ctx.storage.insert(DEDUP_TABLE, {"PartitionKey": table_key(DEDUP_SOURCE), "RowKey": table_key(request_id),
-                                         "status": "accepted", "claimed_at": _ts(now),
-                                         "expires_at": _ts(now + DEDUP_TTL)})
-    except ConflictError:
-        log.info("chat request %s seen before (a retry): not run again", request_id)
-        return False
-    return True
-
-
-def _audit(ctx: Any, request: Request, command: Command | None, reason: str, outcome: str, *,
+def _audit(ctx: Any, request: Request, verb: str, reason: str, outcome: str, *, args: dict[str, Any] | None = None,
            message: str = "", approver: str = "", approval: str = "", data: dict[str, Any] | None = None) -> None:
     ctx.state.audit(
-        actor=f"{request.principal} ({request.user_name})", action=command.verb if command else "unknown",
-        target=f"chatops/{ctx.platform.name}", reason=reason, outcome=outcome, message=message[:2000],
+        actor=f"{request.principal} ({request.user_name})", action=verb, target=f"chatops/{ctx.platform.name}",
+        reason=reason, outcome=outcome, message=message[:2000],
         inputs={"chat": request.chat, "channel": request.channel, "command": request.text[:500],
-                "args": command.args if command else {}, "approver": approver, "approval": approval,
+                "args": args or {}, "approver": approver, "approval": approval,
                 "request_id": request.request_id, **({"result": data} if data else {})})
 
 
 # -- the queue worker ---------------------------------------------------------------------------------
 
 def handle_message(ctx: Any, message: Mapping[str, Any], *, now: dt.datetime) -> str:
-    """Run one queued command (or deliver one notice) and post the answer; returns a one-line outcome."""
-    from shared.services.chatops import commands
-
+    """One queued item: ``run`` a command, ``request-approval``, or write the ``audit`` record of an answer
+    given at once. Returns a one-line outcome. Runs and approval requests are claimed by request id: a
+    redelivered message or a Slack retry does not run twice."""
+    kind = str(message.get("kind") or "run")
     reply = message.get("reply") if isinstance(message.get("reply"), dict) else {}
-    if message.get("kind") == "notice":
-        _post(ctx, str(message.get("chat", "slack")), reply, {"response_type": "ephemeral",
-                                                              "text": str(message.get("text", ""))})
-        return "notice delivered"
     request = Request(str(message["chat"]), str(message["principal"]), str(message.get("user_name", "")),
                       str(message.get("channel", "")), str(message["text"]), str(message["request_id"]), reply)
-    claim = ctx.state.claim("chatops-run", request.request_id)
+    verb = _verb(request.text, ctx.platform.name)
+    if kind == "audit":
+        _audit(ctx, request, verb, str(message.get("reason", "")), str(message.get("outcome", "")),
+               message=str(message.get("message", "")))
+        if message.get("reply_text"):
+            _post(ctx, request, str(message["reply_text"]), public=False)
+        return f"audited {verb}"
+    claim = ctx.state.claim("chatops", f"{kind}:{request.request_id}")
     if claim is None:
-        return f"{request.request_id} already run"
-    env = ctx.platform.name
-    approver = str(message.get("approver") or "")
+        return f"{request.request_id} seen before (a retry or a redelivery): not run again"
     try:
-        command = grammar.parse(request.text, default_env=env)
-        # Access is decided again at run time: the file may have changed since the request was accepted.
-        decision = authorize(access.load(ctx.settings.chatops_access_file), request.principal, command,
-                             app_env=env, approved=bool(approver))
-        if not decision.allowed:
-            result = commands.Result(decision.message, "refused")
+        if kind == "request-approval":
+            outcome = _request_approval(ctx, request, message, now)
         else:
-            actor = f"chat:{request.principal}" + (f" approved by {approver}" if approver else "")
-            result = commands.run(ctx, command, actor=actor, now=now)
-        _audit(ctx, request, command, decision.reason if not decision.allowed else "Ran", result.outcome,
-               message=result.text, approver=approver, data=result.data)
+            outcome = _run(ctx, request, now)
     except Exception:
         ctx.state.release(claim)  # the redelivery runs it
         raise
-    ctx.state.complete(claim, result.outcome)
-    _post(ctx, request.chat, reply, {"response_type": "in_channel" if command.spec.mutating else "ephemeral",
-                                     "text": _with_header(request, command, result.text, approver)})
+    ctx.state.complete(claim)
+    return outcome
+
+
+def _request_approval(ctx: Any, request: Request, message: Mapping[str, Any], now: dt.datetime) -> str:
+    command = grammar.parse(request.text, default_env=ctx.platform.name)
+    try:
+        pending = approvals.create(ctx.storage, request_id=str(message["approval"]), env=ctx.platform.name,
+                                   requester=request.principal, requester_name=request.user_name,
+                                   command=command.text, chat=request.chat, now=now,
+                                   minutes=float(message.get("minutes") or 15), reply=request.reply)
+    except ConflictError:
+        return f"approval {message['approval']} exists already"
+    _audit(ctx, request, command.verb, "NeedsApproval", "pending", args=command.args, approval=pending.id,
+           message=f"waits for a second operator until {pending.expires_at:%H:%M}Z")
+    return f"approval {pending.id} requested"
+
+
+def _run(ctx: Any, request: Request, now: dt.datetime) -> str:
+    from shared.services.chatops import commands
+
+    env = ctx.platform.name
+    policy = access.load(ctx.settings.chatops_access_file)
+    command = grammar.parse(request.text, default_env=env)
+    approver, approval = "", ""
+    if command.verb == "approve":
+        decision = authorize(policy, request.principal, command, app_env=env)
+        if not decision.allowed:
+            return _answer(ctx, request, command, decision.reason, commands.Result(decision.message, "refused"))
+        verdict, pending = approvals.approve(ctx.storage, env, command.args["id"], approver=request.principal, now=now)
+        if not verdict.ok or pending is None:
+            return _answer(ctx, request, command, verdict.reason, commands.Result(verdict.message, "refused"))
+        _audit(ctx, request, "approve", "Approved", "succeeded", args=command.args, approval=pending.id,
+               message=f"approved `{pending.command}` asked by {pending.requester}")
+        approver, approval = request.principal, pending.id
+        # From here on it is the requester's command; the answer goes where the approval was given.
+        request = Request(pending.chat, pending.requester, pending.requester_name, request.channel, pending.command,
+                          request.request_id, request.reply if request.reply else (pending.reply or {}))
+        command = grammar.parse(pending.command, default_env=env)
+    # Access is decided again at run time: the file may have changed since the request was accepted.
+    decision = authorize(policy, request.principal, command, app_env=env, approved=bool(approver))
+    if not decision.allowed:
+        return _answer(ctx, request, command, decision.reason, commands.Result(decision.message, "refused"),
+                       approver=approver, approval=approval)
+    actor = f"chat:{request.principal}" + (f" approved by {approver}" if approver else "")
+    result = commands.run(ctx, command, actor=actor, now=now)
+    return _answer(ctx, request, command, "Ran", result, approver=approver, approval=approval)
+
+
+def _answer(ctx: Any, request: Request, command: Command, reason: str, result: Any, *, approver: str = "",
+            approval: str = "") -> str:
+    _audit(ctx, request, command.verb, reason, result.outcome, args=command.args, message=result.text,
+           approver=approver, approval=approval, data=result.data)
+    who = request.user_name + (f", approved by {approver}" if approver else "")
+    _post(ctx, request, f"`{command.text}` ({who}):\n{result.text}", public=command.spec.mutating)
     return f"{command.verb}: {result.outcome}"
 
 
-def _with_header(request: Request, command: Command, text: str, approver: str) -> str:
-    who = request.user_name + (f", approved by {approver}" if approver else "")
-    return f"`{command.text}` ({who}):\n{text}"
+def _verb(text: str, env: str) -> str:
+    try:
+        return grammar.parse(text, default_env=env).verb
+    except CommandError:
+        return "unknown"
 
 
-def _post(ctx: Any, chat: str, reply: Mapping[str, Any], message: dict[str, Any]) -> None:
-    if chat == "slack" and reply.get("response_url"):
-        ctx.chat.slack(str(reply["response_url"]), message)
+def _post(ctx: Any, request: Request, text: str, *, public: bool) -> None:
+    from shared.errors import PermanentError
+
+    if request.chat == "slack" and request.reply.get("response_url"):
+        try:
+            ctx.chat.slack(str(request.reply["response_url"]),
+                           {"response_type": "in_channel" if public else "ephemeral", "text": text})
+        except PermanentError as error:  # spent or expired: the audit trail still has the answer
+            log.warning("could not answer on the response_url: %s", error.code, extra={"error_code": error.code})
         return
     from shared.services import chat_notify
 
-    if not chat_notify.post(ctx, message["text"], chats=(chat,)):
-        log.warning("no way to deliver a %s chat answer: configure CHAT_NOTIFY_%s_WEBHOOK_URL", chat, chat.upper())
-
+    if not chat_notify.post(ctx, text, chats=(request.chat,)):
+        log.warning("no way to deliver a %s chat answer: configure CHAT_NOTIFY_%s_WEBHOOK_URL", request.chat,
+                    request.chat.upper())
