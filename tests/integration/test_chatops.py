@@ -332,3 +332,25 @@ def test_the_response_url_refuses_a_sixth_use_like_slack(sandbox):
         urllib.request.urlopen(urllib.request.Request(url, data=b'{"text":"x"}', method="POST"),  # noqa: S310
                                context=context)
     assert caught.value.code == 404 and caught.value.read() == b"used_url"
+
+
+# -- notifications (the contract other capabilities call) ---------------------------------------------
+
+def test_chat_notify_posts_to_every_configured_channel_and_never_raises(ctx, sandbox):
+    import dataclasses
+
+    from shared.services import chat_notify
+
+    assert chat_notify.post(ctx, "scan finished: 0 open findings") is True
+    assert [(m["kind"], m["body"]["text"]) for m in sandbox.chat.posted()] == [
+        ("slack", "[dev-uaenorth] scan finished: 0 open findings"),
+        ("teams", "[dev-uaenorth] scan finished: 0 open findings")]
+    sandbox.chat.inject(status=500, path="/slack/services", times=None)
+    sandbox.chat.inject(status=400, path="/teams/webhook", times=None)
+    try:
+        assert chat_notify.post(ctx, "again", env="prd-uaenorth") is False
+    finally:
+        sandbox.chat.clear_faults()
+    ctx.settings = dataclasses.replace(ctx.settings, chat_notify_slack_webhook_url=None,
+                                       chat_notify_teams_webhook_url=None)
+    assert chat_notify.post(ctx, "nobody listens") is False
