@@ -309,6 +309,30 @@ def test_scan_says_scans_are_not_installed_when_the_compliance_service_is_absent
     assert "not installed" in posted_text(sandbox, url)
 
 
+def test_scan_and_status_use_the_compliance_service_through_its_contract(ctx, functions, sandbox, monkeypatch):
+    import sys
+    import types
+
+    class Report:
+        def as_dict(self):
+            return {"env": ENV, "summary": {"critical": 0, "high": 1, "medium": 0, "low": 0, "info": 0, "new": 1,
+                                            "fixed": 0}, "findings": []}
+
+        def chat_summary(self):
+            return "1 high finding (new): kyverno require-run-as-non-root"
+
+    fake = types.ModuleType("tests_fake_compliance")
+    fake.run_scan = lambda ctx, *, env, now: Report()
+    fake.last_scan = lambda ctx, *, env: Report()
+    monkeypatch.setitem(sys.modules, "tests_fake_compliance", fake)
+    monkeypatch.setattr(commands, "COMPLIANCE_MODULE", "tests_fake_compliance")
+    _, scan_url = slack(functions, sandbox, "scan")
+    _, status_url = slack(functions, sandbox, "status")
+    work(ctx, functions)
+    assert "1 high finding" in posted_text(sandbox, scan_url)
+    assert "*last scan*: 1 high finding" in posted_text(sandbox, status_url)
+
+
 @pytest.mark.parametrize("text, says", [
     (f"drift mr {ENV}", "nothing to adopt in git"),
     (f"rotate {ENV} CERT", "CERT:"),

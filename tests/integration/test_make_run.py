@@ -67,13 +67,15 @@ def test_make_run_serves_the_app_on_the_sandbox_and_ctrl_c_stops_everything(tmp_
                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
             return run.returncode, run.stdout + run.stderr
 
-        assert 'chat "status dev-uaenorth"' in text
-        code, out = chat("status dev-uaenorth", "--wait", "20")
-        assert code == 0 and "*gpu pools*" in out, out
+        # (status, the banner's first line, loads every SDK on first use: the audit command runs the same queue
+        # path on Storage alone, so a loaded machine does not make this slow.)
+        assert 'chat "status dev-uaenorth"' in text and "audit verify chatops/dev-uaenorth" in text
+        code, out = chat("audit chatops/dev-uaenorth", "--wait", "45")
+        assert code == 0 and "audit chain of chatops/dev-uaenorth" in out, out
         code, out = chat("pause autoscaling dev-uaenorth", "--as", "alice")
         request_id = re.search(r"--click ([0-9a-f]+) --as bob", out)
         assert code == 0 and request_id, out
-        code, out = chat("--click", request_id.group(1), "--as", "bob", "--wait", "20")
+        code, out = chat("--click", request_id.group(1), "--as", "bob", "--wait", "45")
         assert code == 0 and "is paused" in out, out
     finally:
         process.send_signal(signal.SIGINT)

@@ -162,8 +162,19 @@ def teams_request(body: bytes) -> Request:
 # trigger_id) is queued again and recognised there by its claim; an approval request's id is derived from
 # the request id, so a retry finds the same request instead of opening a second one.
 
+def _verified(check: Any, *args: Any, **kwargs: Any) -> None:
+    """Run a signature check; the reason of a refusal goes to our log, never to the caller."""
+    try:
+        check(*args, **kwargs)
+    except verify.Unauthorized as refused:
+        log.warning("chat request refused: %s", refused.why, extra={"error_code": "Unauthorized"})
+        raise
+
+
 def accept_slack_command(ctx: Any, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> Answer:
-    verify.verify_slack(headers, body, ctx.settings.slack_signing_secret, now=now.timestamp())
+    _verified(verify.verify_slack, headers, body, ctx.settings.slack_signing_secret, now=now.timestamp())
+    if _form(body).get("ssl_check") == "1":  # Slack checking our certificate: it only wants the 200
+        return Answer(200, None)
     request = slack_command_request(body)
     retry = verify.header(headers, "X-Slack-Retry-Num")
     if retry:
@@ -172,12 +183,12 @@ def accept_slack_command(ctx: Any, headers: Mapping[str, str], body: bytes, *, n
 
 
 def accept_teams(ctx: Any, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> Answer:
-    verify.verify_teams(headers, body, ctx.settings.teams_webhook_secret)
+    _verified(verify.verify_teams, headers, body, ctx.settings.teams_webhook_secret)
     return _dispatch(ctx, teams_request(body), now=now)
 
 
 def accept_slack_interaction(ctx: Any, headers: Mapping[str, str], body: bytes, *, now: dt.datetime) -> Answer:
-    verify.verify_slack(headers, body, ctx.settings.slack_signing_secret, now=now.timestamp())
+    _verified(verify.verify_slack, headers, body, ctx.settings.slack_signing_secret, now=now.timestamp())
     payload = slack_interaction(body)
     actions = payload.get("actions") if isinstance(payload.get("actions"), list) else []
     action = next((a for a in actions if isinstance(a, dict) and a.get("action_id") == APPROVE_ACTION), None)
@@ -189,23 +200,23 @@ def accept_slack_interaction(ctx: Any, headers: Mapping[str, str], body: bytes, 
                       str((payload.get("channel") or {}).get("id") or ""), f"approve {action.get('value', '')}",
                       f"slack-{payload.get('trigger_id') or hashlib.sha256(body).hexdigest()}",
                       {"response_url": str(payload.get("response_url") or "")})
-    _dispatch(ctx, request, now=now)
+    _dispatch(ctx, request, now=now, via_button=True)
     return Answer(200, None)  # a button's HTTP answer is not shown: the worker answers on the response_url
 
 
-def _dispatch(ctx: Any, request: Request, *, now: dt.datetime) -> Answer:
+def _dispatch(ctx: Any, request: Request, *, now: dt.datetime, via_button: bool = False) -> Answer:
     env = ctx.platform.name
     policy = access.load(ctx.settings.chatops_access_file)
     try:
         command = grammar.parse(request.text, default_env=env)
     except CommandError as error:
-        return _refuse(ctx, request, None, "BadCommand", error.message)
+        return _refuse(ctx, request, None, "BadCommand", error.message, via_button=via_button)
     decision = authorize(policy, request.principal, command, app_env=env)
     if decision.reason == "Help":
         _send(ctx, "audit", request, command.text, reason="Help", outcome="succeeded")
         return _reply(request, decision.message)
     if not decision.allowed and decision.reason != "NeedsApproval":
-        return _refuse(ctx, request, command, decision.reason, decision.message)
+        return _refuse(ctx, request, command, decision.reason, decision.message, via_button=via_button)
     if decision.reason == "NeedsApproval":
         approval = approvals.id_for(request.request_id)
         _send(ctx, "request-approval", request, command.text, approval=approval,
@@ -218,9 +229,11 @@ def _dispatch(ctx: Any, request: Request, *, now: dt.datetime) -> Answer:
     return _reply(request, f"Working on `{command.text}`…", follows=True)
 
 
-def _refuse(ctx: Any, request: Request, command: Command | None, reason: str, message: str) -> Answer:
+def _refuse(ctx: Any, request: Request, command: Command | None, reason: str, message: str, *,
+            via_button: bool) -> Answer:
+    # A button's HTTP answer is not shown: the refusal then goes to the response_url, from the queue.
     _send(ctx, "audit", request, command.text if command else request.text, reason=reason, outcome="refused",
-          message=message, reply_text=message if request.text.startswith("approve ") else "")
+          message=message, reply_text=message if via_button else "")
     return _reply(request, message)
 
 
@@ -362,8 +375,9 @@ def _post(ctx: Any, request: Request, text: str, *, public: bool) -> None:
 
     if request.chat == "slack" and request.reply.get("response_url"):
         try:
-            ctx.chat.slack(str(request.reply["response_url"]),
-                           {"response_type": "in_channel" if public else "ephemeral", "text": text})
+            ctx.chat.slack(str(request.reply["response_url"]), {
+                "response_type": "in_channel" if public else "ephemeral", "text": text,
+                "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}}]})
         except PermanentError as error:  # spent or expired: the audit trail still has the answer
             log.warning("could not answer on the response_url: %s", error.code, extra={"error_code": error.code})
         return
