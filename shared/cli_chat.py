@@ -50,7 +50,7 @@ def cmd_chat(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
 
     def call(method: str, url: str, **kw: Any) -> Any:
         try:
-            return session.request(method, url, timeout=10, verify=verify, **kw)
+            return session.request(method, url, timeout=30, verify=verify, **kw)
         except requests.RequestException as exc:
             raise TemporaryError(f"{url.split('/api/')[0]} is not answering ({type(exc).__name__}): is `make run` "
                                  "running?", code="Unreachable") from None
