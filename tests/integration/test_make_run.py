@@ -67,11 +67,8 @@ def test_make_run_serves_the_app_on_the_sandbox_and_ctrl_c_stops_everything(tmp_
                                  cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
             return run.returncode, run.stdout + run.stderr
 
-        # (status, the banner's first line, loads every SDK on first use: the audit command runs the same queue
-        # path on Storage alone, so a loaded machine does not make this slow.)
+        # (The pause runs on Storage alone, so a loaded machine does not make this slow; status loads every SDK.)
         assert 'chat "status dev-uaenorth"' in text and "audit verify chatops/dev-uaenorth" in text
-        code, out = chat("audit chatops/dev-uaenorth", "--wait", "45")
-        assert code == 0 and "audit chain of chatops/dev-uaenorth" in out, out
         code, out = chat("pause autoscaling dev-uaenorth", "--as", "alice")
         request_id = re.search(r"--click ([0-9a-f]+) --as bob", out)
         assert code == 0 and request_id, out
