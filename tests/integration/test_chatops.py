@@ -14,7 +14,7 @@ from shared.context import Context, set_context
 from shared.credentials import StaticTokenCredential
 from shared.local.sandbox import Sandbox
 from shared.local.sandbox.chat import slack_click, slack_command, teams_message
-from shared.services.chatops import commands, service
+from shared.services.chatops import commands, grammar, service
 from shared.services.scaling import tick
 from shared.settings import Settings
 
@@ -274,7 +274,9 @@ def test_teams_commands_reply_in_the_channel_and_approve_by_command(ctx, functio
     # The GPU tick honours the runtime kill switch: it decides and audits, and changes nothing.
     results = tick.tick(ctx, now=ctx.clock(), switches=tick.Switches())
     assert {r.action for r in results} == {"skipped"} and "paused by chat:" in results[0].message
-    tick.set_autoscaling_paused(ctx, paused=False, by="test", reason="", now=ctx.clock())  # (resume: as pause)
+    # resume, by the command itself (its approval goes as pause's did)
+    resumed = commands.run(ctx, grammar.parse(f"resume autoscaling {ENV}", default_env=ENV), actor="t", now=ctx.clock())
+    assert "running again" in resumed.text and tick.autoscaling_pause(ctx.storage, ENV) is None
 
 
 def test_teams_requests_with_a_bad_hmac_get_401(ctx, functions, sandbox):
