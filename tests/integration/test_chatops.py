@@ -269,7 +269,7 @@ def test_teams_commands_reply_in_the_channel_and_approve_by_command(ctx, functio
     _, ok = teams(functions, sandbox, f"approve {ident}", user="bob")
     assert "Checking approval" in ok["text"]
     work(ctx, functions)
-    assert "is paused" in posted_text(sandbox) and "approved by teams:" in posted_text(sandbox)
+    assert "is paused" in posted_text(sandbox) and "(alice, approved by bob)" in posted_text(sandbox)
     assert sandbox.chat.posted()[-1]["kind"] == "teams"
     # The GPU tick honours the runtime kill switch: it decides and audits, and changes nothing.
     results = tick.tick(ctx, now=ctx.clock(), switches=tick.Switches())

@@ -329,7 +329,7 @@ def _run(ctx: Any, request: Request, now: dt.datetime) -> str:
     env = ctx.platform.name
     policy = access.load(ctx.settings.chatops_access_file)
     command = grammar.parse(request.text, default_env=env)
-    approver, approval = "", ""
+    approver, approval, approver_name = "", "", ""
     if command.verb == "approve":
         decision = authorize(policy, request.principal, command, app_env=env)
         if not decision.allowed:
@@ -339,7 +339,7 @@ def _run(ctx: Any, request: Request, now: dt.datetime) -> str:
             return _answer(ctx, request, command, verdict.reason, commands.Result(verdict.message, "refused"))
         _audit(ctx, request, "approve", "Approved", "succeeded", args=command.args, approval=pending.id,
                message=f"approved `{pending.command}` asked by {pending.requester}")
-        approver, approval = request.principal, pending.id
+        approver, approval, approver_name = request.principal, pending.id, request.user_name
         # From here on it is the requester's command; the answer goes where the approval was given.
         request = Request(pending.chat, pending.requester, pending.requester_name, request.channel, pending.command,
                           request.request_id, request.reply if request.reply else (pending.reply or {}))
@@ -351,14 +351,15 @@ def _run(ctx: Any, request: Request, now: dt.datetime) -> str:
                        approver=approver, approval=approval)
     actor = f"chat:{request.principal}" + (f" approved by {approver}" if approver else "")
     result = commands.run(ctx, command, actor=actor, now=now)
-    return _answer(ctx, request, command, "Ran", result, approver=approver, approval=approval)
+    return _answer(ctx, request, command, "Ran", result, approver=approver, approval=approval,
+                   approver_name=approver_name)
 
 
 def _answer(ctx: Any, request: Request, command: Command, reason: str, result: Any, *, approver: str = "",
-            approval: str = "") -> str:
+            approval: str = "", approver_name: str = "") -> str:
     _audit(ctx, request, command.verb, reason, result.outcome, args=command.args, message=result.text,
            approver=approver, approval=approval, data=result.data)
-    who = request.user_name + (f", approved by {approver}" if approver else "")
+    who = request.user_name + (f", approved by {approver_name or approver}" if approver else "")
     _post(ctx, request, f"`{command.text}` ({who}):\n{result.text}", public=command.spec.mutating)
     return f"{command.verb}: {result.outcome}"
 
