@@ -376,3 +376,14 @@ def test_chat_notify_posts_to_every_configured_channel_and_never_raises(ctx, san
     ctx.settings = dataclasses.replace(ctx.settings, chat_notify_slack_webhook_url=None,
                                        chat_notify_teams_webhook_url=None)
     assert chat_notify.post(ctx, "nobody listens") is False
+
+
+def test_a_broken_access_file_denies_everything_and_names_nothing(ctx, functions, sandbox, tmp_path, caplog):
+    import dataclasses
+
+    broken = tmp_path / "access.yaml"
+    broken.write_text("version: 1\ngrants: [{who: alice, role: root, environments: [moon]}]\n")
+    ctx.settings = dataclasses.replace(ctx.settings, chatops_access_file=broken)
+    text = answer(slack(functions, sandbox, "status")[0])["text"]
+    assert text.startswith("The platform commands are unavailable") and "access" not in text
+    assert drain(ctx) == [] and "root" in caplog.text

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-from shared.errors import BadInputError, ConflictError
+from shared.errors import BadInputError, ConfigError, ConflictError
 from shared.services.chatops import access, approvals, grammar, verify
 from shared.services.chatops.grammar import Command, CommandError
 
@@ -39,6 +39,7 @@ DEDUP_SOURCE = "chatops"
 #: How long a request id is remembered against retries (Slack retries within minutes).
 DEDUP_TTL = dt.timedelta(hours=1)
 APPROVE_ACTION = "chatops_approve"
+UNAVAILABLE = "The platform commands are unavailable right now; the platform team has been alerted."
 UNKNOWN_USER = ("Sorry, you don't have access to the platform commands yet. Ask the platform team to add you "
                 "if you need it.")
 
@@ -195,9 +196,11 @@ def accept_slack_interaction(ctx: Any, headers: Mapping[str, str], body: bytes, 
     if payload.get("type") != "block_actions" or action is None:
         return Answer(200, None)  # not ours (another button, a shortcut): acknowledge and ignore
     user = payload["user"]
-    team = str(user.get("team_id") or (payload.get("team") or {}).get("id") or "")
+    team_of = payload.get("team") if isinstance(payload.get("team"), dict) else {}
+    channel = payload.get("channel") if isinstance(payload.get("channel"), dict) else {}
+    team = str(user.get("team_id") or team_of.get("id") or "")
     request = Request("slack", f"slack:{team}/{user.get('id', '')}", str(user.get("username") or user.get("id")),
-                      str((payload.get("channel") or {}).get("id") or ""), f"approve {action.get('value', '')}",
+                      str(channel.get("id") or ""), f"approve {action.get('value', '')}",
                       f"slack-{payload.get('trigger_id') or hashlib.sha256(body).hexdigest()}",
                       {"response_url": str(payload.get("response_url") or "")})
     _dispatch(ctx, request, now=now, via_button=True)
@@ -206,7 +209,11 @@ def accept_slack_interaction(ctx: Any, headers: Mapping[str, str], body: bytes, 
 
 def _dispatch(ctx: Any, request: Request, *, now: dt.datetime, via_button: bool = False) -> Answer:
     env = ctx.platform.name
-    policy = access.load(ctx.settings.chatops_access_file)
+    try:
+        policy = access.load(ctx.settings.chatops_access_file)
+    except ConfigError as error:  # a broken access file denies everything; its problems go to our log only
+        log.error("the chat access file is invalid: %s", "; ".join(error.problems), extra={"error_code": error.code})
+        return _reply(request, UNAVAILABLE)
     try:
         command = grammar.parse(request.text, default_env=env)
     except CommandError as error:
