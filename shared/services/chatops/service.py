@@ -231,9 +231,11 @@ def _dispatch(ctx: Any, request: Request, *, now: dt.datetime, via_button: bool 
         return Answer(200, approval_message(request, command, env, approval,
                                             now + dt.timedelta(minutes=ctx.settings.chatops_approval_minutes)))
     _send(ctx, "run", request, command.text)
+    # Teams outgoing webhooks answer only within their own 5 s: later answers need the channel's incoming webhook.
+    follows = request.chat != "teams" or bool(ctx.settings.chat_notify_teams_webhook_url)
     if command.verb == "approve":
-        return _reply(request, f"Checking approval {command.args['id']}…", follows=True)
-    return _reply(request, f"Working on `{command.text}`…", follows=True)
+        return _reply(request, f"Checking approval {command.args['id']}…", follows=follows)
+    return _reply(request, f"Working on `{command.text}`…", follows=follows)
 
 
 def _refuse(ctx: Any, request: Request, command: Command | None, reason: str, message: str, *,
@@ -252,7 +254,9 @@ def _send(ctx: Any, kind: str, request: Request, text: str, **extra: Any) -> Non
 
 def _reply(request: Request, text: str, *, follows: bool = False) -> Answer:
     if request.chat == "teams":
-        return Answer(200, teams_reply(text + (" The answer follows in this channel." if follows else "")))
+        return Answer(200, teams_reply(text + (" The answer follows in this channel." if follows else
+                                               " (No incoming webhook is configured for answers: see `audit "
+                                               "chatops/<env>` for the outcome.)")))
     return Answer(200, {"response_type": "ephemeral", "text": text})
 
 
