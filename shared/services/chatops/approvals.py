@@ -16,7 +16,7 @@ from typing import Any
 
 from shared.errors import ConflictError
 
-TABLE = "chatopsapprovals"
+APPROVALS_TABLE = "chatopsapprovals"
 
 
 @dataclass(frozen=True)
@@ -67,12 +67,12 @@ def create(storage: Any, *, request_id: str, env: str, requester: str, requester
     """ConflictError when this approval exists already (a retry)."""
     request = ApprovalRequest(request_id, env, requester, requester_name, command, chat, now,
                               now + dt.timedelta(minutes=minutes), reply=reply)
-    etag = storage.insert(TABLE, _entity(request))
+    etag = storage.insert(APPROVALS_TABLE, _entity(request))
     return _with(request, etag=etag)
 
 
 def get(storage: Any, env: str, request_id: str) -> ApprovalRequest | None:
-    row = storage.get(TABLE, env, request_id)
+    row = storage.get(APPROVALS_TABLE, env, request_id)
     if row is None:
         return None
     return ApprovalRequest(
@@ -91,7 +91,7 @@ def approve(storage: Any, env: str, request_id: str, *, approver: str,
         return decision, request
     approved = _with(request, status="approved", approver=approver)
     try:
-        storage.replace(TABLE, _entity(approved), request.etag or "*")
+        storage.replace(APPROVALS_TABLE, _entity(approved), request.etag or "*")
     except ConflictError:
         return ApprovalDecision(False, "AlreadyApproved", f"`{request.command}` was just approved by someone else."), \
             request
