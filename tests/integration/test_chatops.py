@@ -341,6 +341,20 @@ def test_mutating_commands_run_once_approved(ctx, functions, sandbox, dev_platfo
     assert says.replace("CERT", cert) in approved(ctx, functions, sandbox, text.replace("CERT", cert))
 
 
+def test_the_chat_adapter_maps_a_spent_response_url_to_a_permanent_error_and_a_5xx_to_a_temporary_one(ctx, sandbox):
+    from shared.errors import PermanentError, TemporaryError
+
+    url = sandbox.chat.new_response_url()
+    for i in range(5):
+        ctx.chat.slack(url, {"text": f"answer {i}"})
+    with pytest.raises(PermanentError) as spent:
+        ctx.chat.slack(url, {"text": "a sixth"})
+    assert spent.value.code == "ChatRefused" and url not in str(spent.value)
+    sandbox.chat.inject(status=503, path="/teams/webhook")
+    with pytest.raises(TemporaryError):
+        ctx.chat.teams(ctx.settings.chat_notify_teams_webhook_url, {"type": "message", "text": "x"})
+
+
 def test_the_response_url_refuses_a_sixth_use_like_slack(sandbox):
     import urllib.request
     from urllib.error import HTTPError
