@@ -296,8 +296,11 @@ def handle_message(ctx: Any, message: Mapping[str, Any], *, now: dt.datetime) ->
     redelivered message or a Slack retry does not run twice."""
     kind = str(message.get("kind") or "run")
     reply = message.get("reply") if isinstance(message.get("reply"), dict) else {}
-    request = Request(str(message["chat"]), str(message["principal"]), str(message.get("user_name", "")),
-                      str(message.get("channel", "")), str(message["text"]), str(message["request_id"]), reply)
+    try:
+        request = Request(str(message["chat"]), str(message["principal"]), str(message.get("user_name", "")),
+                          str(message.get("channel", "")), str(message["text"]), str(message["request_id"]), reply)
+    except KeyError as missing:  # not written by accept_*: redelivering it cannot help
+        raise BadInputError(f"chat queue message without {missing}", code="MalformedEvent") from None
     verb = _verb(request.text, ctx.platform.name)
     if kind == "audit":
         _audit(ctx, request, verb, str(message.get("reason", "")), str(message.get("outcome", "")),
