@@ -52,6 +52,7 @@ bench: $(VENV_STAMP) ## benchmarks (print numbers); TRACE="conv.csv code.csv" ad
 	else echo "bench/scaling.py skipped: give TRACE=\"AzureLLMInferenceTrace_conv.csv AzureLLMInferenceTrace_code.csv\""; fi
 	$(PY) bench/drift.py
 	$(PY) bench/compliance.py
+	$(PY) bench/chatops.py
 
 clean: ## remove virtualenvs, node_modules and local state
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local

@@ -92,8 +92,16 @@ def _since(text: str | None, now: Any) -> Any:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
-@command("audit", "what the automation did: the audit trail, by target and time, oldest first")
+@command("audit", "what the automation did: the audit trail, by target and time, oldest first; "
+         "`audit verify TARGET` checks its hash chain")
 def cmd_audit(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
+    words = list(getattr(args, "verify", None) or [])
+    if words:
+        if len(words) != 2 or words[0] != "verify":
+            raise BadInputError("usage: platformctl audit verify TARGET (or audit [--target T] [--since S])")
+        verdict = ctx.state.verify_audit(words[1])
+        return (0 if verdict.ok else 1), {"target": verdict.target, "ok": verdict.ok, "records": verdict.records,
+                                          "problems": list(verdict.problems)}, verdict.message
     since = _since(args.since, ctx.clock())
     records = ctx.state.audit_trail(args.target, since=since, limit=args.limit)
     data = [{**vars(r), "time": r.time.isoformat()} for r in records]
@@ -143,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--target", help="one resource, e.g. nodepool/dev-uaenorth/h100 (default: all)")
             p.add_argument("--since", help="30m, 6h, 7d or an ISO 8601 time (default: all)")
             p.add_argument("--limit", type=int, default=50, help="newest N records (default 50)")
+            p.add_argument("verify", nargs="*", metavar="verify TARGET",
+                           help="check TARGET's hash chain: exit 1 when a record was edited or deleted")
         if name in COMMAND_OPTIONS:
             COMMAND_OPTIONS[name](p)
     return parser
@@ -204,8 +214,12 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
 
 
 # Command modules register themselves on import (they import `command` and COMMAND_OPTIONS from here).
-from shared import cli_certs, cli_cost, cli_drift, cli_models, cli_scaling, cli_scan  # noqa: E402, F401 - self-registering commands
+from shared import cli_certs, cli_chat, cli_cost, cli_drift, cli_models, cli_scaling, cli_scan  # noqa: E402, F401 - self-registering commands
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m shared.cli`: this file runs as __main__, but the command modules registered themselves with
+    # `shared.cli` (imported above under its own name): run that module's main, which knows them all.
+    from shared.cli import main as registered_main
+
+    sys.exit(registered_main())
 

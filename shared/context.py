@@ -105,6 +105,12 @@ class Context:
         return self._adapter("storage", lambda: storage.build(self))
 
     @property
+    def chat(self) -> Any:
+        from shared.adapters import chat
+
+        return self._adapter("chat", lambda: chat.build(self))
+
+    @property
     def state(self) -> Any:
         from shared.state import StateStore
 

@@ -40,6 +40,11 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "GITLAB_TOKEN": ("optional", True, "GitLab project access token (api scope) for merge requests"),
     "GITLAB_WEBHOOK_SECRET": ("optional", True, "shared secret GitLab sends in X-Gitlab-Token"),
     "SLACK_SIGNING_SECRET": ("optional", True, "Slack app signing secret for ChatOps requests"),
+    "TEAMS_WEBHOOK_SECRET": ("optional", True, "Teams outgoing webhook security token (base64) for ChatOps requests"),
+    "CHATOPS_ACCESS_FILE": ("optional", False, "who may do what in chat (default infra/chatops-access.yaml)"),
+    "CHATOPS_APPROVAL_MINUTES": ("optional", False, "minutes a production approval request stays open (default 15)"),
+    "CHAT_NOTIFY_SLACK_WEBHOOK_URL": ("optional", True, "Slack incoming webhook URL for notifications"),
+    "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": ("optional", True, "Teams incoming webhook URL for notifications"),
     "TLS_CA_BUNDLE": ("optional", False, "CA bundle (PEM path) to trust instead of the system's (the sandbox CA)"),
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
@@ -73,6 +78,12 @@ class Settings:
     gitlab_token: str | None = field(default=None, repr=False)
     gitlab_webhook_secret: str | None = field(default=None, repr=False)
     slack_signing_secret: str | None = field(default=None, repr=False)
+    teams_webhook_secret: str | None = field(default=None, repr=False)
+    #: None: infra/chatops-access.yaml in the app.
+    chatops_access_file: Path | None = None
+    chatops_approval_minutes: float = 15.0
+    chat_notify_slack_webhook_url: str | None = field(default=None, repr=False)
+    chat_notify_teams_webhook_url: str | None = field(default=None, repr=False)
     tls_ca_bundle: str | None = None
     #: Retries the SDK makes on its own for one call; our retry policy wraps that.
     sdk_max_retries: int = 3
@@ -146,6 +157,20 @@ class Settings:
         if ca and not Path(ca).is_file():
             problems.append(f"TLS_CA_BUNDLE: {ca} is not a file")
 
+        teams_secret = get("TEAMS_WEBHOOK_SECRET")
+        if teams_secret:
+            import base64
+            import binascii
+
+            try:
+                base64.b64decode(teams_secret, validate=True)
+            except (binascii.Error, ValueError):
+                problems.append("TEAMS_WEBHOOK_SECRET: expected the base64 security token Teams showed when the "
+                                "outgoing webhook was created")
+        access_file = get("CHATOPS_ACCESS_FILE")
+        if access_file and not Path(access_file).is_file():
+            problems.append(f"CHATOPS_ACCESS_FILE: {access_file} is not a file")
+
         level = (get("LOG_LEVEL") or "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             problems.append(f"LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR, got {level!r}")
@@ -165,6 +190,11 @@ class Settings:
             gitlab_token=get("GITLAB_TOKEN"),
             gitlab_webhook_secret=get("GITLAB_WEBHOOK_SECRET"),
             slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+            teams_webhook_secret=teams_secret,
+            chatops_access_file=Path(access_file) if access_file else None,
+            chatops_approval_minutes=float(number("CHATOPS_APPROVAL_MINUTES", 15.0, float, 1, 1440)),
+            chat_notify_slack_webhook_url=url("CHAT_NOTIFY_SLACK_WEBHOOK_URL", None),
+            chat_notify_teams_webhook_url=url("CHAT_NOTIFY_TEAMS_WEBHOOK_URL", None),
             tls_ca_bundle=ca,
             sdk_max_retries=int(number("SDK_MAX_RETRIES", 3, int, 0, 10)),
             http_timeout=float(number("HTTP_TIMEOUT_SECONDS", 30.0, float, 1, 230)),
@@ -175,7 +205,8 @@ class Settings:
             opencost_url=url("OPENCOST_URL", None),
         )
         for secret in (connection, settings.cloudflare_api_token, settings.gitlab_token,
-                       settings.gitlab_webhook_secret, settings.slack_signing_secret):
+                       settings.gitlab_webhook_secret, settings.slack_signing_secret, settings.teams_webhook_secret,
+                       settings.chat_notify_slack_webhook_url, settings.chat_notify_teams_webhook_url):
             logs.register_secret(secret)
         if problems:
             raise ConfigError(problems)
@@ -189,4 +220,6 @@ class Settings:
             "gitlab": bool(self.gitlab_token),
             "gitlab_webhooks": bool(self.gitlab_webhook_secret),
             "slack": bool(self.slack_signing_secret),
+            "teams": bool(self.teams_webhook_secret),
+            "chat_notify": bool(self.chat_notify_slack_webhook_url or self.chat_notify_teams_webhook_url),
         }

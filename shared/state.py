@@ -19,11 +19,19 @@
   backwards in time windows (a day, then doubling) until it has ``limit`` records, so a large table
   is never read whole. Records older than the retention (``AUDIT_RETENTION_DAYS``, default 400) are
   deleted by the housekeeping timer (``purge_audit``): the only deletion the log knows.
+- The audit log is tamper-evident: each record carries ``prev_hash`` (the hash of the previous record for
+  its target) and its own ``hash`` (SHA-256 over its stored fields and ``prev_hash``). A chain-head row per
+  target (RowKey ``!chain``, sorting before every time-ordered key) holds the newest hash; the record and the
+  head are written in one entity group transaction guarded by the head's ETag, so concurrent writers
+  cannot fork the chain. ``verify_audit`` recomputes every hash and walks the chain back from the head: an
+  edited record no longer matches its hash, a deleted one breaks the walk. Retention moves the chain's
+  ``anchor`` to the last purged hash, so purging is not mistaken for tampering.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
@@ -46,6 +54,11 @@ AUDIT_TABLE = "audit"
 LEASE_CONTAINER = "leases"
 #: How far back ``audit_trail`` looks when not given ``since``: beyond any retention we would set.
 AUDIT_HORIZON = dt.timedelta(days=3660)
+#: The chain-head row of each audit partition: '!' sorts before the time-ordered row keys of the records.
+AUDIT_CHAIN_ROW = "!chain"
+#: The stored fields a record's hash covers (with ``prev_hash``), in this order.
+AUDIT_HASHED = ("PartitionKey", "RowKey", "time", "actor", "action", "target", "reason", "outcome", "inputs",
+                "message", "correlation_id", "prev_hash")
 
 #: Table keys may not contain / \ # ? or control characters: encode them reversibly.
 def table_key(value: str) -> str:
@@ -166,6 +179,30 @@ class AuditRecord:
     inputs: dict[str, Any] = field(default_factory=dict)
     message: str = ""
     correlation_id: str | None = None
+    #: The chain: this record's hash and its predecessor's for the same target ("" for the first).
+    hash: str = ""
+    prev_hash: str = ""
+
+
+def audit_hash(entity: dict[str, Any]) -> str:
+    """SHA-256 over the hashed fields of a stored audit row, canonically encoded."""
+    canonical = json.dumps([str(entity.get(k, "")) for k in AUDIT_HASHED], ensure_ascii=False,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    target: str
+    ok: bool
+    records: int
+    problems: tuple[str, ...] = ()
+
+    @property
+    def message(self) -> str:
+        if self.ok:
+            return f"audit chain of {self.target}: {self.records} record(s), intact"
+        return f"audit chain of {self.target}: TAMPERED ({len(self.problems)} problem(s)): " + "; ".join(self.problems)
 
 
 class StateStore:
@@ -270,7 +307,7 @@ class StateStore:
 
     def audit(self, *, actor: str, action: str, target: str, reason: str, outcome: str,
               inputs: dict[str, Any] | None = None, message: str = "") -> AuditRecord:
-        """Append one record. Never updates or deletes: the log is append-only."""
+        """Append one record to its target's hash chain. Never updates or deletes: the log is append-only."""
         now = self.clock()
         record = AuditRecord(
             time=now, actor=actor, action=action, target=target, reason=reason, outcome=outcome,
@@ -280,15 +317,66 @@ class StateStore:
         inputs_json = json.dumps(record.inputs, default=str, sort_keys=True)
         if len(inputs_json) > 30_000:  # a table property holds 64 KiB of UTF-16: keep well under
             inputs_json = json.dumps({"truncated": True, "preview": inputs_json[:29_000]})
-        self.storage.insert(AUDIT_TABLE, {
-            "PartitionKey": table_key(target),
-            # Time first so that a row-key range is a time range; a uuid keeps same-instant rows apart.
-            "RowKey": f"{_ts(now)}_{uuid.uuid4().hex[:12]}",
-            "time": _ts(now), "actor": actor, "action": action, "target": target, "reason": reason,
-            "outcome": outcome, "inputs": inputs_json, "message": record.message[:8000],
-            "correlation_id": record.correlation_id or "",
-        })
-        return record
+        pk = table_key(target)
+        for attempt in range(10):
+            head = self.storage.get(AUDIT_TABLE, pk, AUDIT_CHAIN_ROW)
+            entity = {
+                "PartitionKey": pk,
+                # Time first so that a row-key range is a time range; a uuid keeps same-instant rows apart.
+                "RowKey": f"{_ts(now)}_{uuid.uuid4().hex[:12]}",
+                "time": _ts(now), "actor": actor, "action": action, "target": target, "reason": reason,
+                "outcome": outcome, "inputs": inputs_json, "message": record.message[:8000],
+                "correlation_id": record.correlation_id or "", "prev_hash": (head or {}).get("hash", ""),
+            }
+            entity["hash"] = audit_hash(entity)
+            chain = {"PartitionKey": pk, "RowKey": AUDIT_CHAIN_ROW, "hash": entity["hash"],
+                     "last": entity["RowKey"], "anchor": (head or {}).get("anchor", ""),
+                     "count": int((head or {}).get("count", 0)) + 1}
+            try:
+                self.storage.transact(AUDIT_TABLE, [
+                    ("insert", entity, None),
+                    ("replace", chain, head["_etag"]) if head else ("insert", chain, None)])
+            except ConflictError:  # another writer appended to this target first: chain onto theirs
+                time.sleep(0.01 * attempt)
+                continue
+            return AuditRecord(**{**vars(record), "hash": entity["hash"], "prev_hash": entity["prev_hash"]})
+        raise TemporaryError(f"could not append to the audit chain of {target}: too many concurrent writers",
+                             code="AuditContention", retry_after=1)
+
+    def verify_audit(self, target: str) -> AuditVerification:
+        """Recompute every record's hash and walk the chain back from its head: an edited record, a deleted
+        one or one inserted outside the chain is a problem. Records from before the chain existed (no hash)
+        are counted out."""
+        pk = table_key(target)
+        rows = self.storage.query(AUDIT_TABLE, "PartitionKey eq @pk", {"pk": pk})
+        head = next((r for r in rows if r["RowKey"] == AUDIT_CHAIN_ROW), None)
+        records = [r for r in rows if r["RowKey"] != AUDIT_CHAIN_ROW and r.get("hash")]
+        problems: list[str] = []
+        for r in records:
+            if audit_hash(r) != r["hash"]:
+                problems.append(f"record {r['RowKey']} was edited (its content no longer matches its hash)")
+        if head is None:
+            if records:
+                problems.append("the chain head is missing (deleted)")
+            return AuditVerification(target, not problems, len(records), tuple(problems))
+        by_hash = {r["hash"]: r for r in records}
+        seen: set[str] = set()
+        current, anchor = head.get("hash", ""), head.get("anchor", "")
+        while current and current != anchor:
+            record = by_hash.get(current)
+            if record is None:
+                after = f" (the one before {sorted(seen)[0] if seen else 'the head'})"
+                problems.append(f"a record is missing from the chain{after}: deleted, or its hash edited")
+                break
+            if record["RowKey"] in seen:
+                problems.append("the chain loops")
+                break
+            seen.add(record["RowKey"])
+            current = record.get("prev_hash", "")
+        outside = [r["RowKey"] for r in records if r["RowKey"] not in seen]
+        if outside and not problems:
+            problems.append(f"{len(outside)} record(s) are not in the chain: {', '.join(outside[:5])}")
+        return AuditVerification(target, not problems, len(records), tuple(problems))
 
     def audit_trail(self, target: str | None = None, *, since: dt.datetime | None = None,
                     until: dt.datetime | None = None, limit: int = 200) -> list[AuditRecord]:
@@ -323,15 +411,34 @@ class StateStore:
                 time=dt.datetime.strptime(r["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC),
                 actor=r["actor"], action=r["action"], target=r["target"], reason=r["reason"],
                 outcome=r["outcome"], inputs=json.loads(r.get("inputs") or "{}"), message=r.get("message", ""),
-                correlation_id=r.get("correlation_id") or None,
+                correlation_id=r.get("correlation_id") or None, hash=r.get("hash", ""),
+                prev_hash=r.get("prev_hash", ""),
             )
             for r in rows[-limit:]
         ]
 
     def purge_audit(self, older_than: dt.timedelta, limit: int = 1000) -> int:
-        """Delete audit records older than the retention; returns how many. Run from a timer."""
+        """Delete audit records older than the retention; returns how many. Run from a timer.
+
+        Each chain whose oldest records go has its ``anchor`` moved to the newest purged hash first, so that
+        ``verify_audit`` ends its walk there instead of reporting the purged records as deleted."""
         cutoff = _ts(self.clock() - older_than)
-        rows = self.storage.query(AUDIT_TABLE, "RowKey lt @cutoff", {"cutoff": cutoff}, limit=limit)
+        rows = self.storage.query(AUDIT_TABLE, "RowKey lt @cutoff and RowKey ge @first",
+                                  {"cutoff": cutoff, "first": "0"}, limit=limit)
+        newest: dict[str, dict[str, Any]] = {}
+        for row in sorted(rows, key=lambda r: r["RowKey"]):
+            if row.get("hash"):
+                newest[row["PartitionKey"]] = row
+        for pk, row in newest.items():
+            for _ in range(10):
+                head = self.storage.get(AUDIT_TABLE, pk, AUDIT_CHAIN_ROW)
+                if head is None:
+                    break
+                try:
+                    self.storage.replace(AUDIT_TABLE, {**head, "anchor": row["hash"]}, head["_etag"])
+                    break
+                except ConflictError:
+                    continue
         for row in rows:
             self.storage.delete(AUDIT_TABLE, row["PartitionKey"], row["RowKey"])
         return len(rows)

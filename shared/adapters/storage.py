@@ -43,6 +43,7 @@ class Storage(Protocol):
     def query(self, table: str, query_filter: str, parameters: dict[str, Any] | None = None,
               limit: int | None = None) -> list[dict[str, Any]]: ...
     def upsert_batch(self, table: str, entities: list[dict[str, Any]]) -> None: ...
+    def transact(self, table: str, operations: list[tuple[str, dict[str, Any], str | None]]) -> None: ...
     # blob leases
     def acquire_lease(self, container: str, blob: str, seconds: int) -> str: ...
     def renew_lease(self, container: str, blob: str, lease_id: str) -> None: ...
@@ -247,6 +248,26 @@ class AzureStorage:
             return out
 
         return self._call(run, f"query table {table}")
+
+    def transact(self, table: str, operations: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """All or nothing, within one partition (an entity group transaction): each operation is
+        ``("insert", entity, None)`` or ``("replace", entity, etag)``. ConflictError when an insert finds its
+        key taken or a replace finds the row changed; nothing is then written."""
+        from azure.core import MatchConditions
+        from azure.data.tables import TransactionOperation, UpdateMode
+
+        client = self._table(table)
+        batch: list[Any] = []
+        for kind, entity, etag in operations:
+            clean = {k: v for k, v in entity.items() if not k.startswith("_")}
+            if kind == "insert":
+                batch.append((TransactionOperation.CREATE, clean))
+            elif kind == "replace":
+                batch.append((TransactionOperation.UPDATE, clean, {
+                    "mode": UpdateMode.REPLACE, "etag": etag, "match_condition": MatchConditions.IfNotModified}))
+            else:
+                raise ValueError(f"unknown table operation {kind!r}")
+        self._call(lambda: client.submit_transaction(batch), f"transaction on table {table}")
 
     # -- blob leases -----------------------------------------------------------------------
 

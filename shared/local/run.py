@@ -53,6 +53,14 @@ Drift (README "Drift and GitOps changes"):
 
 Compliance (README "Compliance scans"): the cluster, Kyverno's reports and the rendered gitops overlays, with history:
   .venv/bin/platformctl --settings {settings} scan --sarif .local/scan.sarif
+ChatOps (README "ChatOps"): signed as Slack (or --teams) would; answers come back through the chat emulator.
+The sandbox's access file asks a second operator to approve every change, so dev shows the approval too:
+  .venv/bin/platformctl --settings {settings} chat "status {env}"
+  .venv/bin/platformctl --settings {settings} chat "pause autoscaling {env}" --as alice
+  .venv/bin/platformctl --settings {settings} chat --click ID --as bob      # ID: printed by the line above
+  .venv/bin/platformctl --settings {settings} chat "resume autoscaling {env}" --teams --as bob
+  .venv/bin/platformctl --settings {settings} audit --target chatops/{env}
+  .venv/bin/platformctl --settings {settings} audit verify chatops/{env}
 
 Ctrl-C stops everything this command started.
 """
@@ -146,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         function_key = os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         host = LocalHost(function_app.app, port=args.port, storage=context.storage, function_key=function_key)
         wire_certificates(sandbox, context, host.start())
+        # platformctl chat finds the app and the chat emulator here (neither is an app setting).
+        settings.update({"CHATOPS_APP_URL": f"http://127.0.0.1:{host.port}", "CHAT_SANDBOX_URL": sandbox.chat.base_url})
+        settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": settings}, indent=2))
         sandbox.gitlab.webhook_url = f"http://127.0.0.1:{host.port}/api/gitlab/webhook"  # pushes reach the app
         print(BANNER.format(
             env=args.env, port=host.port, functions=", ".join(sorted(host.functions)), queue_port=ports["queue"],

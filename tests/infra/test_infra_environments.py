@@ -245,9 +245,10 @@ def test_the_composition_passes_platform_facts_to_the_modules():
     assert "inference_queue" in calls["storage"]["inference_queues"]
     # certrevocations: superseded origin certificates (issue 9); driftfindings: first/last seen (issue 11);
     # gpuscaling: carried state of the GPU scaling policy per pool (issue 10); modelrouting: the fallback
-    # timers per model (issue 15); compliancefindings: compliance scan history (issue 12).
+    # timers per model (issue 15); compliancefindings: compliance scan history (issue 12); chatopsapprovals:
+    # pending production approvals (issue 13).
     assert calls["storage"]["state_tables"] == ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling",
-                                                "modelrouting", "compliancefindings"]
+                                                "modelrouting", "compliancefindings", "chatopsapprovals"]
     assert calls["storage"]["containers"] == "${local.storage_containers}"
     platform_locals = module_locals(MODULES_DIR / "platform")
     assert "leases" in platform_locals["automation_containers"]

@@ -243,6 +243,9 @@ def test_the_automation_app_settings_are_the_ones_the_app_reads():
         "GITLAB_TOKEN",
         "GITLAB_WEBHOOK_SECRET",
         "SLACK_SIGNING_SECRET",
+        "TEAMS_WEBHOOK_SECRET",
+        "CHAT_NOTIFY_SLACK_WEBHOOK_URL",
+        "CHAT_NOTIFY_TEAMS_WEBHOOK_URL",
     }
 
 

@@ -60,6 +60,20 @@ def test_make_run_serves_the_app_on_the_sandbox_and_ctrl_c_stops_everything(tmp_
             "storage": True, "aks": True, "keyvault": True, "cloudflare": True, "kubernetes": True, "gitlab": True,
         }
         assert "sandbox-cloudflare-token" not in cli.stdout
+
+        # ChatOps as the banner shows it: a command answered through the response_url, then an approval.
+        def chat(*words):
+            run = subprocess.run([sys.executable, "-m", "shared.cli", "--settings", str(settings), "chat", *words],
+                                 cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+            return run.returncode, run.stdout + run.stderr
+
+        # (The pause runs on Storage alone, so a loaded machine does not make this slow; status loads every SDK.)
+        assert 'chat "status dev-uaenorth"' in text and "audit verify chatops/dev-uaenorth" in text
+        code, out = chat("pause autoscaling dev-uaenorth", "--as", "alice")
+        request_id = re.search(r"--click ([0-9a-f]+) --as bob", out)
+        assert code == 0 and request_id, out
+        code, out = chat("--click", request_id.group(1), "--as", "bob", "--wait", "45")
+        assert code == 0 and "is paused" in out, out
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)

@@ -76,6 +76,10 @@ def test_the_health_details_need_the_function_key_and_are_get_only(indexed):
 ANONYMOUS_BY_DESIGN = {
     "health",
     "gitlab_webhook",  # GitLab sends X-Gitlab-Token (checked in constant time), not a function key
+    # Slack and Teams sign every request (v0 signature, HMAC), verified on the raw bytes; they send no key.
+    "chatops_slack_commands",
+    "chatops_slack_interactions",
+    "chatops_teams",
 }
 
 

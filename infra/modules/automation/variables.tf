@@ -73,6 +73,12 @@ variable "key_vault_secret_settings" {
     GITLAB_WEBHOOK_SECRET = "gitlab-webhook-secret"
     #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
     SLACK_SIGNING_SECRET = "slack-signing-secret"
+    #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
+    TEAMS_WEBHOOK_SECRET = "teams-webhook-secret"
+    #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
+    CHAT_NOTIFY_SLACK_WEBHOOK_URL = "chat-notify-slack-webhook-url"
+    #checkov:skip=CKV_SECRET_6:A Key Vault secret name, not a secret value; the value is resolved by App Service at run time.
+    CHAT_NOTIFY_TEAMS_WEBHOOK_URL = "chat-notify-teams-webhook-url"
   }
   nullable = false
 

@@ -160,20 +160,24 @@ module "keyvault" {
   tags                       = local.tags
 }
 
-# The automation's own work queues (drift: GitLab webhook events, debounced drift checks).
+# The automation's own work queues (drift: GitLab webhook events, debounced drift checks; ChatOps: commands
+# acknowledged in chat and run from the queue).
 locals {
-  automation_queues = ["gitlab-events", "drift-checks"]
+  automation_queues = ["gitlab-events", "drift-checks", "chatops-commands"]
 }
 
 module "storage" {
   source = "../storage"
 
-  account_name               = local.p.storage.account_name
-  location                   = local.p.location
-  resource_group_name        = azurerm_resource_group.platform.name
-  replication_type           = local.p.storage.replication_type
-  inference_queues           = concat([for pool in local.p.gpu_pools : pool.inference_queue], local.automation_queues)
-  state_tables               = ["dedup", "audit", "certrevocations", "driftfindings", "gpuscaling", "modelrouting", "compliancefindings"]
+  account_name        = local.p.storage.account_name
+  location            = local.p.location
+  resource_group_name = azurerm_resource_group.platform.name
+  replication_type    = local.p.storage.replication_type
+  inference_queues    = concat([for pool in local.p.gpu_pools : pool.inference_queue], local.automation_queues)
+  state_tables = [
+    "dedup", "audit", "certrevocations", "driftfindings", "gpuscaling", "modelrouting", "compliancefindings",
+    "chatopsapprovals",
+  ]
   containers                 = local.storage_containers
   private_endpoint_subnet_id = module.network.subnet_ids.private_endpoints
   private_dns_zone_ids = {

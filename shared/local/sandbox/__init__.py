@@ -21,6 +21,7 @@ __all__ = ["Emulator", "Fault", "Sandbox", "SandboxCA"]
 class Sandbox:
     def __init__(self, platform: PlatformEnvironment, workdir: Path | str) -> None:
         from shared.local.sandbox.arm import ArmEmulator
+        from shared.local.sandbox.chat import ChatEmulator
         from shared.local.sandbox.cloudflare import CloudflareEmulator
         from shared.local.sandbox.gitlab import GitLabEmulator
         from shared.local.sandbox.keyvault import KeyVaultEmulator
@@ -36,6 +37,7 @@ class Sandbox:
         self.kubernetes = KubernetesEmulator(platform)
         self.gitlab = GitLabEmulator(platform)
         self.opencost = OpenCostEmulator(platform)
+        self.chat = ChatEmulator()
         # The nodes the API server lists follow the pools' counts (the autoscaler included), as in AKS.
         self.arm.link_kubernetes(self.kubernetes)
         self._wire_gitops()
@@ -66,7 +68,7 @@ class Sandbox:
     @property
     def emulators(self) -> dict[str, Emulator]:
         return {e.name: e for e in (self.arm, self.keyvault, self.cloudflare, self.kubernetes, self.gitlab,
-                                     self.opencost)}
+                                     self.opencost, self.chat)}
 
     def start(self) -> dict[str, str]:
         self.ca = SandboxCA(self.workdir / "tls")

@@ -25,12 +25,16 @@ Act (``act``), through ``actuation.mutate`` with the pool's ETag, never waiting 
   sizes it from this pool's queue as well).
 
 Kill switch and dry run per environment: app settings ``GPU_SCALING_ENABLED`` (default true) and
-``GPU_SCALING_DRY_RUN`` (default false). Every decision is audited with its inputs (target
-``gpuscaling/<env>/<pool>``); every change through ``mutate`` is audited on ``nodepool/<env>/<pool>``.
+``GPU_SCALING_DRY_RUN`` (default false); and a runtime kill switch, ``set_autoscaling_paused`` (ChatOps
+``pause|resume autoscaling <env>``), a row in the state table that every tick reads: while it is set,
+ticks decide and audit as with ``GPU_SCALING_ENABLED=false`` and change nothing. Every decision is
+audited with its inputs (target ``gpuscaling/<env>/<pool>``); every change through ``mutate`` is audited
+on ``nodepool/<env>/<pool>``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -69,6 +73,8 @@ ALERT_QUOTA = "GpuQuotaExhausted"
 ALERT_STALLED = "GpuScaleUpStalled"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 SETTLED = ("Succeeded", "Failed", "Canceled")
+#: The runtime kill switch's row in STATE_TABLE (partition: the environment); no pool is named so.
+PAUSE_ROW = "~autoscaling-paused"
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,8 @@ class Switches:
     dry_run: bool = False
     #: seconds a cordoned node may keep serving before its machine is deleted anyway
     drain_timeout_seconds: float = 600.0
+    #: why nothing is done when not enabled (the setting, or who paused autoscaling at runtime)
+    disabled_because: str = "GPU_SCALING_ENABLED is false"
 
 
 def switches_from(environ: Mapping[str, str]) -> Switches:
@@ -281,6 +289,36 @@ def set_override(ctx: Any, pool: str, count: int, until: dt.datetime, by: str) -
     return override
 
 
+def autoscaling_pause(storage: Any, env: str) -> dict[str, Any] | None:
+    """The runtime kill switch, when set: {"by", "at", "reason"}; None when autoscaling may act."""
+    row = storage.get(STATE_TABLE, env, PAUSE_ROW)
+    if row is None or row.get("paused") is not True:
+        return None
+    return {"by": row.get("by", ""), "at": row.get("at", ""), "reason": row.get("reason", "")}
+
+
+def set_autoscaling_paused(ctx: Any, *, paused: bool, by: str, reason: str, now: dt.datetime) -> bool:
+    """Set or clear the environment's runtime kill switch (idempotent, audited); returns whether it changed."""
+    env = ctx.platform.name
+    row = ctx.storage.get(STATE_TABLE, env, PAUSE_ROW)
+    was = bool(row and row.get("paused") is True)
+    entity = {"PartitionKey": env, "RowKey": PAUSE_ROW, "paused": paused, "by": by, "at": now.isoformat(),
+              "reason": reason}
+    if was != paused:
+        if row is None:
+            try:
+                ctx.storage.insert(STATE_TABLE, entity)
+            except ConflictError:
+                row = ctx.storage.get(STATE_TABLE, env, PAUSE_ROW)
+        if row is not None:
+            ctx.storage.replace(STATE_TABLE, entity, row["_etag"])
+    ctx.state.audit(actor=by, action="pause" if paused else "resume", target=f"gpuscaling/{env}",
+                    reason="AutoscalingPaused" if paused else "AutoscalingResumed",
+                    outcome="succeeded" if was != paused else "skipped", inputs={"reason": reason},
+                    message="" if was != paused else f"already {'paused' if paused else 'running'}")
+    return was != paused
+
+
 # -- one tick ----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -301,6 +339,11 @@ def tick(ctx: Any, *, now: dt.datetime, switches: Switches, pools: list[str] | N
          dry_run: bool = False) -> list[TickResult]:
     """One tick over the environment's GPU pools (or some of them). A failing pool does not stop the others."""
     results = []
+    pause = autoscaling_pause(ctx.storage, ctx.platform.name) if switches.enabled else None
+    if pause is not None:
+        why = f"autoscaling paused by {pause['by']} at {pause['at']}"
+        why += f": {pause['reason']}" if pause["reason"] else ""
+        switches = dataclasses.replace(switches, enabled=False, disabled_because=why)
     for pool in ctx.platform.gpu_pools:
         if pools is not None and pool.name not in pools:
             continue
@@ -333,7 +376,7 @@ def tick_pool(ctx: Any, pool: GpuPool, *, now: dt.datetime, switches: Switches,
         inputs = {**reading.inputs(), "fallback_demand": extra, "figures": decision.figures,
                   "carried": {"drain": carried.drain, "operation": carried.operation}}
         if not switches.enabled:
-            result = _result(pool, decision, "skipped", inputs, "GPU_SCALING_ENABLED is false: nothing done")
+            result = _result(pool, decision, "skipped", inputs, f"{switches.disabled_because}: nothing done")
             carried = _replace(carried, policy=decision.state)
         else:
             result, carried = act(ctx, pool, reading, decision, carried, switches, dry, inputs)
