@@ -52,6 +52,7 @@ from shared.errors import (
     TemporaryError,
 )
 from shared.platform import GpuPool, PlatformEnvironment
+from shared.retry import RetryPolicy
 from shared.services.actuation import mutate
 from shared.services.scaling import bounds
 from shared.services.scaling.policy import (
@@ -64,6 +65,10 @@ from shared.services.scaling.policy import (
 )
 
 log = logging.getLogger("platform_core.gpu_scaling")
+
+#: Pool changes get one attempt per tick: a 409 (operation in progress) or a throttle skips the tick and the next
+#: tick, 15 s later, reads the pool again. Backing off inside the tick would hold the lease and the timer for minutes.
+ONE_ATTEMPT = RetryPolicy(attempts=1)
 
 ACTOR = "gpu-scaling"
 STATE_TABLE = "gpuscaling"
@@ -421,7 +426,7 @@ def act(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decision, carri
     if decision.target > decision.current:
         try:
             mutate(ctx, actor=ACTOR, action="scale", target=node_target, reason=decision.reason,
-                   inputs={"count": decision.target, **inputs}, dry_run=dry, lease_seconds=30,
+                   inputs={"count": decision.target, **inputs}, dry_run=dry, lease_seconds=30, policy=ONE_ATTEMPT,
                    change=lambda: ctx.node_pools.scale(pool.name, count=decision.target, expected_etag=np.etag,
                                                         wait=False))
         except TemporaryError as exc:
@@ -547,7 +552,7 @@ def _continue_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Dec
     try:
         mutate(ctx, actor=ACTOR, action="delete-machines", target=node_target, reason=decision.reason,
                inputs={"machines": remaining, "timed_out": bool(busy), **inputs}, dry_run=dry, lease_seconds=60,
-               change=remove)
+               policy=ONE_ATTEMPT, change=remove)
     except TemporaryError as exc:
         return _result(pool, decision, "skipped", inputs, f"{exc.code}: looking again next tick"), carried
     if dry:
