@@ -2,11 +2,40 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from shared.credentials import StaticTokenCredential
 from shared.local.sandbox.base import SandboxCA
 from shared.platform import load_environment
+
+# The modules that take longest (measured with `--durations`; README "Tests"), run first. `make test` hands whole
+# modules to pytest-xdist workers in collection order (--dist loadfile --no-loadscope-reorder): a long module
+# picked up last would keep one worker busy while the others idle. The rest follow, most tests first.
+LONGEST_FIRST = (
+    "tests/integration/test_gpu_scaling.py",
+    "tests/infra/test_infra_checkov.py",
+    "tests/integration/test_make_run.py",
+    "tests/integration/test_actuation.py",
+    "tests/integration/test_gpu_bounds.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Orders modules longest first (the order within a module is kept). Deterministic: every xdist worker must
+    collect the same order."""
+    def module(item: pytest.Item) -> str:
+        return item.path.relative_to(config.rootpath).as_posix()
+
+    tests_per_module = Counter(module(item) for item in items)
+
+    def rank(name: str) -> tuple[int, int, str]:
+        first = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        return first, -tests_per_module[name], name
+
+    position = {name: i for i, name in enumerate(sorted(tests_per_module, key=rank))}
+    items.sort(key=lambda item: position[module(item)])
 
 
 @pytest.fixture(scope="session")
