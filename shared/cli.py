@@ -204,7 +204,7 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
 
 
 # Command modules register themselves on import (they import `command` and COMMAND_OPTIONS from here).
-from shared import cli_certs, cli_drift, cli_scaling  # noqa: E402, F401 - certs, drift, scaling
+from shared import cli_certs, cli_drift, cli_gate, cli_scaling  # noqa: E402, F401 - certs, drift, gate, scaling
 
 if __name__ == "__main__":
     sys.exit(main())
