@@ -420,7 +420,7 @@ variable "access_group_object_ids" {
     operators  = string
     bots       = string
   })
-  description = "Required. Entra ID group object IDs of the platform's roles (platform.yaml `access`). Substituted into gitops as DEVELOPERS_GROUP_ID, OPERATORS_GROUP_ID and BOTS_GROUP_ID: the Kubernetes RoleBindings of gitops/infrastructure/configs/<env>/rbac.yaml name the groups by object ID (README \"Delivery\", RBAC)."
+  description = "Required. Entra ID group object IDs of the platform's roles (platform.yaml `access`). Substituted into gitops as DEVELOPERS_GROUP_ID, OPERATORS_GROUP_ID and BOTS_GROUP_ID: the Kubernetes bindings of gitops/apps/base/rbac/bindings.yaml name the groups by object ID (README \"Delivery\", RBAC)."
   nullable    = false
 
   validation {
