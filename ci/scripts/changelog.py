@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess  # nosec B404 - runs git with a fixed argument list
+import subprocess  # runs git with a fixed argument list  # nosec B404
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass

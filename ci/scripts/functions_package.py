@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
-import subprocess  # nosec B404 - runs pip with a fixed argument list
+import subprocess  # runs pip with a fixed argument list  # nosec B404
 import sys
 import tempfile
 import zipfile

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess  # nosec B404 - runs kubectl with a fixed argument list
+import subprocess  # runs kubectl with a fixed argument list  # nosec B404
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path

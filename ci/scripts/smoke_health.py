@@ -17,7 +17,7 @@ import urllib.request
 
 def check(url: str, expect_version: str | None, timeout: float = 10.0) -> tuple[bool, str]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - https URL from the caller  # nosec B310
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked in main  # nosec B310
             body = json.loads(response.read().decode() or "{}")
             status = response.status
     except urllib.error.HTTPError as exc:
@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None, *, sleep=time.sleep, clock=time.monotoni
     parser.add_argument("--timeout", type=float, default=300.0, help="give up after this many seconds")
     parser.add_argument("--interval", type=float, default=10.0)
     args = parser.parse_args(argv)
+    if not args.url.startswith(("https://", "http://")):
+        parser.error(f"{args.url}: an http(s) URL is expected")
     deadline = clock() + args.timeout
     while True:
         ok, detail = check(args.url, args.expect_version)
