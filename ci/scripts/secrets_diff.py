@@ -22,7 +22,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
-    new = sorted(findings(argv[1]) - findings(argv[0]))
+    # The rescanned copy is another file, so the scan read the reviewed baseline itself (hashes, not secrets).
+    baseline_name = Path(argv[0]).as_posix().removeprefix("./")
+    new = sorted(f for f in findings(argv[1]) - findings(argv[0]) if f[0] != baseline_name)
     for name, kind, _ in new:
         print(f"{name}: {kind} not in the reviewed baseline (a secret? remove it; a false positive? review it,"
               f" re-generate .secrets.baseline and give the file a reason in ci/security/secrets-reasons.yaml)",

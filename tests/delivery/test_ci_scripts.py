@@ -96,3 +96,16 @@ def test_the_image_list_covers_pod_templates_and_helm_values():
     ]
     assert script("gitops_images").images_of(objects) == {
         "acr.example/init:1", "acr.example/app:2", "mcr.microsoft.com/oss/kyverno:v1.15.0", "ghcr.io/x/y@sha256:abc"}
+
+
+def test_secret_detection_fails_only_on_findings_outside_the_reviewed_baseline(tmp_path):
+    def baseline(results):
+        path = tmp_path / f"b{len(list(tmp_path.iterdir()))}.json"
+        path.write_text(json.dumps({"results": {f: [{"type": "Secret Keyword", "hashed_secret": h, "line_number": n}]
+                                                for f, h, n in results}}))
+        return str(path)
+
+    diff = script("secrets_diff").main
+    reviewed = baseline([("shared/a.py", "h1", 10)])
+    assert diff([reviewed, baseline([("shared/a.py", "h1", 12)])]) == 0          # a known finding moved
+    assert diff([reviewed, baseline([("shared/a.py", "h1", 10), ("shared/b.py", "h2", 1)])]) == 1
