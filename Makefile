@@ -12,6 +12,7 @@ ENV ?= dev-uaenorth
 # Feature targets (infra-*, gitops-*): included before the rules that name their stamps.
 include infra/infra.mk
 include gitops/gitops.mk
+include ci/delivery.mk
 
 .PHONY: help venv node run test test-py lint bench clean infra-check gitops-check
 

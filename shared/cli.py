@@ -214,7 +214,16 @@ def _fail(args: argparse.Namespace, exc: PlatformError, code: int, label: str) -
 
 
 # Command modules register themselves on import (they import `command` and COMMAND_OPTIONS from here).
-from shared import cli_certs, cli_chat, cli_cost, cli_drift, cli_models, cli_scaling, cli_scan  # noqa: E402, F401 - self-registering commands
+from shared import (  # noqa: E402, F401 - the command modules register themselves
+    cli_certs,
+    cli_chat,
+    cli_cost,
+    cli_drift,
+    cli_gate,
+    cli_models,
+    cli_scaling,
+    cli_scan,
+)
 
 if __name__ == "__main__":
     # `python -m shared.cli`: this file runs as __main__, but the command modules registered themselves with

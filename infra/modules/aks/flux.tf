@@ -65,6 +65,10 @@ locals {
     # The automation app's managed identity, the subject of the Kubernetes RBAC that lets its gpu_scaling
     # function cordon GPU nodes and size the serving Deployment (gitops/apps/base/vllm/gpu-scaling-rbac.yaml).
     AUTOMATION_PRINCIPAL_ID = var.automation_principal_id
+    # Entra ID groups bound by the gitops RBAC (gitops/apps/base/rbac/bindings.yaml), from platform.yaml.
+    DEVELOPERS_GROUP_ID = var.access_group_object_ids.developers
+    OPERATORS_GROUP_ID  = var.access_group_object_ids.operators
+    BOTS_GROUP_ID       = var.access_group_object_ids.bots
   }
   flux_platform_substitute = local.flux_platform_variables
 }

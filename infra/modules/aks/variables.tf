@@ -413,3 +413,18 @@ variable "azure_policy" {
     error_message = "azure_policy.allowed_images_effect must be Deny or Audit."
   }
 }
+
+variable "access_group_object_ids" {
+  type = object({
+    developers = string
+    operators  = string
+    bots       = string
+  })
+  description = "Required. Entra ID group object IDs of the platform's roles (platform.yaml `access`). Substituted into gitops as DEVELOPERS_GROUP_ID, OPERATORS_GROUP_ID and BOTS_GROUP_ID: the Kubernetes bindings of gitops/apps/base/rbac/bindings.yaml name the groups by object ID (README \"Delivery\", RBAC)."
+  nullable    = false
+
+  validation {
+    condition     = alltrue([for id in values(var.access_group_object_ids) : can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", id))])
+    error_message = "access.developers, access.operators and access.bots must be Entra ID group object IDs (GUIDs)."
+  }
+}

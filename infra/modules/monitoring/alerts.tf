@@ -18,7 +18,7 @@ resource "azurerm_monitor_metric_alert" "automation_failures" {
   name                = "alert-automation-failures-${var.name_suffix}"
   resource_group_name = var.resource_group_name
   scopes              = [azurerm_application_insights.this.id]
-  description         = "The automation app is failing requests: certificate rotation, scaling and ChatOps may be stuck."
+  description         = "The automation app is failing requests: certificate rotation, scaling and ChatOps may be stuck. Runbook: https://gitlab.example.com/platform/platform-core/-/blob/main/docs/runbooks/automation-failures.md"
   severity            = 2
   frequency           = "PT5M"
   window_size         = "PT15M"
@@ -45,7 +45,7 @@ resource "azurerm_monitor_scheduled_query_rules_alert_v2" "certificate_rotation"
   resource_group_name  = var.resource_group_name
   location             = var.location
   scopes               = [azurerm_application_insights.this.id]
-  description          = "Origin certificate rotation failed permanently (CERT_ROTATION_AUTH_FAILED or CERT_ROTATION_FAILED): check the Cloudflare token and platform.yaml certificates, then run platformctl certs rotate NAME."
+  description          = "Origin certificate rotation failed permanently (CERT_ROTATION_AUTH_FAILED or CERT_ROTATION_FAILED): check the Cloudflare token and platform.yaml certificates, then run platformctl certs rotate NAME. Runbook: https://gitlab.example.com/platform/platform-core/-/blob/main/docs/runbooks/cert-rotation.md"
   severity             = 1
   evaluation_frequency = "PT15M"
   window_duration      = "PT30M"

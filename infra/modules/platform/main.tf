@@ -112,6 +112,7 @@ module "aks" {
 
   # Kubernetes RBAC subject of the automation app (gitops/apps/base/vllm/gpu-scaling-rbac.yaml).
   automation_principal_id = module.automation.identity.principal_id
+  access_group_object_ids = local.p.access
   flux = {
     repository_url   = local.flux_repository_url
     branch           = local.p.gitlab.default_branch

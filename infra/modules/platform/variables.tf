@@ -106,6 +106,11 @@ variable "platform" {
       gitops_path      = string
       flux_auth_secret = optional(string)
     })
+    access = object({
+      developers = string
+      operators  = string
+      bots       = string
+    })
   })
   description = <<-EOT
     Required. The decoded `infra/envs/<env>/platform.yaml` (yamldecode), the one source of truth

@@ -329,8 +329,8 @@ class GitLabEmulator(Emulator):
 
     def _new_commit(self, parents: list[str], tree: dict[str, bytes], message: str, author: str, email: str,
                     changed: set[str], stats: dict[str, int] | None = None) -> GitCommit:
-        digest = hashlib.sha1(  # noqa: S324 - a git-like id, not security
-            f"{parents}{sorted((p, hashlib.sha1(c).hexdigest()) for p, c in tree.items())}"  # noqa: S324
+        digest = hashlib.sha1(  # noqa: S324 - a git-like id, not security  # nosec B324
+            f"{parents}{sorted((p, hashlib.sha1(c).hexdigest()) for p, c in tree.items())}"  # noqa: S324 - git-like id  # nosec B324
             f"{message}{next(self._counter)}".encode()).hexdigest()
         commit = GitCommit(digest, parents, tree, message, author, email, iso(utc_now()), changed, stats or {})
         self.commits[digest] = commit
@@ -399,7 +399,7 @@ class GitLabEmulator(Emulator):
         return Response(200, {
             "file_name": path.rsplit("/", 1)[-1], "file_path": path, "size": len(data), "encoding": "base64",
             "content": base64.b64encode(data).decode(), "content_sha256": hashlib.sha256(data).hexdigest(),
-            "ref": ref, "blob_id": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(),  # noqa: S324
+            "ref": ref, "blob_id": hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest(),  # noqa: S324 - git blob id  # nosec B324
             "commit_id": commit.id, "last_commit_id": self._last_commit_for(commit.id, path),
             "execute_filemode": False,
         })

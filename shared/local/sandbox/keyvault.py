@@ -561,7 +561,7 @@ class KeyVaultEmulator(Emulator):
 
     def _item(self, name: str, v: _Version) -> dict[str, Any]:
         return {"id": f"{self.base_url}/certificates/{name}/{v.version}",
-                "x5t": _b64url(hashlib.sha1(v.der).digest()),  # noqa: S324 - x5t is SHA-1 by definition
+                "x5t": _b64url(hashlib.sha1(v.der).digest()),  # noqa: S324 - x5t is SHA-1 by definition  # nosec B324
                 "attributes": self._attributes(v), "tags": dict(v.tags)}
 
     def _policy(self, cert: _Certificate, v: _Version) -> dict[str, Any]:
@@ -660,7 +660,7 @@ class KeyVaultEmulator(Emulator):
                 "content-type": "application/json", "aeg-event-type": "Notification",
                 "aeg-subscription-name": "CERTIFICATE-EVENTS", "aeg-delivery-count": "0"})
             try:
-                with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310 - loopback app URL
+                with urllib.request.urlopen(request, timeout=120) as answer:  # noqa: S310 - the loopback app URL  # nosec B310
                     status = answer.status
             except urllib.error.HTTPError as error:
                 status = error.code

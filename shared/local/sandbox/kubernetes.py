@@ -107,7 +107,7 @@ _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotF
 
 
 def sha1_hex(text: str) -> str:
-    return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - a git-like id, not security
+    return hashlib.sha1(text.encode()).hexdigest()  # noqa: S324 - a git-like id, not security  # nosec B324
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -75,6 +75,11 @@ module "aks" {
     path           = "gitops/clusters/dev-uaenorth"
   }
   automation_principal_id = azurerm_user_assigned_identity.automation.principal_id
+  access_group_object_ids = {
+    developers = "00000000-0000-0000-0000-0000000dd001"
+    operators  = "00000000-0000-0000-0000-0000000dd002"
+    bots       = "00000000-0000-0000-0000-0000000dd003"
+  }
   workload_identities = {
     keda = {
       identity_id     = azurerm_user_assigned_identity.keda.id
