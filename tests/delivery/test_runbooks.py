@@ -39,24 +39,29 @@ def prometheus_alerts() -> dict[str, dict]:
 
 @cache
 def azure_alerts() -> dict[str, str]:
-    """`<type>.<label>` -> the text that must carry the runbook URL, for every azurerm_monitor_*alert* in infra/."""
+    """`<type>.<label>` -> the text that must carry the runbook URL, for every azurerm_monitor_*alert* and
+    azurerm_consumption_budget_* in infra/."""
     found: dict[str, str] = {}
     for path in sorted((REPO / "infra").rglob("*.tf")):
         text = path.read_text()
-        if not re.search(r'resource\s+"azurerm_monitor_\w*alert\w*"', text):
+        if not re.search(r'resource\s+"(azurerm_monitor_\w*alert\w*|azurerm_consumption_budget_\w+)"', text):
             continue
+        # A budget's notifications are alerts too, but the resource has no description or custom properties:
+        # its runbook links are written in the file's comments.
+        comments = " ".join(line.strip() for line in text.splitlines() if line.strip().startswith("#"))
         with path.open() as fh:
             parsed = hcl2.load(fh, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True,
                                                                                 explicit_blocks=False))
         for block in parsed.get("resource", []):
             for rtype, instances in block.items():
-                if not re.fullmatch(r"azurerm_monitor_\w*alert\w*", rtype):
+                budget = re.fullmatch(r"azurerm_consumption_budget_\w+", rtype)
+                if not (budget or re.fullmatch(r"azurerm_monitor_\w*alert\w*", rtype)):
                     continue
                 for label, body in instances.items():
                     if label.startswith("__"):
                         continue
-                    carried = " ".join(str(v) for v in (body.get("description"), body.get("custom_properties"))
-                                       if v)
+                    carried = comments if budget else " ".join(
+                        str(v) for v in (body.get("description"), body.get("custom_properties")) if v)
                     found[f"{path.relative_to(REPO).as_posix()}:{rtype}.{label}"] = carried
     return found
 

@@ -3,8 +3,10 @@
 # and CPU VMs are), monthly, in the billing currency. Azure evaluates them about once a day; each threshold
 # notifies the platform action group (the on-call alias) once per month: `Actual` when the month's spend
 # passes the share, `Forecasted` when Cost Management's forecast for the month does, so the forecast warns
-# while there is still time to act (GPU pools are the lever: README "Cost"). Runbooks:
-# docs/runbooks/PlatformBudgetActualExceeded.md and docs/runbooks/PlatformBudgetForecastExceeded.md.
+# while there is still time to act (GPU pools are the lever: README "Cost"). Budgets carry no description, so
+# their runbooks are linked here (tests/delivery/test_runbooks.py reads these lines):
+# Runbook: https://gitlab.example.com/platform/platform-core/-/blob/main/docs/runbooks/PlatformBudgetActualExceeded.md
+# Runbook: https://gitlab.example.com/platform/platform-core/-/blob/main/docs/runbooks/PlatformBudgetForecastExceeded.md
 # Amounts and thresholds are platform facts (platform.yaml `cost.budgets`); no budget when it is null.
 data "azurerm_subscription" "current" {}
 
