@@ -61,7 +61,7 @@ class OpenCostClient:
         url = self.base_url.rstrip("/") + path
         request = urllib.request.Request(url, headers={"Accept": "application/json"})  # noqa: S310 - http(s) only
         try:
-            with urllib.request.urlopen(request, timeout=self.http.timeout,  # noqa: S310 - http(s) only
+            with urllib.request.urlopen(request, timeout=self.http.timeout,  # noqa: S310 - http(s) only  # nosec B310
                                         context=context) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:

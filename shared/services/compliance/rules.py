@@ -519,10 +519,10 @@ def pod_platform_findings(p: PodView, facts: PlatformFacts) -> Iterator[tuple[Ru
     for where, c, _ in p.items:
         if where.startswith("spec.ephemeralContainers"):
             continue  # ephemeral containers cannot set resources
-        requests, limits = _resources(c)
-        if requests.get("cpu") and requests.get("memory") and limits.get("cpu") and limits.get("memory"):
+        requested, limits = _resources(c)
+        if requested.get("cpu") and requested.get("memory") and limits.get("cpu") and limits.get("memory"):
             continue
-        gaps = [f"{kind}.{r}" for kind, given in (("requests", requests), ("limits", limits))
+        gaps = [f"{kind}.{r}" for kind, given in (("requests", requested), ("limits", limits))
                 for r in ("cpu", "memory") if given.get(r) in (None, "")]
         missing.append(f"{where}.resources: {', '.join(gaps)}")
     if missing:
