@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -36,6 +41,28 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     position = {name: i for i, name in enumerate(sorted(tests_per_module, key=rank))}
     items.sort(key=lambda item: position[module(item)])
+
+
+@pytest.fixture(scope="session")
+def once_per_run(tmp_path_factory: pytest.TempPathFactory):
+    """``once_per_run(name, compute)``: ``compute()`` (JSON-able) once for the whole run, not once per xdist worker.
+    The first worker to ask computes it and leaves it beside the workers' temp folders (the run's own folder);
+    the others wait on a lock and read it. Without xdist it is just ``compute()``."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return lambda name, compute: compute()
+    run_folder = tmp_path_factory.getbasetemp().parent
+
+    def once(name: str, compute: Callable[[], Any]) -> Any:
+        result = run_folder / f"{name}.json"
+        with open(run_folder / f"{name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if result.exists():
+                return json.loads(result.read_text())
+            value = compute()
+            result.write_text(json.dumps(value))
+            return value
+
+    return once
 
 
 @pytest.fixture(scope="session")

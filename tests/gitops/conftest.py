@@ -47,19 +47,24 @@ def kustomize_build(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="session")
-def builds() -> dict[tuple[str, str], list[dict] | Exception]:
-    """`kubectl kustomize` output of every overlay, built once, in parallel. Skips without kubectl."""
+def builds(once_per_run) -> dict[tuple[str, str], list[dict] | Exception]:
+    """`kubectl kustomize` output of every overlay, built once per run (not once per xdist worker), in parallel.
+    Skips without kubectl."""
     if not kubectl():
         pytest.skip("kubectl not found on PATH: overlay builds, schema and policy checks need `kubectl kustomize`")
 
     def build(overlay):
         try:
-            return kustomize_build(GITOPS / overlay[0] / overlay[1])
+            return {"objects": kustomize_build(GITOPS / overlay[0] / overlay[1])}
         except Exception as exc:  # reported by test_every_overlay_builds; other tests skip that overlay
-            return exc
+            return {"error": str(exc)}
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        return dict(zip(OVERLAYS, pool.map(build, OVERLAYS), strict=True))
+    def build_all():
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(build, OVERLAYS))
+
+    return {overlay: result["objects"] if "objects" in result else RuntimeError(result["error"])
+            for overlay, result in zip(OVERLAYS, once_per_run("gitops-overlay-builds", build_all), strict=True)}
 
 
 @pytest.fixture(scope="session")
