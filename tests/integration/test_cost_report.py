@@ -105,13 +105,20 @@ def test_cost_failures_exit_with_the_errors_meaning(behaviour, environ, opencost
 
 # -- the credential OpenCost's internal route requires ----------------------------------------
 
-def test_the_adapter_asks_its_credential_for_opencosts_audience_at_the_first_request_and_is_admitted(opencost):
+@pytest.fixture
+def route(opencost):
+    """The emulator as the internal route in front of OpenCost, without faults other tests left."""
+    opencost.clear_faults()
+    return opencost
+
+
+def test_the_adapter_asks_its_credential_for_opencosts_audience_at_the_first_request_and_is_admitted(route):
     credential = StaticTokenCredential()
-    client = OpenCostClient(opencost.base_url, credential=credential, audience=opencost.audience)
+    client = OpenCostClient(route.base_url, credential=credential, audience=route.audience)
     assert credential.scopes == []  # lazily: building the client asks for nothing
     [allocations] = client.allocation(window="1h", aggregate="namespace")
     assert "model-serving" in allocations
-    assert credential.scopes == [f"{opencost.audience}/.default"]
+    assert credential.scopes == [f"{route.audience}/.default"]
 
 
 CREDENTIAL_REFUSALS = {
@@ -121,9 +128,9 @@ CREDENTIAL_REFUSALS = {
 
 
 @pytest.mark.parametrize("behaviour", sorted(CREDENTIAL_REFUSALS))
-def test_opencosts_route_refuses_the_adapter_and_the_error_names_the_audience_setting(behaviour, opencost):
+def test_opencosts_route_refuses_the_adapter_and_the_error_names_the_audience_setting(behaviour, route):
     credential, audience = CREDENTIAL_REFUSALS[behaviour]
-    client = OpenCostClient(opencost.base_url, credential=credential, audience=audience)
+    client = OpenCostClient(route.base_url, credential=credential, audience=audience)
     with pytest.raises(PermanentError) as refused:
         client.allocation(window="1h", aggregate="namespace")
     assert "401" in str(refused.value) and "OPENCOST_AUDIENCE" in refused.value.remediation
