@@ -27,7 +27,7 @@ AUTH = {"Authorization": "Bearer sandbox-token"}
 
 @pytest.fixture(scope="module")
 def opencost(dev_platform):
-    emulator = OpenCostEmulator(dev_platform, now=lambda: NOW)
+    emulator = OpenCostEmulator(dev_platform, now=lambda: NOW, roleless_tokens=frozenset({"no-role"}))
     emulator.start()
     yield emulator
     emulator.stop()
@@ -122,19 +122,20 @@ def test_the_adapter_asks_its_credential_for_opencosts_audience_at_the_first_req
 
 
 CREDENTIAL_REFUSALS = {
-    "without a credential the route refuses with 401": (None, None),
-    "with a token the route cannot verify it refuses with 401": (StaticTokenCredential("stolen"), "api://other"),
+    "without a credential the route refuses with 401": (None, None, 401),
+    "with a token the route cannot verify it refuses with 401": (StaticTokenCredential("stolen"), "api://other", 401),
+    "with a token lacking the app role it refuses with 403": (StaticTokenCredential("no-role"), "api://x", 403),
 }
 
 
 @pytest.mark.parametrize("behaviour", sorted(CREDENTIAL_REFUSALS))
 def test_opencosts_route_refuses_the_adapter_and_the_error_names_the_audience_setting(behaviour, route):
-    credential, audience = CREDENTIAL_REFUSALS[behaviour]
+    credential, audience, status = CREDENTIAL_REFUSALS[behaviour]
     client = OpenCostClient(route.base_url, credential=credential, audience=audience)
     with pytest.raises(PermanentError) as refused:
         client.allocation(window="1h", aggregate="namespace")
-    assert "401" in str(refused.value) and "OPENCOST_AUDIENCE" in refused.value.remediation
-    assert "stolen" not in str(refused.value) + refused.value.remediation
+    assert f"({status}:" in str(refused.value) and "OPENCOST_AUDIENCE" in refused.value.remediation
+    assert "stolen" not in str(refused.value) and "no-role" not in str(refused.value)
 
 
 def test_a_token_never_goes_over_plain_http_beyond_loopback():

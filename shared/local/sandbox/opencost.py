@@ -16,8 +16,10 @@ agree with what the cluster's OpenCost would report. ``now`` is injectable.
 In Azure OpenCost answers the app only behind the internal Gateway's SecurityPolicy (gitops/.../monitoring/
 opencost-route.yaml): Envoy's JWT filter refuses a request without a token, or with one it cannot verify,
 with 401 and a plain-text reason (``Jwt is missing``, ``Jwt verification fails``; Envoy Gateway's JWT
-authentication). The emulator stands for that route: it admits only ``accepted_tokens`` (the sandbox's
-static credential's token), so tests prove the adapter sends the credential.
+authentication); a verified token without the app role meets the authorization's default Deny, a 403
+``RBAC: access denied``. The emulator stands for that route: it admits only ``accepted_tokens`` (the sandbox's
+static credential's token) and refuses ``roleless_tokens`` with 403, so tests prove the adapter sends the
+credential.
 """
 
 from __future__ import annotations
@@ -111,11 +113,14 @@ class OpenCostEmulator(Emulator):
     audience = "api://platform-opencost-sandbox"
 
     def __init__(self, platform: PlatformEnvironment, *, now: Callable[[], dt.datetime] = utc_now,
-                 accepted_tokens: frozenset[str] = frozenset({"sandbox-token"})) -> None:
+                 accepted_tokens: frozenset[str] = frozenset({"sandbox-token"}),
+                 roleless_tokens: frozenset[str] = frozenset()) -> None:
         self.platform = platform
         self.now = now
         #: Tokens the route's JWT check admits (StaticTokenCredential's by default).
         self.accepted_tokens = accepted_tokens
+        #: Tokens that verify but lack the app role (the route's authorization denies them).
+        self.roleless_tokens = roleless_tokens
         self.workloads = seed_workloads(platform)
         from shared.services.cost_prices import OPENCOST_REGION, load, opencost_rates
 
@@ -134,6 +139,8 @@ class OpenCostEmulator(Emulator):
         token = bearer_token(request)
         if not token:
             return Response(401, "Jwt is missing", {"WWW-Authenticate": "Bearer realm=\"opencost\""})
+        if token in self.roleless_tokens:
+            return Response(403, "RBAC: access denied")
         if token not in self.accepted_tokens:
             return Response(401, "Jwt verification fails",
                             {"WWW-Authenticate": "Bearer realm=\"opencost\", error=\"invalid_token\""})
