@@ -58,6 +58,8 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
                                      "other environments' bump is proposed (default 7)"),
     "OPENCOST_URL": ("optional", False, "OpenCost's API (Service opencost:9003 in monitoring) for `platformctl cost` "
                      "and the monthly cost summary; unset: no cost reports"),
+    "OPENCOST_AUDIENCE": ("optional", False, "Entra ID audience (App ID URI) of the token OpenCost's internal route "
+                          "requires (platform.yaml cost.opencost.audience); unset: no token sent (port-forward)"),
 }
 
 
@@ -98,6 +100,8 @@ class Settings:
     kubernetes_version_soak_days: float = 7.0
     #: OpenCost's allocation API; None: cost reports are off.
     opencost_url: str | None = None
+    #: The audience of the Entra ID token sent to OpenCost (its internal Gateway route); None: no token.
+    opencost_audience: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -203,6 +207,7 @@ class Settings:
             drift_dry_run=(get("DRIFT_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
             kubernetes_version_soak_days=float(number("KUBERNETES_VERSION_SOAK_DAYS", 7.0, float, 0, 365)),
             opencost_url=url("OPENCOST_URL", None),
+            opencost_audience=get("OPENCOST_AUDIENCE"),
         )
         for secret in (connection, settings.cloudflare_api_token, settings.gitlab_token,
                        settings.gitlab_webhook_secret, settings.slack_signing_secret, settings.teams_webhook_secret,

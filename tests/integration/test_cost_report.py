@@ -12,17 +12,22 @@ import pytest
 import requests
 
 from shared import cli
+from shared.adapters.opencost import OpenCostClient
 from shared.context import Context
+from shared.credentials import StaticTokenCredential
+from shared.errors import PermanentError
 from shared.local.sandbox.opencost import OpenCostEmulator
 from shared.services import cost, cost_prices
 from shared.settings import Settings
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
+#: What the route's JWT check admits: the sandbox credential's token (StaticTokenCredential).
+AUTH = {"Authorization": "Bearer sandbox-token"}
 
 
 @pytest.fixture(scope="module")
 def opencost(dev_platform):
-    emulator = OpenCostEmulator(dev_platform, now=lambda: NOW)
+    emulator = OpenCostEmulator(dev_platform, now=lambda: NOW, roleless_tokens=frozenset({"no-role"}))
     emulator.start()
     yield emulator
     emulator.stop()
@@ -32,7 +37,8 @@ def opencost(dev_platform):
 def environ(opencost, monkeypatch):
     opencost.clear_faults()
     values = {"PLATFORM_ENV": "dev-uaenorth", "PLATFORM_STORAGE_CONNECTION_STRING": "UseDevelopmentStorage=true",
-              "SDK_MAX_RETRIES": "0", "HTTP_TIMEOUT_SECONDS": "5", **opencost.settings_env()}
+              "SDK_MAX_RETRIES": "0", "HTTP_TIMEOUT_SECONDS": "5", "AZURE_CREDENTIAL": "static",
+              **opencost.settings_env()}
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return values
@@ -70,7 +76,7 @@ def test_the_text_report_names_idle_capacity_and_the_price_source(environ, capsy
 def test_gpu_cost_is_the_price_files_gpu_rate_times_gpu_hours(opencost, dev_platform):
     sets = cost_prices.opencost_rates(cost_prices.load(), dev_platform.location)
     body = requests.get(f"{opencost.base_url}/allocation/compute?window=1h&aggregate=namespace&accumulate=true",
-                        timeout=5).json()
+                        headers=AUTH, timeout=5).json()
     serving = body["data"][0]["model-serving"]
     assert body["code"] == 200 and body["status"] == "success"
     assert serving["gpuCost"] == pytest.approx(serving["gpuHours"] * sets.gpu)
@@ -78,7 +84,7 @@ def test_gpu_cost_is_the_price_files_gpu_rate_times_gpu_hours(opencost, dev_plat
 
 @pytest.mark.parametrize("query", ["window=soon&aggregate=namespace", "window=7d&aggregate=flavour"])
 def test_the_emulator_refuses_a_bad_window_or_aggregate_as_opencost_does(opencost, query):
-    answer = requests.get(f"{opencost.base_url}/allocation?{query}", timeout=5)
+    answer = requests.get(f"{opencost.base_url}/allocation?{query}", headers=AUTH, timeout=5)
     assert answer.status_code == 400 and answer.text.startswith("Invalid '")
 
 
@@ -97,6 +103,47 @@ def test_cost_failures_exit_with_the_errors_meaning(behaviour, environ, opencost
     assert run(capsys, "cost", *args, "--json")[0] == code
 
 
+# -- the credential OpenCost's internal route requires ----------------------------------------
+
+@pytest.fixture
+def route(opencost):
+    """The emulator as the internal route in front of OpenCost, without faults other tests left."""
+    opencost.clear_faults()
+    return opencost
+
+
+def test_the_adapter_asks_its_credential_for_opencosts_audience_at_the_first_request_and_is_admitted(route):
+    credential = StaticTokenCredential()
+    client = OpenCostClient(route.base_url, credential=credential, audience=route.audience)
+    assert credential.scopes == []  # lazily: building the client asks for nothing
+    [allocations] = client.allocation(window="1h", aggregate="namespace")
+    assert "model-serving" in allocations
+    assert credential.scopes == [f"{route.audience}/.default"]
+
+
+CREDENTIAL_REFUSALS = {
+    "without a credential the route refuses with 401": (None, None, 401),
+    "with a token the route cannot verify it refuses with 401": (StaticTokenCredential("stolen"), "api://other", 401),
+    "with a token lacking the app role it refuses with 403": (StaticTokenCredential("no-role"), "api://x", 403),
+}
+
+
+@pytest.mark.parametrize("behaviour", sorted(CREDENTIAL_REFUSALS))
+def test_opencosts_route_refuses_the_adapter_and_the_error_names_the_audience_setting(behaviour, route):
+    credential, audience, status = CREDENTIAL_REFUSALS[behaviour]
+    client = OpenCostClient(route.base_url, credential=credential, audience=audience)
+    with pytest.raises(PermanentError) as refused:
+        client.allocation(window="1h", aggregate="namespace")
+    assert f"({status}:" in str(refused.value) and "OPENCOST_AUDIENCE" in refused.value.remediation
+    assert "stolen" not in str(refused.value) and "no-role" not in str(refused.value)
+
+
+def test_a_token_never_goes_over_plain_http_beyond_loopback():
+    with pytest.raises(PermanentError, match="https"):
+        OpenCostClient("http://opencost.dev.platform.example.com", credential=StaticTokenCredential(),
+                       audience="api://platform-opencost-dev-uaenorth")
+
+
 def test_cost_without_opencost_configured_says_which_setting(environ, monkeypatch, capsys):
     monkeypatch.delenv("OPENCOST_URL")
     code, data = run(capsys, "cost", "--json")
@@ -109,7 +156,8 @@ def test_cost_without_opencost_configured_says_which_setting(environ, monkeypatc
 def ctx(opencost, azurite, dev_platform, storage):
     settings = Settings.from_env({"PLATFORM_ENV": "dev-uaenorth",
                                   "PLATFORM_STORAGE_CONNECTION_STRING": azurite.connection_string,
-                                  "HTTP_TIMEOUT_SECONDS": "5", **opencost.settings_env()})
+                                  "HTTP_TIMEOUT_SECONDS": "5", "AZURE_CREDENTIAL": "static",
+                                  **opencost.settings_env()})
     return Context(settings=settings, platform=dev_platform, clock=lambda: NOW)
 
 

@@ -240,7 +240,9 @@ module "automation" {
     connection_string = module.monitoring.application_insights_connection_string
   }
   certificate_events_enabled = local.p.automation.certificate_events_enabled
-  tags                       = local.tags
+  # OpenCost's internal route and the token audience it requires (opencost.tf).
+  app_settings = local.opencost_app_settings
+  tags         = local.tags
 }
 
 # The vLLM pods mount container `models` read-only with blobfuse2 (static PV, AzureStorageAuthType MSI):

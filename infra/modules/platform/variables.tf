@@ -83,6 +83,12 @@ variable "platform" {
         actual_thresholds       = optional(list(number), [80, 100])
         forecast_thresholds     = optional(list(number), [100])
       }))
+      # OpenCost's API for the automation app: internal Gateway hostname, Entra ID audience, app role.
+      opencost = optional(object({
+        hostname = string
+        audience = string
+        app_role = string
+      }))
     }), {})
     automation = object({
       function_app_name          = string

@@ -12,6 +12,14 @@ plain-text reason (Go's ``http.Error``).
 Seeded with workloads of the sandbox's environment (its GPU pools' serving Deployments, the platform's
 services), priced per hour with the OpenCost rates derived from the platform's price file, so the numbers
 agree with what the cluster's OpenCost would report. ``now`` is injectable.
+
+In Azure OpenCost answers the app only behind the internal Gateway's SecurityPolicy (gitops/.../monitoring/
+opencost-route.yaml): Envoy's JWT filter refuses a request without a token, or with one it cannot verify,
+with 401 and a plain-text reason (``Jwt is missing``, ``Jwt verification fails``; Envoy Gateway's JWT
+authentication); a verified token without the app role meets the authorization's default Deny, a 403
+``RBAC: access denied``. The emulator stands for that route: it admits only ``accepted_tokens`` (the sandbox's
+static credential's token) and refuses ``roleless_tokens`` with 403, so tests prove the adapter sends the
+credential.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.local.sandbox.base import Emulator, HttpError, Request, Response, utc_now
+from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, utc_now
 from shared.platform import PlatformEnvironment
 
 
@@ -101,9 +109,18 @@ class OpenCostEmulator(Emulator):
     name = "opencost"
     tls = False
 
-    def __init__(self, platform: PlatformEnvironment, *, now: Callable[[], dt.datetime] = utc_now) -> None:
+    #: The audience the sandbox's app asks its token for (platform.yaml cost.opencost.audience in Azure).
+    audience = "api://platform-opencost-sandbox"
+
+    def __init__(self, platform: PlatformEnvironment, *, now: Callable[[], dt.datetime] = utc_now,
+                 accepted_tokens: frozenset[str] = frozenset({"sandbox-token"}),
+                 roleless_tokens: frozenset[str] = frozenset()) -> None:
         self.platform = platform
         self.now = now
+        #: Tokens the route's JWT check admits (StaticTokenCredential's by default).
+        self.accepted_tokens = accepted_tokens
+        #: Tokens that verify but lack the app role (the route's authorization denies them).
+        self.roleless_tokens = roleless_tokens
         self.workloads = seed_workloads(platform)
         from shared.services.cost_prices import OPENCOST_REGION, load, opencost_rates
 
@@ -118,8 +135,19 @@ class OpenCostEmulator(Emulator):
     def error_body(self, status: int, code: str, message: str) -> Any:
         return message + "\n"  # http.Error: text/plain
 
+    def authenticate(self, request: Request) -> Response | None:
+        token = bearer_token(request)
+        if not token:
+            return Response(401, "Jwt is missing", {"WWW-Authenticate": "Bearer realm=\"opencost\""})
+        if token in self.roleless_tokens:
+            return Response(403, "RBAC: access denied")
+        if token not in self.accepted_tokens:
+            return Response(401, "Jwt verification fails",
+                            {"WWW-Authenticate": "Bearer realm=\"opencost\", error=\"invalid_token\""})
+        return None
+
     def settings_env(self) -> dict[str, str]:
-        return {"OPENCOST_URL": self.base_url}
+        return {"OPENCOST_URL": self.base_url, "OPENCOST_AUDIENCE": self.audience}
 
     # -- the API ----------------------------------------------------------------------------
 
