@@ -23,3 +23,8 @@ output "platform" {
     egress_ip             = module.platform.egress_ip
   }
 }
+
+output "ci_variables" {
+  description = "CI/CD variables per CI environment (AZURE_CLIENT_ID/TENANT_ID/SUBSCRIPTION_ID of the plan and deploy identities): `terraform output -json ci_variables` after the first apply, README \"Delivery\"."
+  value       = module.platform.ci_variables
+}
