@@ -176,13 +176,15 @@ def github_azure_jobs() -> list[tuple[str, str, str]]:
         for row in rows:
             inputs = {f"inputs.{k}": _expand(str(v), row) for k, v in job.get("with", {}).items()}
             for inner_name, inner in called["jobs"].items():
-                if not any("azure/login@" in step.get("uses", "") for step in inner.get("steps", [])):
+                # azure/login, or a step handing vars.AZURE_CLIENT_ID to azure-identity (the promotion gate).
+                if "vars.AZURE_CLIENT_ID" not in yaml.safe_dump(inner.get("steps", []), width=1000):
                     continue
                 inner_rows = [{"matrix.environment": e} for e in inner.get("strategy", {}).get("matrix", {})
                               .get("environment", [])] or [{}]
                 for inner_row in inner_rows:
                     environment = _expand(inner["environment"], {**inputs, **inner_row})
-                    found.append((f"{caller}/{inner_name}", environment, inputs.get("inputs.mode", "")))
+                    mode = inputs.get("inputs.mode") or Path(uses).stem
+                    found.append((f"{caller}/{inner_name}", environment, mode))
     return found
 
 
@@ -232,15 +234,13 @@ def test_gitlab_jobs_holding_the_deploy_identity_run_on_main_only():
 
 def test_every_github_job_signing_in_to_azure_uses_an_environment_its_identity_trusts():
     jobs = github_azure_jobs()
-    assert {mode for _, _, mode in jobs} >= {"plan", "apply"}
+    assert {mode for _, _, mode in jobs} == {"plan", "apply", "functions", "promotion-gate", "security"}
     repository = platform("dev-uaenorth")["ci"]["github_repository"]
     for name, environment, mode in jobs:
         env, identity = _identity_of(environment, "github")
         assert (identity, GITHUB_ISSUER, f"repo:{repository}:environment:{environment}") in federation(env), name
-        if mode == "plan":
-            assert identity == "plan", f"{name}: a plan must run as the read-only identity"
-        if mode == "apply":
-            assert identity == "deploy", name
+        # Only applies and Functions deploys hold the deploy identity; plans, gates and scans read.
+        assert identity == ("deploy" if mode in {"apply", "functions"} else "plan"), (name, mode, identity)
 
 
 def test_the_security_workflow_scans_images_with_each_environments_plan_identity():
