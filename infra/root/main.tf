@@ -21,6 +21,7 @@ output "platform" {
     storage_account_name  = module.platform.storage_account_name
     automation            = module.platform.automation
     egress_ip             = module.platform.egress_ip
+    sops_key_id           = module.platform.sops_key_id # dev only: .sops.yaml's azure_keyvault
   }
 }
 
