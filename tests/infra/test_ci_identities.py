@@ -94,10 +94,11 @@ def _merge(base: dict, over: dict) -> dict:
 
 @cache
 def gitlab_config() -> dict:
-    root = yaml.load((REPO / ".gitlab-ci.yml").read_text(), Loader=_Loader)
+    root = yaml.load((REPO / ".gitlab-ci.yml").read_text(), Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     merged: dict = {}
     for include in root.get("include", []):
-        merged.update(yaml.load((REPO / include["local"]).read_text(), Loader=_Loader))
+        text = (REPO / include["local"]).read_text()
+        merged.update(yaml.load(text, Loader=_Loader))  # noqa: S506 - a SafeLoader subclass
     merged.update(root)
     return merged
 
@@ -136,7 +137,8 @@ def gitlab_azure_jobs() -> list[tuple[str, str, list[str]]]:
         assert environment, f"{name} signs in to Azure without an environment: it would get no AZURE_CLIENT_ID"
         env_name = environment["name"] if isinstance(environment, dict) else environment
         matrix = resolved.get("parallel", {}).get("matrix", [])
-        values = [v for entry in matrix for v in entry.get("PLATFORM_ENV", [])] or [resolved["variables"]["PLATFORM_ENV"]]
+        values = ([v for entry in matrix for v in entry.get("PLATFORM_ENV", [])]
+                  or [resolved["variables"]["PLATFORM_ENV"]])
         for platform_env in values:
             found.append((name, re.sub(r"\$\{?PLATFORM_ENV\}?", platform_env, env_name), _rule_ifs(resolved)))
     return found
@@ -198,7 +200,8 @@ def test_each_environment_has_a_plan_and_a_deploy_identity_federated_with_both_c
         ("plan", "https://gitlab.example.com"), ("deploy", "https://gitlab.example.com"),
         ("plan", GITHUB_ISSUER), ("deploy", GITHUB_ISSUER)}
     gitlab = platform(env)["gitlab"]
-    assert ("deploy", gitlab["url"], f"project_path:{gitlab['project']}:ref_type:branch:ref:{gitlab['default_branch']}") in trusted
+    subject = f"project_path:{gitlab['project']}:ref_type:branch:ref:{gitlab['default_branch']}"
+    assert ("deploy", gitlab["url"], subject) in trusted
 
 
 def test_the_ci_repository_facts_are_declared_once_and_are_the_same_everywhere():
