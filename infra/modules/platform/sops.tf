@@ -11,6 +11,7 @@ resource "azurerm_key_vault_key" "sops" {
   count = local.sops_enabled ? 1 : 0
 
   #checkov:skip=CKV_AZURE_112:The vault is the standard SKU (software keys); SOPS files hold dev's example secrets only.
+  #checkov:skip=CKV_AZURE_40:The rotation policy gives every version its expiry (expire_after); a fixed expiration_date would fight the rotation.
   name         = local.p.key_vault.sops_key
   key_vault_id = module.keyvault.id
   key_type     = "RSA"
