@@ -105,16 +105,18 @@ def test_only_dev_declares_a_sops_key_and_sops_yaml_encrypts_with_that_key():
 
 def test_terraform_makes_the_sops_key_only_where_platform_yaml_names_one_and_lets_only_flux_decrypt_with_it():
     res = _sops_tf()
-    key = res[("azurerm_key_vault_key", "sops")]
-    assert key["name"] == "${local.p.key_vault.sops_key}" and "module.keyvault.id" in key["key_vault_id"]
-    assert set(key["key_opts"]) == {"wrapKey", "unwrapKey"}
+    key = res[("azapi_resource", "sops_key")]
+    assert key["type"].startswith("Microsoft.KeyVault/vaults/keys@")
+    assert key["name"] == "${local.p.key_vault.sops_key}" and "module.keyvault.id" in key["parent_id"]
+    assert set(key["body"]["properties"]["keyOps"]) == {"wrapKey", "unwrapKey"}
+    assert key["body"]["properties"]["kty"] == "RSA"
     assert all("local.sops_enabled" in body["count"] for body in res.values()), "dev only, by platform.yaml"
     fic = res[("azurerm_federated_identity_credential", "flux_sops")]
     assert fic["subject"] == "system:serviceaccount:flux-system:kustomize-controller"
     assert "module.aks.oidc_issuer_url" in fic["issuer"]
     role = res[("azurerm_role_assignment", "flux_sops_key")]
     assert role["role_definition_name"] == "Key Vault Crypto User"
-    assert role["scope"] == "${azurerm_key_vault_key.sops[0].resource_versionless_id}", "the key, not the vault"
+    assert role["scope"] == "${azapi_resource.sops_key[0].id}", "the key (versionless resource ID), not the vault"
     assert "flux_sops[0].principal_id" in role["principal_id"]
     platform_main = (REPO / "infra" / "modules" / "platform" / "main.tf").read_text()
     assert "workload_identity_client_id = one(azurerm_user_assigned_identity.flux_sops[*].client_id)" in platform_main

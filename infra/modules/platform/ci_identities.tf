@@ -57,7 +57,8 @@ locals {
   ci_privileged_role_ids = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635, 18d7d88d-d35e-4fb5-a5c3-7773c20a72d9, f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 
   ci_roles = {
-    # plan: read everything terraform refreshes, nothing more (tested: no write role).
+    # plan: read everything terraform refreshes, nothing more (tested: no write role). Terraform touches the vault
+    # only through Resource Manager (MLflow's password, the SOPS key: azapi), so no vault data-plane role at all.
     plan-reader = {
       identity    = "plan"
       role        = "Reader"
@@ -69,18 +70,6 @@ locals {
       role        = "Storage Blob Data Reader"
       scope       = local.ci_state_container_scope
       description = "CI plan: read the state (plans run with -lock=false: a lock is a write)"
-    }
-    plan-vault-secrets = {
-      identity    = "plan"
-      role        = "Key Vault Secrets User"
-      scope       = module.keyvault.id
-      description = "CI plan: refresh the secrets terraform generated (their values are in the state it reads anyway)"
-    }
-    plan-vault = {
-      identity    = "plan"
-      role        = "Key Vault Reader"
-      scope       = module.keyvault.id
-      description = "CI plan: refresh key metadata (the SOPS key in dev)"
     }
     plan-findings = {
       identity    = "plan"
@@ -124,18 +113,6 @@ locals {
       role        = "Storage Table Data Contributor"
       scope       = module.storage.id
       description = "CI apply: tables through Entra ID (shared keys are disabled)"
-    }
-    deploy-vault-secrets = {
-      identity    = "deploy"
-      role        = "Key Vault Secrets Officer"
-      scope       = module.keyvault.id
-      description = "CI apply: the secrets terraform generates (MLflow's database password)"
-    }
-    deploy-vault-keys = {
-      identity    = "deploy"
-      role        = "Key Vault Crypto Officer"
-      scope       = module.keyvault.id
-      description = "CI apply: the SOPS key (dev)"
     }
   }
 }

@@ -78,5 +78,5 @@ output "ci_variables" {
 
 output "sops_key_id" {
   description = "dev only (null elsewhere): versioned id of the SOPS key, the azure_keyvault value of .sops.yaml."
-  value       = one(azurerm_key_vault_key.sops[*].id)
+  value       = local.sops_enabled ? azapi_resource.sops_key[0].output.properties.keyUriWithVersion : null
 }
