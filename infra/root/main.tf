@@ -21,5 +21,11 @@ output "platform" {
     storage_account_name  = module.platform.storage_account_name
     automation            = module.platform.automation
     egress_ip             = module.platform.egress_ip
+    sops_key_id           = module.platform.sops_key_id # dev only: .sops.yaml's azure_keyvault
   }
+}
+
+output "ci_variables" {
+  description = "CI/CD variables per CI environment (AZURE_CLIENT_ID/TENANT_ID/SUBSCRIPTION_ID of the plan and deploy identities): `terraform output -json ci_variables` after the first apply, README \"Delivery\"."
+  value       = module.platform.ci_variables
 }

@@ -166,10 +166,14 @@ def test_every_action_is_pinned_by_commit_sha_with_its_version_in_a_comment():
 
 
 def test_github_workflows_that_sign_in_to_azure_may_request_an_id_token():
+    # Per job: a job's own `permissions` replace the workflow's (security.yml grants id-token to its image scan only).
     for path in WORKFLOWS:
         data = yaml.safe_load(path.read_text())
-        if "azure/login@" in path.read_text() or "ACTIONS_ID_TOKEN_REQUEST" in path.read_text():
-            assert data["permissions"]["id-token"] == "write", path.name
+        for name, job in data.get("jobs", {}).items():
+            text = yaml.safe_dump(job)
+            if "azure/login@" in text or "ACTIONS_ID_TOKEN_REQUEST" in text:
+                permissions = job.get("permissions", data.get("permissions", {}))
+                assert permissions.get("id-token") == "write", f"{path.name}: {name}"
 
 
 def test_github_promotes_dev_stg_prd_through_the_gate_and_protected_environments():

@@ -82,3 +82,43 @@ def test_encrypted_files_exist_only_where_the_rules_allow():
                and "ENC[AES256_GCM," in (REPO / p).read_text(errors="replace")
                and not any(r.match(p) for r in rules) and not p.startswith("tests/")]
     assert not outside
+
+
+def _sops_tf() -> dict:
+    import hcl2
+
+    with (REPO / "infra" / "modules" / "platform" / "sops.tf").open() as fh:
+        parsed = hcl2.load(fh, serialization_options=hcl2.SerializationOptions(strip_string_quotes=True,
+                                                                                 explicit_blocks=False))
+    return {(rtype, name): body for entry in parsed["resource"] for rtype, named in entry.items()
+            for name, body in named.items()}
+
+
+def test_only_dev_declares_a_sops_key_and_sops_yaml_encrypts_with_that_key():
+    keys = {env: platform(env)["key_vault"].get("sops_key") for env in ("dev-uaenorth", "stg-uaenorth", "prd-uaenorth")}
+    assert keys["dev-uaenorth"] and keys["stg-uaenorth"] is None and keys["prd-uaenorth"] is None, keys
+    vault = platform("dev-uaenorth")["key_vault"]["name"]
+    for rule in sops_config()["creation_rules"]:
+        # The key's versioned id (output sops_key_id): https://<vault>.vault.azure.net/keys/<name>/<version>.
+        assert rule["azure_keyvault"].startswith(f"https://{vault}.vault.azure.net/keys/{keys['dev-uaenorth']}/")
+
+
+def test_terraform_makes_the_sops_key_only_where_platform_yaml_names_one_and_lets_only_flux_decrypt_with_it():
+    res = _sops_tf()
+    key = res[("azapi_resource", "sops_key")]
+    assert key["type"].startswith("Microsoft.KeyVault/vaults/keys@")
+    assert key["name"] == "${local.p.key_vault.sops_key}" and "module.keyvault.id" in key["parent_id"]
+    assert set(key["body"]["properties"]["keyOps"]) == {"wrapKey", "unwrapKey"}
+    assert key["body"]["properties"]["kty"] == "RSA"
+    assert all("local.sops_enabled" in body["count"] for body in res.values()), "dev only, by platform.yaml"
+    fic = res[("azurerm_federated_identity_credential", "flux_sops")]
+    assert fic["subject"] == "system:serviceaccount:flux-system:kustomize-controller"
+    assert "module.aks.oidc_issuer_url" in fic["issuer"]
+    role = res[("azurerm_role_assignment", "flux_sops_key")]
+    assert role["role_definition_name"] == "Key Vault Crypto User"
+    assert role["scope"] == "${azapi_resource.sops_key[0].id}", "the key (versionless resource ID), not the vault"
+    assert "flux_sops[0].principal_id" in role["principal_id"]
+    platform_main = (REPO / "infra" / "modules" / "platform" / "main.tf").read_text()
+    assert "workload_identity_client_id = one(azurerm_user_assigned_identity.flux_sops[*].client_id)" in platform_main
+    variables = (REPO / "infra" / "modules" / "platform" / "variables.tf").read_text()
+    assert 'startswith(var.platform.environment, "dev-") || var.platform.key_vault.sops_key == null' in variables

@@ -14,6 +14,9 @@ resource "azurerm_kubernetes_cluster_extension" "flux" {
     # Image automation would let the cluster write to Git; promotion goes through merge requests.
     "image-automation-controller.enabled" = "false"
     "image-reflector-controller.enabled"  = "false"
+    # Workload identity of the controllers (dev: kustomize-controller decrypts SOPS with Key Vault).
+    "workloadIdentity.enable"        = var.flux.workload_identity_client_id == null ? "false" : "true"
+    "workloadIdentity.azureClientId" = var.flux.workload_identity_client_id == null ? "" : var.flux.workload_identity_client_id
   }
 }
 

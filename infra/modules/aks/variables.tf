@@ -314,11 +314,15 @@ variable "flux" {
     path                  = string
     auth_secret_name      = optional(string)
     sync_interval_seconds = optional(number, 120)
+    # Client ID of the identity Flux's controllers sign in to Azure with (workload identity), null for none.
+    # dev: kustomize-controller decrypts SOPS files with its Key Vault key.
+    workload_identity_client_id = optional(string)
   })
   description = <<-EOT
     Required. Flux source: this repository and the folder `gitops/clusters/<env>`.
     auth_secret_name names a Secret in flux-system holding the Git credentials, so that no
     credential passes through Terraform state; null means the repository is readable anonymously.
+    workload_identity_client_id: the identity of Flux's controllers (federated by the caller).
   EOT
   nullable    = false
 

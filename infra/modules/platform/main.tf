@@ -118,6 +118,8 @@ module "aks" {
     branch           = local.p.gitlab.default_branch
     path             = local.p.gitlab.gitops_path
     auth_secret_name = local.p.gitlab.flux_auth_secret
+    # dev only (sops.tf): kustomize-controller's identity for SOPS decryption.
+    workload_identity_client_id = one(azurerm_user_assigned_identity.flux_sops[*].client_id)
   }
   # Federated with the cluster's issuer; client IDs substituted into gitops/clusters/<env> by Flux.
   workload_identities = {

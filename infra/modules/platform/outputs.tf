@@ -55,3 +55,28 @@ output "mlflow_database" {
     password_secret = module.postgresql.password_secret_name
   }
 }
+
+output "ci_variables" {
+  description = "What each CI environment sets as variables (identifiers, not secrets) so its jobs sign in with OIDC: by CI system, then environment name as the pipelines name them (plan/<env> and <env> in GitLab, <env>-plan and <env> in GitHub)."
+  value = {
+    gitlab = {
+      for name, ci in local.ci_identities : ci.gitlab_environment => {
+        AZURE_CLIENT_ID       = azurerm_user_assigned_identity.ci[name].client_id
+        AZURE_TENANT_ID       = local.p.tenant_id
+        AZURE_SUBSCRIPTION_ID = local.p.subscription_id
+      }
+    }
+    github = local.p.ci.github_repository == null ? {} : {
+      for name, ci in local.ci_identities : ci.github_environment => {
+        AZURE_CLIENT_ID       = azurerm_user_assigned_identity.ci[name].client_id
+        AZURE_TENANT_ID       = local.p.tenant_id
+        AZURE_SUBSCRIPTION_ID = local.p.subscription_id
+      }
+    }
+  }
+}
+
+output "sops_key_id" {
+  description = "dev only (null elsewhere): versioned id of the SOPS key, the azure_keyvault value of .sops.yaml."
+  value       = local.sops_enabled ? azapi_resource.sops_key[0].output.properties.keyUriWithVersion : null
+}

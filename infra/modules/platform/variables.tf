@@ -6,6 +6,13 @@ variable "platform" {
     tenant_id       = string
     resource_group  = string
     tags            = optional(map(string), {})
+    # The environment's remote state (infra/bootstrap): the CI identities read (plan) or write (deploy) it.
+    state = object({
+      resource_group       = string
+      storage_account_name = string
+      container            = string
+      key                  = string
+    })
     network = object({
       hub_address_space               = string
       spoke_address_space             = string
@@ -51,6 +58,8 @@ variable "platform" {
       name                       = string
       purge_protection           = bool
       soft_delete_retention_days = optional(number, 90)
+      # dev only: name of the Key Vault key SOPS encrypts with (.sops.yaml; sops.tf); null elsewhere.
+      sops_key = optional(string)
     })
     storage = object({
       account_name     = string
@@ -112,6 +121,10 @@ variable "platform" {
       gitops_path      = string
       flux_auth_secret = optional(string)
     })
+    # The pipelines that sign in to Azure (ci_identities.tf): GitLab is `gitlab` above; GitHub is optional.
+    ci = optional(object({
+      github_repository = optional(string)
+    }), {})
     access = object({
       developers = string
       operators  = string
@@ -157,6 +170,22 @@ variable "platform" {
   validation {
     condition     = can(regex("^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", var.platform.cluster.node_label_prefix))
     error_message = "cluster.node_label_prefix must be a DNS subdomain such as platform.example.com (the gitops manifests select on <prefix>/gpu-vendor)."
+  }
+  validation {
+    condition     = startswith(var.platform.environment, "dev-") || var.platform.key_vault.sops_key == null
+    error_message = "key_vault.sops_key is for dev only: stg and prd use external-secrets only."
+  }
+  validation {
+    condition     = can(regex("^https://[^/]+$", trimsuffix(var.platform.gitlab.url, "/")))
+    error_message = "gitlab.url must be the https URL of the GitLab instance (the OIDC issuer of its ID tokens), without a path."
+  }
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)+$", var.platform.gitlab.project))
+    error_message = "gitlab.project must be the project path, group[/subgroup]/project."
+  }
+  validation {
+    condition     = var.platform.ci.github_repository == null || can(regex("^[A-Za-z0-9-]+/[A-Za-z0-9_.-]+$", coalesce(var.platform.ci.github_repository, "-")))
+    error_message = "ci.github_repository must be <owner>/<repo> (or absent when GitHub runs no pipeline)."
   }
   validation {
     condition     = endswith(var.platform.gitlab.gitops_path, "/${var.platform.environment}")
