@@ -1,0 +1,154 @@
+"""The MCP server end to end: the SDK's own client (streamable HTTP + ClientSession) against ``/api/mcp`` served
+by the local Functions host on a free port, the tools running on the sandbox and Azurite, roles from the
+sandbox's access file, and every call in the ``chatops/<env>`` audit chain."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+
+import azure.functions as func
+import pytest
+
+from shared.context import Context, set_context
+from shared.credentials import StaticTokenCredential
+from shared.local.sandbox import Sandbox
+from shared.services.chatops import service
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+ENV = "dev-uaenorth"
+KEY = "mcp-test-function-key"
+ALICE = "00000000-0000-4000-8000-0000000a11ce"  # operator (sandbox access file)
+VICTOR = "00000000-0000-4000-8000-00000000d1c7"  # viewer
+MALLORY = "00000000-0000-4000-8000-00000000dead"  # not in the file
+READ_ONLY = {"status", "certs", "drift", "scan", "audit"}
+
+
+@pytest.fixture(scope="module")
+def sandbox(dev_platform, tmp_path_factory):
+    with Sandbox(dev_platform, tmp_path_factory.mktemp("sandbox")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def host():
+    """The real ``mcp`` function behind the local Functions host (function key enforced)."""
+    from functions import mcp as mcp_functions
+    from shared.local.host import LocalHost
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
+    app.register_functions(mcp_functions.bp)
+    local = LocalHost(app, port=0, function_key=KEY, run_timers=False)
+    url = local.start()
+    yield f"{url}/api/mcp"
+    local.stop()
+
+
+@pytest.fixture
+def ctx(sandbox, azurite, dev_platform):
+    environ = {"PLATFORM_ENV": ENV, "PLATFORM_STORAGE_CONNECTION_STRING": azurite.connection_string,
+               "SDK_MAX_RETRIES": "0", "HTTP_TIMEOUT_SECONDS": "5", **sandbox.settings_env()}
+    context = Context(settings=Settings.from_env(environ), platform=dev_platform, credential=StaticTokenCredential(),
+                      clock=lambda: dt.datetime.now(dt.UTC))
+    set_context(context)
+    yield context
+    set_context(None)
+
+
+def mcp_session(url, oid, calls, *, key=KEY):
+    """Open a session as ``oid`` (the header EasyAuth sets), run ``calls(session)`` and return its result."""
+    from mcp.client.session import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared._httpx_utils import create_mcp_http_client
+
+    headers = {"x-functions-key": key, **({"X-MS-CLIENT-PRINCIPAL-ID": oid} if oid else {})}
+
+    async def run():
+        async with create_mcp_http_client(headers=headers) as http, \
+                streamable_http_client(url, http_client=http) as (read, write), \
+                ClientSession(read, write) as session:
+            await session.initialize()
+            return await calls(session)
+
+    return asyncio.run(run())
+
+
+def text(result) -> str:
+    return "\n".join(c.text for c in result.content)
+
+
+def test_a_client_lists_only_the_read_only_tools_by_default(host, ctx):
+    tools = mcp_session(host, VICTOR, lambda s: s.list_tools())
+    assert {t.name for t in tools.tools} == READ_ONLY
+    assert all(t.annotations.read_only_hint for t in tools.tools)
+    assert tools.tools[0].input_schema["type"] == "object"
+
+
+def test_a_viewer_calls_status_and_the_call_is_in_the_audit_chain(host, ctx):
+    result = mcp_session(host, VICTOR, lambda s: s.call_tool("status", {}))
+    assert not result.is_error, text(result)
+    assert ENV in text(result)
+    record = ctx.state.audit_trail(f"chatops/{ENV}", limit=1)[-1]
+    assert (record.action, record.reason, record.inputs["chat"]) == ("status", "Ran", "mcp")
+    assert record.actor.startswith(f"teams:{VICTOR}")
+    assert ctx.state.verify_audit(f"chatops/{ENV}").ok
+
+
+def test_the_audit_tool_returns_each_record_with_its_reason_and_inputs(host, ctx):
+    ctx.state.audit(actor="gpu-scaling", action="scale", target=f"nodepool/{ENV}/h100", reason="QueueDepth",
+                    outcome="succeeded", message="2 -> 3 nodes", inputs={"depth": 42})
+    result = mcp_session(host, VICTOR, lambda s: s.call_tool("audit", {"target": f"nodepool/{ENV}/h100"}))
+    assert not result.is_error, text(result)
+    newest = result.structured_content["records"][-1]
+    assert (newest["reason"], newest["inputs"]["depth"]) == ("QueueDepth", 42)
+
+
+def test_without_a_function_key_the_platform_refuses_the_request(host, ctx):
+    from mcp.shared.exceptions import MCPError
+
+    with pytest.raises(Exception) as refused:  # the SDK surfaces the 401 of the initialize POST
+        mcp_session(host, VICTOR, lambda s: s.list_tools(), key="wrong")
+    assert not isinstance(refused.value, MCPError) or "401" in str(refused.value)
+
+
+@pytest.mark.parametrize(("oid", "reason", "says"), [
+    (MALLORY, "UnknownUser", "don't have access"),
+    ("", "UnknownUser", "don't have access"),
+    (VICTOR, "Forbidden", "needs the operator role"),
+], ids=["an unknown principal", "no identity at all", "a viewer asking for a change"])
+def test_callers_without_rights_are_refused_politely_and_audited(host, ctx, oid, reason, says):
+    ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, mcp_mutating_tools=True))
+    set_context(ctx)
+    result = mcp_session(host, oid, lambda s: s.call_tool("scale", {"env": ENV, "pool": "h100", "count": "1"}))
+    assert result.is_error and says in text(result)
+    record = ctx.state.audit_trail(f"chatops/{ENV}", limit=1)[-1]
+    assert (record.action, record.reason, record.outcome) == ("scale", reason, "refused")
+
+
+def test_changing_tools_are_not_offered_unless_enabled(host, ctx):
+    result = mcp_session(host, ALICE, lambda s: s.call_tool("scale", {"env": ENV, "pool": "h100", "count": "1"}))
+    assert result.is_error and "unknown tool" in text(result)
+
+
+def test_an_operators_change_waits_for_approval_given_in_chat(host, ctx):
+    ctx = dataclasses.replace(ctx, settings=dataclasses.replace(ctx.settings, mcp_mutating_tools=True))
+    set_context(ctx)
+
+    async def calls(session):
+        # A certificate the platform does not have: the whole path runs, and nothing shared changes.
+        return await session.list_tools(), await session.call_tool(
+            "rotate", {"env": ENV, "certificate": "no-such-cert"})
+
+    tools, result = mcp_session(host, ALICE, calls)
+    assert {t.name for t in tools.tools} > READ_ONLY | {"scale", "pause_autoscaling"}
+    assert not result.is_error and "approve" in text(result)
+    approval = result.structured_content["approval"]
+    # Bob approves in Slack, as for any chat request; the run is audited with both names.
+    outcome = service.handle_message(ctx, {"kind": "run", "chat": "slack", "principal": "slack:TSANDBOX/UBOB",
+                                           "user_name": "bob", "text": f"approve {approval}",
+                                           "request_id": f"slack-{approval}", "reply": {}}, now=ctx.clock())
+    assert outcome.startswith("rotate: "), outcome
+    ran = ctx.state.audit_trail(f"chatops/{ENV}", limit=1)[-1]
+    assert (ran.reason, ran.inputs["chat"], ran.inputs["approver"]) == ("Ran", "mcp", "slack:TSANDBOX/UBOB")
