@@ -35,7 +35,7 @@ PRINCIPAL_HEADER = "x-ms-client-principal-id"
 NAME_HEADER = "x-ms-client-principal-name"
 CHAT = "mcp"
 #: Records an ``audit`` call returns in its structured content (the chat text shows the newest 10).
-AUDIT_RECORDS = 50
+AUDIT_RECORDS = 100
 _ENV = {"type": "string", "description": "environment, e.g. dev-uaenorth (default: the one this app manages)"}
 _ENV_REQUIRED = {"type": "string", "description": "environment, e.g. dev-uaenorth"}
 

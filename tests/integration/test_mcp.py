@@ -152,3 +152,64 @@ def test_an_operators_change_waits_for_approval_given_in_chat(host, ctx):
     assert outcome.startswith("rotate: "), outcome
     ran = ctx.state.audit_trail(f"chatops/{ENV}", limit=1)[-1]
     assert (ran.reason, ran.inputs["chat"], ran.inputs["approver"]) == ("Ran", "mcp", "slack:TSANDBOX/UBOB")
+
+
+class CorpusDir:
+    """The shipped RAG corpus as a ``rag.pipeline.Source`` (the data lake connector is tested in test_rag.py)."""
+
+    def __init__(self, root):
+        self.root, self.url = root, root.as_uri()
+
+    def list(self):
+        from rag.pipeline import SourceFile
+
+        return [SourceFile(p.name, str(p.stat().st_mtime_ns)) for p in sorted(self.root.glob("*.md"))]
+
+    def read_text(self, name):
+        return (self.root / name).read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def rag_ask():
+    """The RAG query of examples/rag over the shipped corpus, through the gateway emulator."""
+    import sys
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    sys.path.insert(0, str(examples / "rag"))
+    sys.path.insert(0, str(examples / "agent"))
+    from rag import pipeline
+    from rag.clients import Gateway, QdrantIndex
+
+    from shared.local.sandbox.openai_gateway import OpenAIGatewayEmulator
+
+    emulator = OpenAIGatewayEmulator(api_keys={"agent-key": "agent"})
+    emulator.start()
+    gateway = Gateway(emulator.base_url, "agent-key", sleep=lambda s: None)
+    index = QdrantIndex("agent", location=":memory:")
+    pipeline.ingest(CorpusDir(examples / "rag" / "corpus"), gateway, index)
+    yield lambda question: pipeline.answer(question, gateway, index, k=3).as_dict()
+    gateway.close()
+    index.close()
+    emulator.stop()
+
+
+def test_the_agent_explains_last_nights_h100_scale_up_from_the_audit_records_and_the_docs(host, ctx, rag_ask):
+    import why_scaled
+
+    night = dt.datetime(2026, 1, 15, 1, 10, tzinfo=dt.UTC)  # a fixed night: other tests' records are not in it
+    at = [night]
+    writer = Context(settings=ctx.settings, platform=ctx.platform, credential=StaticTokenCredential(),
+                     clock=lambda: at[0])
+    for minutes, before, after, depth, reason in [(0, 0, 1, 3, "WakeFromZero"), (5, 1, 3, 40, "ScaleUp"),
+                                                  (400, 3, 2, 0, "ScaleDown")]:
+        at[0] = night + dt.timedelta(minutes=minutes)
+        writer.state.audit(actor="gpu-scaling", action="scale", target=f"nodepool/{ENV}/h100", reason=reason,
+                           outcome="succeeded", inputs={"count": after, "depth": depth, "pool": {"count": before}})
+    answer = why_scaled.run(host, {"x-functions-key": KEY, "X-MS-CLIENT-PRINCIPAL-ID": VICTOR}, rag_ask, env=ENV,
+                            pool="h100", now=night.replace(hour=9, minute=30))
+    assert [(s.reason, s.before, s.after, s.depth) for s in answer.scale_ups] == [
+        ("WakeFromZero", 0, 1, 3), ("ScaleUp", 1, 3, 40)]
+    assert "2026-01-15 01:15Z: 1 -> 3 nodes, reason ScaleUp (queue depth 40" in answer.text
+    assert any(c["source"] == "gpu-scaling.md" for c in answer.citations), answer.citations
+    assert "Now: h100:" in answer.text
