@@ -69,7 +69,7 @@ class ToolSpec:
             words = ["audit", a["target"]]
         else:
             words = [self.verb] + ([a["env"]] if "env" in a else [])
-        if any(not w or any(c.isspace() for c in w) for w in words):
+        if any(not v or any(c.isspace() for c in v) for v in a.values()):
             raise CommandError(f"{self.name}: arguments are single words")
         return " ".join(words)
 
