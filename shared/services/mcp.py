@@ -21,6 +21,8 @@ arrives.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -29,6 +31,8 @@ from typing import Any
 from shared.errors import ConfigError
 from shared.services.chatops import access, approvals, grammar, service
 from shared.services.chatops.grammar import CommandError
+
+log = logging.getLogger("platform_core.mcp")
 
 PATH = "/api/mcp"
 PRINCIPAL_HEADER = "x-ms-client-principal-id"
@@ -106,7 +110,22 @@ class Caller:
     name: str
 
 
-def caller(headers: Mapping[str, str]) -> Caller:
+def identity_trusted(environ: Mapping[str, str]) -> bool:
+    """Whether ``X-MS-CLIENT-PRINCIPAL-*`` can be believed: App Service sets them only with its Authentication
+    on (``WEBSITE_AUTH_ENABLED``) and then refuses them from clients; an App Service app (``WEBSITE_INSTANCE_ID``)
+    without it would take whatever a client sends. Off App Service (the local host, the sandbox) they are the
+    documented way to say who calls."""
+    if not environ.get("WEBSITE_INSTANCE_ID"):
+        return True
+    return str(environ.get("WEBSITE_AUTH_ENABLED", "")).lower() == "true"
+
+
+def caller(headers: Mapping[str, str], environ: Mapping[str, str] | None = None) -> Caller:
+    """The caller's principal (``teams:<oid>``), or no principal when the identity headers cannot be trusted."""
+    if not identity_trusted(os.environ if environ is None else environ):
+        log.error("MCP: App Service Authentication is off: identity headers ignored, every call refused",
+                  extra={"error_code": "EasyAuthDisabled"})
+        return Caller("", "anonymous")
     lower = {k.lower(): v for k, v in headers.items()}
     oid = str(lower.get(PRINCIPAL_HEADER) or "").strip().lower()
     principal = f"teams:{oid}" if oid else ""

@@ -54,6 +54,18 @@ def test_the_caller_is_the_teams_principal_of_the_easyauth_object_id():
     assert mcp.caller({}).principal == ""
 
 
+@pytest.mark.parametrize(("environ", "trusted"), [
+    ({}, True),
+    ({"WEBSITE_INSTANCE_ID": "abc", "WEBSITE_AUTH_ENABLED": "True"}, True),
+    ({"WEBSITE_INSTANCE_ID": "abc"}, False),
+    ({"WEBSITE_INSTANCE_ID": "abc", "WEBSITE_AUTH_ENABLED": "False"}, False),
+], ids=["off App Service (sandbox)", "App Service with Authentication", "App Service without it",
+        "App Service with it switched off"])
+def test_the_identity_header_is_believed_only_where_app_service_authentication_sets_it(environ, trusted):
+    who = mcp.caller({"X-MS-CLIENT-PRINCIPAL-ID": "00000000-0000-4000-8000-0000000a11ce"}, environ)
+    assert bool(who.principal) is trusted
+
+
 def test_changing_tools_are_offered_only_when_the_setting_enables_them():
     settings = Settings.from_env({"PLATFORM_ENV": "dev-uaenorth", "PLATFORM_STORAGE_CONNECTION_STRING": "x"})
     read_only = {t.name for t in mcp.offered(settings)}
