@@ -10,4 +10,4 @@ __version__ = "0.1.0"
 #: Module prefixes that must not be imported when ``function_app`` is indexed (checked by
 #: tests/unit/test_function_app.py and measured by bench/cold_start.py).
 HEAVY_SDKS = ("azure.mgmt", "azure.keyvault", "azure.storage", "azure.data.tables", "azure.identity",
-              "kubernetes", "cloudflare", "gitlab")
+              "kubernetes", "cloudflare", "gitlab", "mcp", "starlette")

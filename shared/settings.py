@@ -52,6 +52,8 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "AUDIT_RETENTION_DAYS": (
         "optional", False, "days the audit log keeps a record; the hourly housekeeping deletes older (default 400)",
     ),
+    "MCP_MUTATING_TOOLS": ("optional", False, "'true': the MCP server (/api/mcp) also lists and runs the changing "
+                           "tools (scale, rotate, drift_mr, pause/resume autoscaling); default false: read-only"),
     "DRIFT_DRY_RUN": ("optional", False, "'true': drift checks only report (no merge request, no reconcile); "
                       "default false"),
     "KUBERNETES_VERSION_SOAK_DAYS": ("optional", False, "days dev-uaenorth runs a new Kubernetes minor before the "
@@ -96,6 +98,8 @@ class Settings:
     audit_retention_days: int = 400
     #: Drift checks report only: no merge request, no Flux reconcile request, nothing recorded.
     drift_dry_run: bool = False
+    #: The MCP server lists its changing tools only when this is on (README "MCP server").
+    mcp_mutating_tools: bool = False
     #: Days dev-uaenorth runs a new Kubernetes minor before the others are proposed it.
     kubernetes_version_soak_days: float = 7.0
     #: OpenCost's allocation API; None: cost reports are off.
@@ -205,6 +209,7 @@ class Settings:
             log_level=level,
             audit_retention_days=int(number("AUDIT_RETENTION_DAYS", 400, int, 1, 3650)),
             drift_dry_run=(get("DRIFT_DRY_RUN") or "false").lower() in ("1", "true", "yes"),
+            mcp_mutating_tools=(get("MCP_MUTATING_TOOLS") or "false").lower() in ("1", "true", "yes"),
             kubernetes_version_soak_days=float(number("KUBERNETES_VERSION_SOAK_DAYS", 7.0, float, 0, 365)),
             opencost_url=url("OPENCOST_URL", None),
             opencost_audience=get("OPENCOST_AUDIENCE"),

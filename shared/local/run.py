@@ -62,6 +62,9 @@ The sandbox's access file asks a second operator to approve every change, so dev
   .venv/bin/platformctl --settings {settings} audit --target chatops/{env}
   .venv/bin/platformctl --settings {settings} audit verify chatops/{env}
 
+MCP server (README "MCP server"): any streamable-HTTP MCP client at http://127.0.0.1:{port}/api/mcp with headers
+  x-functions-key: {function_key} and X-MS-CLIENT-PRINCIPAL-ID: 00000000-0000-4000-8000-0000000a11ce (alice)
+
 Ctrl-C stops everything this command started.
 """
 #: Seconds the simulated external-secrets takes to copy a new Key Vault version into the cluster.
