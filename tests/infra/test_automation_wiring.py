@@ -211,3 +211,19 @@ def test_the_node_pool_scaler_role_grants_nothing_the_adapter_does_not_call():
     actions = resources(AUTOMATION)[("azurerm_role_definition", "node_pool_scaler")]["permissions"][0]["actions"]
     needed = {ARM_ACTIONS[call] for call in _aks_adapter_calls()}
     assert set(actions) == needed
+
+
+def test_easy_auth_validates_entra_tokens_for_mcp_but_lets_signed_webhooks_and_function_keys_through():
+    """/api/mcp maps X-MS-CLIENT-PRINCIPAL-ID to a role and trusts it only when App Service Authentication is on;
+    Slack, Teams, GitLab and Event Grid cannot send Entra tokens, so unauthenticated requests must still pass."""
+    app = resources(AUTOMATION)[("azurerm_function_app_flex_consumption", "this")]
+    [dynamic] = [d for d in app["dynamic"] if "auth_settings_v2" in d]
+    auth = dynamic["auth_settings_v2"]
+    assert "caller_authentication" in auth["for_each"]
+    content = auth["content"][0]
+    assert content["auth_enabled"] is True and content["require_authentication"] is False
+    assert content["unauthenticated_action"] == "AllowAnonymous"
+    assert content["default_provider"] == "azureactivedirectory"
+    assert content["login"][0]["token_store_enabled"] is False
+    wired = blocks(PLATFORM, "module")["automation"]["caller_authentication"]
+    assert "local.p.automation.caller_authentication" in wired and "local.p.tenant_id" in wired

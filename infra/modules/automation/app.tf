@@ -83,6 +83,29 @@ resource "azurerm_function_app_flex_consumption" "this" {
   app_settings = local.app_settings
   tags         = var.tags
 
+  # Easy Auth validates a caller's Entra ID token when one is sent and injects X-MS-CLIENT-PRINCIPAL-*; requests
+  # without a token pass through (webhooks and chat sign their bodies), so nothing else changes.
+  dynamic "auth_settings_v2" {
+    for_each = var.caller_authentication == null ? [] : [var.caller_authentication]
+    content {
+      auth_enabled           = true
+      require_authentication = false
+      unauthenticated_action = "AllowAnonymous"
+      default_provider       = "azureactivedirectory"
+      require_https          = true
+
+      active_directory_v2 {
+        client_id            = auth_settings_v2.value.client_id
+        tenant_auth_endpoint = "https://login.microsoftonline.com/${auth_settings_v2.value.tenant_id}/v2.0"
+        allowed_audiences    = auth_settings_v2.value.allowed_audiences
+      }
+
+      login {
+        token_store_enabled = false
+      }
+    }
+  }
+
   site_config {
     minimum_tls_version                    = "1.2"
     scm_minimum_tls_version                = "1.2"

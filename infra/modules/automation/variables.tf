@@ -241,3 +241,27 @@ variable "compliance_schedule" {
     error_message = "compliance_schedule must be a six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {day-of-week}), e.g. 0 30 4 * * *."
   }
 }
+
+variable "caller_authentication" {
+  description = <<-EOT
+    Optional. App Service Authentication (Easy Auth) for callers that present an Entra ID token, e.g. MCP clients on
+    /api/mcp: client_id of the app registration that stands for this app's API, the tenant, and the accepted
+    token audiences. Anonymous requests still pass (chat and GitLab webhooks authenticate by signature, the rest by
+    function key); a valid token adds the X-MS-CLIENT-PRINCIPAL-* headers the MCP server maps to a role. null:
+    authentication off, and /api/mcp refuses every call (README "MCP server").
+  EOT
+  type = object({
+    client_id         = string
+    tenant_id         = string
+    allowed_audiences = list(string)
+  })
+  default = null
+
+  validation {
+    condition = var.caller_authentication == null ? true : (
+      can(regex("^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", var.caller_authentication.client_id))
+      && length(var.caller_authentication.allowed_audiences) > 0
+    )
+    error_message = "caller_authentication.client_id must be a GUID and allowed_audiences must name at least one audience."
+  }
+}

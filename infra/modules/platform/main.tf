@@ -242,6 +242,9 @@ module "automation" {
     connection_string = module.monitoring.application_insights_connection_string
   }
   certificate_events_enabled = local.p.automation.certificate_events_enabled
+  caller_authentication = local.p.automation.caller_authentication == null ? null : merge(
+    local.p.automation.caller_authentication, { tenant_id = local.p.tenant_id }
+  )
   # OpenCost's internal route and the token audience it requires (opencost.tf).
   app_settings = local.opencost_app_settings
   tags         = local.tags

@@ -103,6 +103,11 @@ variable "platform" {
       function_app_name          = string
       maximum_instance_count     = optional(number, 40)
       certificate_events_enabled = optional(bool, true)
+      # Entra ID app registration standing for the app's API (MCP clients' tokens); null: Easy Auth off.
+      caller_authentication = optional(object({
+        client_id         = string
+        allowed_audiences = list(string)
+      }))
     })
     gpu_pools = list(object({
       name            = string
