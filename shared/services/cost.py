@@ -1,8 +1,8 @@
 """Cost reports from OpenCost's allocation API: ``platformctl cost`` and the monthly summary posted to chat.
 
 Gather (one allocation query over an explicit window), decide (``summarize``: pure, lines sorted by total,
-idle apart, shares), act (print, or post once per environment and month through ``chat_notify`` when that
-module exists). Prices are OpenCost's, i.e. the platform's price file (``cost_prices``).
+idle apart, shares), act (print, or post once per environment and month through ChatOps' ``chat_notify``).
+Prices are OpenCost's, i.e. the platform's price file (``cost_prices``).
 """
 
 from __future__ import annotations
@@ -151,14 +151,11 @@ def report(ctx: Any, *, since: str = "7d", aggregate: str = "namespace", now: dt
 
 
 def post_monthly_summary(ctx: Any, *, now: dt.datetime) -> str:
-    """Post last month's summary once per environment and month. Returns what happened: ``posted``,
-    ``already-posted``, ``no-channel`` (chat_notify configured nowhere) or ``no-chatops`` (not installed)."""
-    try:
-        from shared.services import chat_notify  # type: ignore[attr-defined]
-    except ImportError:
-        log.info("monthly cost summary skipped: ChatOps (shared/services/chat_notify.py) is not installed",
-                 extra={"outcome": "no-chatops"})
-        return "no-chatops"
+    """Post last month's summary once per environment and month through ChatOps' notification channels. Returns
+    what happened: ``posted``, ``already-posted`` or ``no-channel`` (no notification webhook configured: the
+    summary is still audited on ``cost/<env>/<month>``)."""
+    from shared.services import chat_notify
+
     start, end = previous_month(now)
     month = f"{start:%Y-%m}"
     claim = ctx.state.claim("cost-monthly-summary", f"{ctx.platform.name}/{month}")
