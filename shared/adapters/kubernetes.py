@@ -45,6 +45,9 @@ TLS_REMEDIATION = ("check the API server's certificate is trusted: by TLS_CA_BUN
                    "is set, otherwise by the cluster CA AKS reports")
 #: Refresh the token this many seconds before it expires.
 _TOKEN_MARGIN = 300
+#: Seconds one read through the pod proxy may take: a vLLM server answers /metrics in milliseconds; one that
+#: does not within this is as good as unreadable for a tick that runs every 15 s.
+POD_PROXY_TIMEOUT = 2.0
 
 
 class Cluster(Protocol):
@@ -59,6 +62,8 @@ class Cluster(Protocol):
     def nodes(self, label_selector: str | None = None) -> list[dict]: ...
 
     def request_reconcile(self, api_version: str, plural: str, name: str, namespace: str, token: str) -> dict: ...
+
+    def pod_metrics(self, namespace: str, pod: str, port: int, *, timeout: float = POD_PROXY_TIMEOUT) -> str: ...
 
     def probe(self) -> str: ...
 
@@ -227,6 +232,33 @@ class KubernetesCluster:
 
     def nodes(self, label_selector: str | None = None) -> list[dict]:
         return self.list("v1", "nodes", label_selector=label_selector)
+
+    def pod_metrics(self, namespace: str, pod: str, port: int, *, timeout: float = POD_PROXY_TIMEOUT) -> str:
+        """The Prometheus text a pod serves on ``port`` at ``/metrics``, through the API server's pod proxy
+        (``GET /api/v1/namespaces/{ns}/pods/{name}:{port}/proxy/metrics``; RBAC: ``get`` on ``pods/proxy``).
+
+        The API server dials the pod itself (on AKS through the konnectivity agents), so the caller needs no
+        route to the pod network. Errors as every other call: 404 for an unknown pod, 503 when the API
+        server cannot dial the pod (``error trying to reach service: dial tcp ...``), 400 "address not
+        allowed" for a pod without an IP yet; an answer slower than ``timeout`` is ``ServiceUnreachable``.
+        """
+        path = (f"{resource_path('v1', 'pods', None, namespace)}/{quote(pod, safe='')}:{int(port)}/proxy/metrics")
+        what = f"read the metrics of pod {namespace}/{pod}:{port}"
+        api = self._api()
+        # Prometheus' own Accept: the text format (vLLM's prometheus_client would otherwise pick it anyway).
+        headers = {"Accept": "text/plain;version=0.0.4;q=1,*/*;q=0.1"}
+        try:
+            request = api.param_serialize(method="GET", resource_path=path, header_params=headers,
+                                          auth_settings=["BearerToken"])
+            response = api.call_api(*request, _request_timeout=timeout)
+            response.read()
+            raw = api.response_deserialize(response, {"2XX": "bytearray"}).data
+        except Exception as exc:
+            mapped = _map_error(exc, what)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return bytes(raw).decode("utf-8", "replace")
 
     def request_reconcile(self, api_version: str, plural: str, name: str, namespace: str, token: str) -> dict:
         """Flux handles this when ``status.lastHandledReconcileAt`` equals ``token``."""

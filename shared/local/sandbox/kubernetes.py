@@ -9,6 +9,13 @@ applied as a merge patch: custom resources answer 415 as the real server does), 
 ``/status`` change nothing else. ``metadata.resourceVersion`` is one cluster-wide counter;
 ``metadata.generation`` moves only when ``spec`` changes, as the real API server does.
 
+The pod proxy (``GET /api/v1/namespaces/{ns}/pods/{name}[:{port}]/proxy/{path}``) answers for the pods it
+holds as kube-apiserver does (pkg/registry/core/pod: ResourceLocation): 404 for an unknown pod, 400 "address
+not allowed" for a pod without ``status.podIP``, 503 ServiceUnavailable "error trying to reach service: dial tcp
+...: connect: connection refused" when nothing listens there (the pod is not Running, or serves nothing on that
+port); otherwise what the pod's server answers. A pod's server is set by tests (``serve_pod_metrics``) or the
+sandbox (``POST /_sandbox/pod-metrics``): Prometheus text on ``/metrics``, as vLLM serves it.
+
 Not served: ``watch``. Discovery does not advertise the verb, and ``?watch=true`` answers 405, so a
 client that needs watch learns it here rather than against a real cluster.
 
@@ -278,6 +285,8 @@ class KubernetesEmulator(Emulator):
         self._declared = flux_objects(platform.name, self.repository_root)
         #: Set by the sandbox: the default branch's head in the GitLab emulator (Flux fetches it on reconcile).
         self.source_head: Any = None
+        #: What the pods' servers answer on /metrics: (namespace, pod, port) -> Prometheus text.
+        self.pod_metrics: dict[tuple[str, str, int], str] = {}
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
 
@@ -295,6 +304,7 @@ class KubernetesEmulator(Emulator):
             self._rv = 1000
             self.faults.clear()
             self.requests.clear()
+            self.pod_metrics.clear()
             self._seed(system_nodes, system_vm_size, gpu_nodes)
 
     def settings_env(self) -> dict[str, str]:
@@ -379,6 +389,21 @@ class KubernetesEmulator(Emulator):
                     self._store("v1", "nodes", node, replace=True)
                     have += 1
 
+    def serve_pod_metrics(self, namespace: str, pod: str, text: str | None, port: int | None = None) -> int:
+        """Make the pod's server answer ``text`` on ``/metrics`` (None: stop serving); returns the port, by
+        default the pod's container port named ``http`` (or its first one)."""
+        with self.lock:
+            if port is None:
+                obj = self._existing("v1", "pods", namespace, pod)
+                port = _declared_port(obj, "http") or _declared_port(obj, None)
+                if port is None:
+                    raise HttpError(400, "BadRequest", f"pod {namespace}/{pod} declares no container port")
+            if text is None:
+                self.pod_metrics.pop((namespace, pod, port), None)
+            else:
+                self.pod_metrics[(namespace, pod, port)] = text
+            return port
+
     def pool_node_names(self, pool: str) -> list[str]:
         """The names of an agent pool's nodes (its machines, as AKS names them)."""
         with self.lock:
@@ -394,9 +419,21 @@ class KubernetesEmulator(Emulator):
                 del nodes[key]
 
     def _control(self, request: Request) -> Response:
-        """Besides faults: ``POST /_sandbox/drift`` ``{"kind": "kustomizations", "name": "apps",
-        "suspend": true}`` or ``{"name": "apps", "fail": "kustomize build failed"}`` (Ready=False) or
+        """Besides faults: ``POST /_sandbox/pod-metrics`` ``{"namespace": ..., "pod": ..., "text": "..." or null,
+        "port": n (optional)}`` sets what a pod serves on /metrics (``serve_pod_metrics``);
+        ``POST /_sandbox/drift`` ``{"kind": "kustomizations", "name": "apps", "suspend": true}`` or
+        ``{"name": "apps", "fail": "kustomize build failed"}`` (Ready=False) or
         ``{"name": "apps", "stalled": "..."}``: the Flux states drift detection reports."""
+        if request.path == "/_sandbox/pod-metrics" and request.method == "POST":
+            body = request.json() or {}
+            if not isinstance(body, dict) or not body.get("namespace") or not body.get("pod"):
+                return Response(400, {"error": "expected {\"namespace\", \"pod\", \"text\", \"port\"?}"})
+            try:
+                port = self.serve_pod_metrics(str(body["namespace"]), str(body["pod"]), body.get("text"),
+                                              body.get("port"))
+            except HttpError as err:
+                return Response(err.status, {"error": err.message})
+            return Response(200, {"namespace": body["namespace"], "pod": body["pod"], "port": port})
         if request.path == "/_sandbox/drift" and request.method == "POST":
             body = request.json() or {}
             if not isinstance(body, dict):
@@ -447,6 +484,8 @@ class KubernetesEmulator(Emulator):
         self.route("GET", r"/apis", self.group_list)
         self.route("GET", r"/api/v1", self.resource_list)
         self.route("GET", r"/apis/(?P<group>[^/]+)/(?P<version>[^/]+)", self.resource_list)
+        self.route("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<target>[^/]+)/proxy(?P<rest>/.*)?",
+                   self.pod_proxy)
         core = r"/api/(?P<version>v1)"
         grouped = r"/apis/(?P<group>[^/]+)/(?P<version>[^/]+)"
         tail = r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)"
@@ -457,6 +496,31 @@ class KubernetesEmulator(Emulator):
             for method, handler in (("GET", self.get_object), ("PUT", self.replace_object),
                                     ("PATCH", self.patch_object), ("DELETE", self.delete_object)):
                 self.route(method, item, handler)
+
+    def pod_proxy(self, request: Request) -> Response:
+        """kube-apiserver's pod proxy: ``name``, ``name:port`` or ``scheme:name:port``; no port means the
+        pod's first declared container port; the API server then dials ``podIP:port``."""
+        ns, target = request.params["ns"], request.params["target"]
+        parts = target.split(":")  # apimachinery's SplitSchemeNamePort
+        scheme, name, port_text = {1: lambda: ("", parts[0], ""), 2: lambda: ("", *parts),
+                                   3: lambda: tuple(parts)}.get(len(parts), lambda: ("", "", ""))()
+        if not name or scheme not in ("", "http", "https"):
+            raise HttpError(400, "BadRequest", f'invalid pod request "{target}"')
+        pod = self._existing("v1", "pods", ns, name)
+        port_text = port_text or str(_declared_port(pod, None) or "")
+        ip = (pod.get("status") or {}).get("podIP") or ""
+        if not ip:
+            raise HttpError(400, "BadRequest", "address not allowed")
+        refused = HttpError(503, "ServiceUnavailable",
+                            f"error trying to reach service: dial tcp {ip}:{port_text}: connect: connection refused")
+        if (pod.get("status") or {}).get("phase") != "Running" or not port_text.isdigit():
+            raise refused
+        text = self.pod_metrics.get((ns, name, int(port_text)))
+        if text is None:
+            raise refused
+        if (request.params.get("rest") or "/") != "/metrics":
+            return Response(404, {"detail": "Not Found"})  # the pod's own server (vLLM's FastAPI) answers
+        return Response(200, text, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
     def version(self, request: Request) -> Response:
         major, minor = self.kubernetes_version.lstrip("v").split(".")[:2]
@@ -946,6 +1010,15 @@ class KubernetesEmulator(Emulator):
                     "name": "manager", "image": f"ghcr.io/fluxcd/{controller}:v1.5.0"}]},
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
             })
+
+
+def _declared_port(pod: dict[str, Any], name: str | None) -> int | None:
+    """The container port named ``name`` (None: the first one declared)."""
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if name is None or port.get("name") == name:
+                return port.get("containerPort")
+    return None
 
 
 def _taint(text: str) -> dict[str, str]:

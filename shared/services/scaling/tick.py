@@ -2,10 +2,21 @@
 
 Gather (``read_pool``):
 - queue depth from Storage (``inference_queue``). Azure's ApproximateMessagesCount includes messages
-  being processed (invisible until the worker deletes them when the request ends), so **in flight is
-  estimated** as ``min(depth, serving nodes x slots)`` and queued as the rest: every slot of a serving
-  node is assumed busy while anything waits. (vLLM's ``vllm:num_requests_running`` summed over the
-  pool's pods would replace the estimate where it is scraped; it is not read here yet.)
+  being processed (invisible until the worker deletes them when the request ends), so queued is the depth
+  less what is in flight, floored at 0.
+- in flight **measured** from vLLM itself: every Running pod of the serving Deployment
+  (``gpu_pools[].serving_deployment``) is read through the API server's pod proxy
+  (``/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/metrics``, the port its pod spec names ``http``;
+  ``serving_metrics`` parses the text): in flight = ``vllm:num_requests_running`` summed over the pods, and
+  the policy's counters ``completed_total`` (``vllm:request_success_total``, every ``finished_reason``) and
+  ``service_seconds_total`` (``vllm:e2e_request_latency_seconds_sum``) are the pods' sums. Pods are read in
+  parallel within ``SERVING_METRICS_BUDGET_SECONDS``.
+- the **estimate** where nothing can be measured: ``min(depth, serving nodes x slots)`` in flight (every slot
+  of a serving node assumed busy while anything waits) and no counters. It is used when the pool declares no
+  serving Deployment, no serving pod is Running, or **any** serving pod's metrics cannot be read (RBAC,
+  NetworkPolicy, timeout, malformed text, no ``http`` port): a partial sum would undercount in flight and read
+  as a counter reset. The pod's problem goes to ``reading.problems``; the audited inputs say which source was
+  used (``in_flight_source``: ``vllm`` or ``estimate``).
 - the pool from ARM (count, min/max, provisioning state, ETag) and its nodes from Kubernetes: serving =
   Ready and not cordoned; on the way = the pool's desired size (``max(count, minCount)`` for an
   autoscaler pool) less serving and cordoned nodes.
@@ -39,7 +50,10 @@ import datetime as dt
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,7 +68,7 @@ from shared.errors import (
 from shared.platform import GpuPool, PlatformEnvironment
 from shared.retry import RetryPolicy
 from shared.services.actuation import mutate
-from shared.services.scaling import bounds
+from shared.services.scaling import bounds, serving_metrics
 from shared.services.scaling.policy import (
     Decision,
     Observation,
@@ -78,6 +92,16 @@ ALERT_QUOTA = "GpuQuotaExhausted"
 ALERT_STALLED = "GpuScaleUpStalled"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 SETTLED = ("Succeeded", "Failed", "Canceled")
+#: Seconds the reads of all serving pods' metrics may take together, and each one (through the API server's
+#: pod proxy). A tick runs every 15 s, holds the pool's lease, and ticks the pools one after the other: a slow
+#: or hung pod must cost the decision a few seconds at most (then the estimate stands in), never the tick.
+SERVING_METRICS_BUDGET_SECONDS = 3.0
+SERVING_METRICS_POD_TIMEOUT_SECONDS = 2.0
+#: Pods read at once: a pool of dozens of nodes is read in a few rounds of round trips, not one after another.
+SERVING_METRICS_PARALLEL = 8
+#: The container port the serving pods' metrics are read on (gitops/apps/base/vllm: vLLM serves /metrics
+#: on its API port, named so in every serving Deployment).
+SERVING_PORT_NAME = "http"
 #: The runtime kill switch's row in STATE_TABLE (partition: the environment); no pool is named so.
 PAUSE_ROW = "~autoscaling-paused"
 
@@ -140,6 +164,21 @@ class NodeView:
 
 
 @dataclass(frozen=True)
+class ServingReading:
+    """vLLM's own figures summed over every Running serving pod of the pool (all of them, or none is used)."""
+
+    pods: tuple[str, ...]
+    running: int  # requests on the GPUs now: the pool's in flight
+    waiting: int  # accepted by a server, waiting for a place in its batch (part of "queued")
+    completed_total: int | None  # None when a pod does not export the counter
+    service_seconds_total: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"pods": len(self.pods), "running": self.running, "waiting": self.waiting,
+                "completed_total": self.completed_total, "service_seconds_total": self.service_seconds_total}
+
+
+@dataclass(frozen=True)
 class PoolReading:
     pool: GpuPool
     observed_at: float
@@ -147,6 +186,12 @@ class PoolReading:
     node_pool: Any  # shared.adapters.aks.NodePool | None
     nodes: tuple[NodeView, ...] | None
     problems: tuple[str, ...] = ()
+    #: measured in flight and counters; None: in flight is estimated (see the module docstring)
+    measured: ServingReading | None = None
+
+    @property
+    def in_flight_source(self) -> str:
+        return "vllm" if self.measured is not None else "estimate"
 
     @property
     def serving(self) -> list[NodeView]:
@@ -170,6 +215,10 @@ class PoolReading:
         provisioning = max(0, self.desired - ready - cordoned)
         if self.depth is None:
             return Observation(self.observed_at, None, None, ready, provisioning)
+        if self.measured is not None:
+            measured = self.measured
+            return Observation(self.observed_at, max(0, self.depth - measured.running), measured.running, ready,
+                               provisioning, measured.completed_total, measured.service_seconds_total)
         in_flight = min(self.depth, ready * self.pool.slots_per_node)
         return Observation(self.observed_at, self.depth - in_flight, in_flight, ready, provisioning)
 
@@ -182,6 +231,8 @@ class PoolReading:
                                             "provisioning_state": np.provisioning_state},
             "nodes": None if self.nodes is None else {
                 "serving": len(self.serving), "cordoned": [n.name for n in self.nodes if n.cordoned]},
+            "in_flight_source": self.in_flight_source,
+            "serving_metrics": None if self.measured is None else self.measured.to_json(),
             "problems": list(self.problems),
         }
 
@@ -200,6 +251,7 @@ def read_pool(ctx: Any, pool: GpuPool, now: float, *, serving: tuple[str, str] |
     except PlatformError as exc:
         problems.append(f"node pool {pool.name}: {exc.code}")
     nodes: tuple[NodeView, ...] | None = None
+    serving_pods: list[dict] | None = None
     try:
         prefix = ctx.platform.node_label_prefix
         raw_nodes = ctx.cluster.nodes(label_selector=f"{prefix}/gpu-pool={pool.name}")
@@ -207,14 +259,89 @@ def read_pool(ctx: Any, pool: GpuPool, now: float, *, serving: tuple[str, str] |
             raw_nodes = ctx.cluster.nodes(label_selector=f"kubernetes.azure.com/agentpool={pool.name}")
         pods_on: dict[str, int] = {}
         if serving is not None:
-            for pod in _serving_pods(ctx, serving):
+            serving_pods = _serving_pods(ctx, serving)
+            for pod in serving_pods:
                 node_name = (pod.get("spec") or {}).get("nodeName")
                 if node_name:
                     pods_on[node_name] = pods_on.get(node_name, 0) + 1
         nodes = tuple(_node_view(n, pods_on) for n in raw_nodes)
     except PlatformError as exc:
         problems.append(f"nodes of {pool.name}: {exc.code}")
-    return PoolReading(pool, now, depth, node_pool, nodes, tuple(problems))
+    measured = None
+    if serving is not None and serving_pods is not None:
+        measured = read_serving_metrics(ctx.cluster, serving[0], serving_pods, problems)
+    return PoolReading(pool, now, depth, node_pool, nodes, tuple(problems), measured)
+
+
+def read_serving_metrics(cluster: Any, namespace: str, pods: list[dict], problems: list[str], *,
+                         budget: float | None = None, timeout: float | None = None) -> ServingReading | None:
+    """vLLM's figures summed over the Running ``pods``; None (and a problem per pod) unless every one was read.
+
+    Only Running pods serve (a terminating pod is still Running while it finishes its requests, and is read);
+    with none, nothing is measured and the caller estimates."""
+    running = [p for p in pods if ((p.get("status") or {}).get("phase")) == "Running"]
+    if not running:
+        return None
+    targets: list[tuple[str, int]] = []
+    unreadable = 0
+    for pod in running:
+        name = pod["metadata"]["name"]
+        port = _named_port(pod, SERVING_PORT_NAME)
+        if port is None:
+            problems.append(f"serving pod {namespace}/{name}: no container port named {SERVING_PORT_NAME!r} "
+                            "to read its metrics on")
+            unreadable += 1
+        else:
+            targets.append((name, port))
+    if unreadable:
+        return None
+    budget = SERVING_METRICS_BUDGET_SECONDS if budget is None else budget
+    timeout = SERVING_METRICS_POD_TIMEOUT_SECONDS if timeout is None else timeout
+
+    def read(name: str, port: int) -> serving_metrics.ServingMetrics:
+        return serving_metrics.parse(cluster.pod_metrics(namespace, name, port, timeout=timeout))
+
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=min(SERVING_METRICS_PARALLEL, len(targets)),
+                              thread_name_prefix="serving-metrics")
+    try:
+        futures = {pool.submit(read, name, port): name for name, port in targets}
+        _, late = wait_for(futures, timeout=budget)
+    finally:
+        # Never wait for a late read: its own timeout ends it in the background.
+        pool.shutdown(wait=False, cancel_futures=True)
+    figures: list[serving_metrics.ServingMetrics] = []
+    for future, name in futures.items():
+        where = f"serving pod {namespace}/{name} metrics"
+        if future in late:
+            problems.append(f"{where}: not read within {budget:.0f}s")
+            continue
+        try:
+            figures.append(future.result())
+        except PlatformError as exc:
+            problems.append(f"{where}: {exc.code}")
+        except serving_metrics.MetricsError as exc:
+            problems.append(f"{where}: {exc}")
+    if len(figures) != len(targets):
+        log.warning("in flight estimated: %d of %d serving pods' metrics unreadable (%.1fs)",
+                    len(targets) - len(figures), len(targets), time.monotonic() - started)
+        return None
+    successes = [f.success_total for f in figures]
+    seconds = [f.e2e_seconds_sum for f in figures]
+    return ServingReading(
+        pods=tuple(name for name, _ in targets),
+        running=round(sum(f.running for f in figures)),
+        waiting=round(sum(f.waiting for f in figures)),
+        completed_total=None if None in successes else round(sum(s for s in successes if s is not None)),
+        service_seconds_total=None if None in seconds else sum(s for s in seconds if s is not None))
+
+
+def _named_port(pod: dict, name: str) -> int | None:
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == name and isinstance(port.get("containerPort"), int):
+                return port["containerPort"]
+    return None
 
 
 def _node_view(node: dict, pods_on: dict[str, int]) -> NodeView:
