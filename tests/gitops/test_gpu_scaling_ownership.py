@@ -132,7 +132,7 @@ def test_only_a_paused_scaled_object_leaves_replicas_alone(scaler, sets):
 
 # ------------------------------------------------------------------------------------------------ RBAC
 
-VERBS = {"nodes": "list", "list": "list", "get": "get", "patch_merge": "patch"}
+VERBS = {"nodes": "list", "list": "list", "get": "get", "patch_merge": "patch", "pod_metrics": "get"}
 
 
 def cluster_calls() -> set[tuple[str, str, str]]:
@@ -146,6 +146,9 @@ def cluster_calls() -> set[tuple[str, str, str]]:
         assert method in VERBS, f"tick.py calls cluster.{method}: add its verb to VERBS"
         if method == "nodes":
             calls.add(("", "nodes", "list"))
+            continue
+        if method == "pod_metrics":  # GET .../pods/{name}:{port}/proxy/metrics: the pods/proxy subresource
+            calls.add(("", "pods/proxy", "get"))
             continue
         api_version, plural = (a.value for a in node.args[:2])
         group = "" if api_version == "v1" else api_version.split("/")[0]
@@ -190,7 +193,8 @@ def allows(rules, namespace, group, resource, verb, name=None) -> bool:
 
 def test_the_scaling_code_makes_the_calls_this_check_expects():
     assert cluster_calls() == {("", "nodes", "list"), ("", "nodes", "patch"), ("", "pods", "list"),
-                               ("", "pods", "patch"), ("apps", "deployments", "get"), ("apps", "deployments", "patch")}
+                               ("", "pods", "patch"), ("apps", "deployments", "get"), ("apps", "deployments", "patch"),
+                               ("", "pods/proxy", "get")}
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -239,3 +243,38 @@ def test_the_rbac_subject_is_the_principal_terraform_substitutes():
     for env in ENVS:
         apps_entry = (REPO / "gitops" / "clusters" / env / "apps.yaml").read_text()
         assert re.search(r"AUTOMATION_PRINCIPAL_ID: \$\{AUTOMATION_PRINCIPAL_ID\}", apps_entry), env
+
+
+# ------------------------------------------------------------------------------------ NetworkPolicy
+
+#: Where the API server's pod proxy traffic comes from on AKS without API server VNet integration (infra/modules/aks):
+#: the konnectivity agents AKS runs in kube-system.
+KONNECTIVITY = ({"kubernetes.io/metadata.name": "kube-system"}, {"app": "konnectivity-agent"})
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items()) and \
+        not selector.get("matchExpressions")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_serving_pods_admit_the_api_server_pod_proxy_on_the_port_gpu_scaling_reads(objects, env):
+    objs = apps(objects, env)
+    for namespace, name in serving_deployments(env):
+        (deployment,) = [d for d in find(objs, "Deployment", name) if d["metadata"].get("namespace") == namespace]
+        template = deployment["spec"]["template"]
+        ports = {p.get("name"): p["containerPort"] for c in template["spec"]["containers"] for p in c.get("ports", [])}
+        assert "http" in ports, f"{env}: {name} names no container port http (tick.py SERVING_PORT_NAME)"
+        admitted = False
+        for policy in find(objs, "NetworkPolicy"):
+            if policy["metadata"].get("namespace") != namespace or \
+                    not selects(policy["spec"]["podSelector"], template["metadata"]["labels"]):
+                continue
+            for rule in policy["spec"].get("ingress") or []:
+                from_agents = any(selects(peer.get("namespaceSelector") or {"matchLabels": {"_": "_"}},
+                                          KONNECTIVITY[0])
+                                  and selects(peer.get("podSelector") or {"matchLabels": {"_": "_"}}, KONNECTIVITY[1])
+                                  for peer in rule.get("from") or [])
+                on_port = any(p.get("port") in ("http", ports["http"]) for p in rule.get("ports") or [])
+                admitted |= from_agents and on_port
+        assert admitted, f"{env}: no NetworkPolicy admits the konnectivity agents to {namespace}/{name}'s http port"

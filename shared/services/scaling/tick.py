@@ -269,11 +269,11 @@ def read_pool(ctx: Any, pool: GpuPool, now: float, *, serving: tuple[str, str] |
         problems.append(f"nodes of {pool.name}: {exc.code}")
     measured = None
     if serving is not None and serving_pods is not None:
-        measured = read_serving_metrics(ctx.cluster, serving[0], serving_pods, problems)
+        measured = read_serving_metrics(ctx, serving[0], serving_pods, problems)
     return PoolReading(pool, now, depth, node_pool, nodes, tuple(problems), measured)
 
 
-def read_serving_metrics(cluster: Any, namespace: str, pods: list[dict], problems: list[str], *,
+def read_serving_metrics(ctx: Any, namespace: str, pods: list[dict], problems: list[str], *,
                          budget: float | None = None, timeout: float | None = None) -> ServingReading | None:
     """vLLM's figures summed over the Running ``pods``; None (and a problem per pod) unless every one was read.
 
@@ -299,7 +299,7 @@ def read_serving_metrics(cluster: Any, namespace: str, pods: list[dict], problem
     timeout = SERVING_METRICS_POD_TIMEOUT_SECONDS if timeout is None else timeout
 
     def read(name: str, port: int) -> serving_metrics.ServingMetrics:
-        return serving_metrics.parse(cluster.pod_metrics(namespace, name, port, timeout=timeout))
+        return serving_metrics.parse(ctx.cluster.pod_metrics(namespace, name, port, timeout=timeout))
 
     started = time.monotonic()
     pool = ThreadPoolExecutor(max_workers=min(SERVING_METRICS_PARALLEL, len(targets)),
