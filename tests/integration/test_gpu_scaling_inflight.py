@@ -105,6 +105,20 @@ def test_a_pods_metrics_are_read_through_the_api_server_pod_proxy_on_the_port_it
     assert kube.count("GET", rf"^/api/v1/namespaces/{NAMESPACE}/pods/{pod}:8000/proxy/metrics$") == 1
 
 
+def test_the_sandbox_sets_what_a_pod_serves_through_the_emulators_control_endpoint(ctx, arm, kube, dev_platform):
+    import requests
+
+    [pod] = _pool_with_pods(arm, kube, dev_platform.gpu_pools[0], {"vllm-h100-a": None})
+    answer = requests.post(f"{kube.base_url}/_sandbox/pod-metrics", timeout=5,
+                           json={"namespace": NAMESPACE, "pod": pod, "text": vllm_text(2)})
+    assert answer.status_code == 200 and answer.json()["port"] == 8000
+    assert ctx.cluster.pod_metrics(NAMESPACE, pod, 8000) == vllm_text(2)
+    requests.post(f"{kube.base_url}/_sandbox/pod-metrics", json={"namespace": NAMESPACE, "pod": pod, "text": None},
+                  timeout=5)
+    with pytest.raises(TemporaryError):
+        ctx.cluster.pod_metrics(NAMESPACE, pod, 8000)
+
+
 @pytest.mark.parametrize(("case", "error", "words"), [
     ("an unknown pod", NotFoundError, 'pods "vllm-h100-gone" not found'),
     ("a pod that is not Running", TemporaryError, "error trying to reach service: dial tcp 10.244.1.10:8000"),
@@ -214,3 +228,22 @@ def test_a_pool_without_running_serving_pods_keeps_the_estimate_and_reads_nothin
     reading = scaling.read_pool(ctx, pool, NOW.timestamp(), serving=(NAMESPACE, DEPLOYMENT))
     assert reading.in_flight_source == "estimate" and reading.problems == ()
     assert kube.count("GET", "/proxy/") == 0
+
+
+def test_a_pod_going_away_between_ticks_never_reads_as_a_counter_reset(ctx, arm, kube, dev_platform):
+    pool = dev_platform.gpu_pools[0]
+    _pool_with_pods(arm, kube, pool, {"vllm-h100-a": vllm_text(1, stop=100, seconds=500.0),
+                                      "vllm-h100-b": vllm_text(1, stop=40, seconds=200.0)})
+    _queue(ctx, pool, 2)
+    first = scaling.tick_pool(ctx, pool, now=NOW, switches=ON)
+    assert first.inputs["serving_metrics"]["completed_total"] == 140
+    with kube.lock:  # pod b drained and gone; a finished 5 more
+        del kube.objects[("v1", "pods")][(NAMESPACE, "vllm-h100-b")]
+    kube.serve_pod_metrics(NAMESPACE, "vllm-h100-a", vllm_text(1, stop=105, seconds=525.0))
+    second = scaling.tick_pool(ctx, pool, now=NOW + dt.timedelta(seconds=15), switches=ON)
+    assert second.inputs["in_flight_source"] == "vllm"
+    assert (second.inputs["serving_metrics"]["completed_total"],
+            second.inputs["serving_metrics"]["service_seconds_total"]) == (145, 725.0)
+    # The policy saw 5 completions in 15 s, not 105 (the plain sum dropping from 140 to 105 reads as a reset).
+    state = scaling.load_carried(ctx.storage, dev_platform.name, pool.name)
+    assert state.policy.completed_total == 145 and state.counters["pods"] == {"vllm-h100-a": [105.0, 525.0]}

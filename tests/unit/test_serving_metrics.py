@@ -71,3 +71,41 @@ def test_malformed_or_unusable_text_is_a_clear_error_never_zero(text, problem):
     with pytest.raises(MetricsError) as caught:
         parse(text)
     assert problem in str(caught.value)
+
+
+# -- the pool's counters, carried from tick to tick (shared/services/scaling/tick.py) -----------------------------
+
+def _measured(**pods: tuple[float | None, float | None]):
+    from shared.services.scaling.tick import ServingReading
+
+    completed = [c for c, _ in pods.values()]
+    seconds = [s for _, s in pods.values()]
+    return ServingReading(tuple(pods), running=0, waiting=0,
+                          completed_total=None if None in completed else round(sum(completed)),
+                          service_seconds_total=None if None in seconds else sum(seconds),
+                          per_pod=tuple((name, c, s) for name, (c, s) in pods.items()))
+
+
+@pytest.mark.parametrize(("ticks", "totals"), [
+    pytest.param([{"a": (100, 50.0), "b": (40, 20.0)}, {"a": (105, 52.5), "b": (41, 21.0)}],
+                 [(140, 70.0), (146, 73.5)], id="the same pods: their sum"),
+    pytest.param([{"a": (100, 50.0), "b": (40, 20.0)}, {"a": (105, 52.5)}],
+                 [(140, 70.0), (145, 72.5)], id="a pod drained away: no drop, no phantom reset"),
+    pytest.param([{"a": (100, 50.0)}, {"a": (105, 52.5), "c": (3, 1.5)}],
+                 [(100, 50.0), (108, 54.0)], id="a new pod adds all it has done"),
+    pytest.param([{"a": (100, 50.0)}, {"a": (2, 1.0)}], [(100, 50.0), (102, 51.0)],
+                 id="a restarted pod (its counter went back) adds all it has done since"),
+    pytest.param([{"a": (100, 50.0)}, None, {"a": (110, 55.0)}], [(100, 50.0), None, (110, 55.0)],
+                 id="a tick without measurements starts a fresh base"),
+    pytest.param([{"a": (100, None)}, {"a": (110, None)}], [(100, None), (110, None)],
+                 id="no latency histogram: completions alone"),
+])
+def test_the_pools_counters_stay_monotone_whatever_pods_come_and_go(ticks, totals):
+    from shared.services.scaling.tick import carry_counters
+
+    carried = None
+    seen = []
+    for pods in ticks:
+        measured, carried = carry_counters(None if pods is None else _measured(**pods), carried)
+        seen.append(None if measured is None else (measured.completed_total, measured.service_seconds_total))
+    assert seen == totals

@@ -170,8 +170,12 @@ class ServingReading:
     pods: tuple[str, ...]
     running: int  # requests on the GPUs now: the pool's in flight
     waiting: int  # accepted by a server, waiting for a place in its batch (part of "queued")
-    completed_total: int | None  # None when a pod does not export the counter
+    #: the pool's counters (None when a pod does not export one): the pods' sum from ``read_pool``; made
+    #: monotone across pods coming and going by ``carry_counters`` before the policy sees them
+    completed_total: int | None
     service_seconds_total: float | None
+    #: each pod's own counters as read: (pod, requests completed, seconds served)
+    per_pod: tuple[tuple[str, float | None, float | None], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"pods": len(self.pods), "running": self.running, "waiting": self.waiting,
@@ -328,12 +332,53 @@ def read_serving_metrics(ctx: Any, namespace: str, pods: list[dict], problems: l
         return None
     successes = [f.success_total for f in figures]
     seconds = [f.e2e_seconds_sum for f in figures]
+    names = tuple(name for name, _ in targets)
     return ServingReading(
-        pods=tuple(name for name, _ in targets),
+        pods=names,
         running=round(sum(f.running for f in figures)),
         waiting=round(sum(f.waiting for f in figures)),
         completed_total=None if None in successes else round(sum(s for s in successes if s is not None)),
-        service_seconds_total=None if None in seconds else sum(s for s in seconds if s is not None))
+        service_seconds_total=None if None in seconds else sum(s for s in seconds if s is not None),
+        per_pod=tuple(zip(names, successes, seconds, strict=True)))
+
+
+def carry_counters(measured: ServingReading | None, carried: dict[str, Any] | None
+                   ) -> tuple[ServingReading | None, dict[str, Any] | None]:
+    """The pool's counters as one monotone counter, whatever pods come and go; and what to carry to the next tick.
+
+    A plain sum over the pods drops whenever a pod goes (a scale-down, a rollout) or restarts, and the policy
+    reads any drop as a reset of the whole counter: the pool's lifetime completions as this tick's arrivals,
+    a phantom burst after every scale-down. So each tick adds what every pod did since the last one: a pod seen
+    before adds its increase, a new pod (or one whose counter went back: restarted) adds all it has; a pod
+    gone adds nothing more. No counters this tick (estimated, or not exported) carries nothing: the next
+    measured tick starts a fresh base, which the policy sees after a tick without counters, not as a reset."""
+    if measured is None or measured.completed_total is None:
+        return measured, None
+    now = {pod: [completed, seconds] for pod, completed, seconds in measured.per_pod}
+    if not carried:
+        completed_total, seconds_total = float(measured.completed_total), measured.service_seconds_total
+    else:
+        before = carried.get("pods") or {}
+        completed_total = float(carried["completed_total"])
+        seconds_total = carried.get("service_seconds_total")
+        if measured.service_seconds_total is None:
+            seconds_total = None
+        for pod, (completed, seconds) in now.items():
+            was_completed, was_seconds = before.get(pod) or [None, None]
+            completed_total += _increase(completed, was_completed)
+            if seconds_total is not None:
+                seconds_total += _increase(seconds, was_seconds)
+        if seconds_total is None and measured.service_seconds_total is not None:
+            seconds_total = measured.service_seconds_total  # exported again: a fresh base (the policy restarts it)
+    state = {"pods": now, "completed_total": completed_total, "service_seconds_total": seconds_total}
+    return (dataclasses.replace(measured, completed_total=round(completed_total), service_seconds_total=seconds_total),
+            state)
+
+
+def _increase(value: float | None, before: float | None) -> float:
+    if value is None:
+        return 0.0
+    return value if before is None or value < before else value - before
 
 
 def _named_port(pod: dict, name: str) -> int | None:
@@ -373,6 +418,8 @@ class Carried:
     etag: str | None = None
     #: ticks capped at max_count (``bounds.Episode`` as JSON): a sustained episode proposes a higher max in git
     bounds: dict[str, Any] | None = None
+    #: the pool's vLLM counters made monotone (``carry_counters``): each pod's last values and the totals
+    counters: dict[str, Any] | None = None
 
 
 def load_carried(storage: Any, env: str, pool: str) -> Carried:
@@ -385,7 +432,7 @@ def load_carried(storage: Any, env: str, pool: str) -> Carried:
         return json.loads(raw) if raw else None
 
     return Carried(PolicyState.from_json(part("policy")), part("drain"), part("operation"),
-                   row.get("fallback_to") or None, part("last"), row.get("_etag"), part("bounds"))
+                   row.get("fallback_to") or None, part("last"), row.get("_etag"), part("bounds"), part("counters"))
 
 
 def save_carried(storage: Any, env: str, pool: str, carried: Carried) -> None:
@@ -395,7 +442,8 @@ def save_carried(storage: Any, env: str, pool: str, carried: Carried) -> None:
               "operation": json.dumps(carried.operation) if carried.operation else "",
               "fallback_to": carried.fallback_to or "",
               "last": json.dumps(carried.last, default=str) if carried.last else "",
-              "bounds": json.dumps(carried.bounds) if carried.bounds else ""}
+              "bounds": json.dumps(carried.bounds) if carried.bounds else "",
+              "counters": json.dumps(carried.counters) if carried.counters else ""}
     if carried.etag:
         storage.replace(STATE_TABLE, entity, carried.etag)
     else:
@@ -499,6 +547,9 @@ def tick_pool(ctx: Any, pool: GpuPool, *, now: dt.datetime, switches: Switches,
         carried = load_carried(ctx.storage, env, pool.name)
         t = now.timestamp()
         reading = read_pool(ctx, pool, t, serving=_serving_of(ctx.platform, pool))
+        measured, counters = carry_counters(reading.measured, carried.counters)
+        reading = dataclasses.replace(reading, measured=measured)
+        carried = _replace(carried, counters=counters)
         # A pool whose quota ran out sends its demand to the fallback: the fallback also sizes for it.
         extra = _fallback_demand(ctx, pool, env)
         obs = reading.observation()
