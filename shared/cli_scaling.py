@@ -110,14 +110,15 @@ def _status(ctx: Any) -> tuple[int, Any, str]:
     now = ctx.clock()
     rows, lines = [], []
     for pool in ctx.platform.gpu_pools:
-        reading = tick.read_pool(ctx, pool, now.timestamp())
+        reading = tick.read_pool(ctx, pool, now.timestamp(), serving=tick.serving_of(ctx.platform, pool))
         obs = reading.observation()
         carried = tick.load_carried(ctx.storage, ctx.platform.name, pool.name)
         override = carried.policy.override
         active = override is not None and override.active(now.timestamp())
         row = {
             "pool": pool.name, "depth": reading.depth,
-            "in_flight": obs.in_flight if obs else None, "ready": obs.ready if obs else None,
+            "in_flight": obs.in_flight if obs else None, "in_flight_source": reading.in_flight_source,
+            "ready": obs.ready if obs else None,
             "provisioning": obs.provisioning if obs else None,
             "target": (carried.last or {}).get("target"), "last": carried.last, "drain": carried.drain,
             "fallback_to": carried.fallback_to,
@@ -130,7 +131,8 @@ def _status(ctx: Any) -> tuple[int, Any, str]:
         rows.append(row)
         last = carried.last or {}
         lines.append(
-            f"{pool.name:<8} depth {_n(row['depth'])}  in flight {_n(row['in_flight'])}  ready {_n(row['ready'])}"
+            f"{pool.name:<8} depth {_n(row['depth'])}  in flight {_n(row['in_flight'])} ({reading.in_flight_source})"
+            f"  ready {_n(row['ready'])}"
             f"  provisioning {_n(row['provisioning'])}  target {_n(row['target'])}"
             + (f"\n         last: {last.get('reason')} ({last.get('action')}) {last.get('message')}" if last else
                "\n         last: no decision yet")

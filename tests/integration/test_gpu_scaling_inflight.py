@@ -176,6 +176,14 @@ def test_in_flight_and_the_counters_are_measured_from_every_serving_pod_and_audi
     assert audited.inputs["in_flight_source"] == result.inputs["in_flight_source"] == "vllm"
     assert audited.inputs["serving_metrics"]["running"] == 7
 
+    import argparse
+
+    from shared import cli_scaling
+
+    _, rows, text = cli_scaling.cmd_scaling(ctx, argparse.Namespace(scaling_action="status"))
+    [row] = [r for r in rows if r["pool"] == pool.name]
+    assert (row["in_flight"], row["in_flight_source"]) == (7, "vllm") and "in flight 7 (vllm)" in text
+
 
 def test_more_running_than_the_queue_holds_leaves_nothing_queued(ctx, arm, kube, dev_platform):
     # The gateway also sends requests to vLLM directly: they run without a message in the queue.

@@ -546,7 +546,7 @@ def tick_pool(ctx: Any, pool: GpuPool, *, now: dt.datetime, switches: Switches,
     with ctx.state.lease(_lease_name(env, pool.name), seconds=60):
         carried = load_carried(ctx.storage, env, pool.name)
         t = now.timestamp()
-        reading = read_pool(ctx, pool, t, serving=_serving_of(ctx.platform, pool))
+        reading = read_pool(ctx, pool, t, serving=serving_of(ctx.platform, pool))
         measured, counters = carry_counters(reading.measured, carried.counters)
         reading = dataclasses.replace(reading, measured=measured)
         carried = _replace(carried, counters=counters)
@@ -631,7 +631,7 @@ def _raise_serving_replicas(ctx: Any, pool: GpuPool, reading: PoolReading, resul
     that is not being drained. Only raised here; a scale-down lowers it when it cordons (``_start_drain``), so
     the ReplicaSet removes exactly the pods on the drained nodes. Pods asked for ahead of their node wait
     Pending and start when it is Ready (the cluster autoscaler counts the nodes already on their way)."""
-    serving = _serving_of(ctx.platform, pool)
+    serving = serving_of(ctx.platform, pool)
     if serving is None or reading.nodes is None:
         return
     namespace, name = serving
@@ -675,7 +675,7 @@ def _start_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decisi
     def cordon() -> None:
         for name in names:
             ctx.cluster.patch_merge("v1", "nodes", name, {"spec": {"unschedulable": True}})
-        serving = _serving_of(ctx.platform, pool)
+        serving = serving_of(ctx.platform, pool)
         if serving is not None:
             namespace, deployment = serving
             # The ReplicaSet removes the pods with the lowest deletion cost first: exactly the ones on
@@ -781,7 +781,8 @@ def _fallback_demand(ctx: Any, pool: GpuPool, env: str) -> int:
     return extra
 
 
-def _serving_of(platform: PlatformEnvironment, pool: GpuPool) -> tuple[str, str] | None:
+def serving_of(platform: PlatformEnvironment, pool: GpuPool) -> tuple[str, str] | None:
+    """(namespace, name) of the pool's serving Deployment (``gpu_pools[].serving_deployment``), if it names one."""
     value = pool.serving_deployment
     if not value or "/" not in value:
         return None
