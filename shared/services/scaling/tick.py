@@ -9,7 +9,9 @@ Gather (``read_pool``):
   (``/api/v1/namespaces/{ns}/pods/{pod}:{port}/proxy/metrics``, the port its pod spec names ``http``;
   ``serving_metrics`` parses the text): in flight = ``vllm:num_requests_running`` summed over the pods, and
   the policy's counters ``completed_total`` (``vllm:request_success_total``, every ``finished_reason``) and
-  ``service_seconds_total`` (``vllm:e2e_request_latency_seconds_sum``) are the pods' sums. Pods are read in
+  ``service_seconds_total`` (``vllm:e2e_request_latency_seconds_sum``) are the pods' sums, made monotone
+  across pods coming and going (``carry_counters``: each pod's increase since the last tick, carried in the
+  state row), since a sum that drops when a pod goes reads as a reset to the policy. Pods are read in
   parallel within ``SERVING_METRICS_BUDGET_SECONDS``.
 - the **estimate** where nothing can be measured: ``min(depth, serving nodes x slots)`` in flight (every slot
   of a serving node assumed busy while anything waits) and no counters. It is used when the pool declares no
@@ -21,7 +23,7 @@ Gather (``read_pool``):
   Ready and not cordoned; on the way = the pool's desired size (``max(count, minCount)`` for an
   autoscaler pool) less serving and cordoned nodes.
 - the carried state from the table ``gpuscaling`` (one row per environment and pool): the policy's
-  state (JSON), a drain in progress, the last operation, the last decision.
+  state (JSON), a drain in progress, the last operation, the last decision, the pool's vLLM counters.
 
 Act (``act``), through ``actuation.mutate`` with the pool's ETag, never waiting on AKS's operation:
 - up: autoscaler pools get ``min_count`` (and ``max_count`` if needed), ``count`` sent back unchanged;
