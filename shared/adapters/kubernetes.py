@@ -240,7 +240,9 @@ class KubernetesCluster:
         The API server dials the pod itself (on AKS through the konnectivity agents), so the caller needs no
         route to the pod network. Errors as every other call: 404 for an unknown pod, 503 when the API
         server cannot dial the pod (``error trying to reach service: dial tcp ...``), 400 "address not
-        allowed" for a pod without an IP yet; an answer slower than ``timeout`` is ``ServiceUnreachable``.
+        allowed" for a pod without an IP yet; an answer slower than ``timeout`` is ``ServiceUnreachable``
+        (after urllib3's own retries of the GET, ``HttpOptions.max_retries``: a caller that must not wait that
+        long bounds the call itself, as the scaling tick does).
         """
         path = (f"{resource_path('v1', 'pods', None, namespace)}/{quote(pod, safe='')}:{int(port)}/proxy/metrics")
         what = f"read the metrics of pod {namespace}/{pod}:{port}"
