@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/scaling.py CONV_TRACE.csv [CODE_TRACE.csv] [--json] [--plot-dir DIR]
     .venv/bin/python bench/scaling.py --synthetic [--seed N]      # generated shapes, no files
+    .venv/bin/python bench/scaling.py CONV_TRACE.csv CODE_TRACE.csv --variants   # the targets on reshapings
 
 The traces are the Azure LLM inference traces 2023 (Azure Public Dataset, github.com/Azure/
 AzurePublicDataset, ``AzureLLMInferenceTrace_conv.csv`` and ``AzureLLMInferenceTrace_code.csv``);
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot-dir", metavar="DIR", help="write one PNG per scenario there")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", action="store_true",
+                        help="instead, the targets on each reshaping of the traces (reversed, second half first, "
+                             "half, double: simulator.VARIANTS), to check shapes the files do not have")
     parser.add_argument("--scenario", action="append", choices=sim.SCENARIOS, help="only these (repeatable)")
     parser.add_argument("--pool", default="h100", help="GPU pool whose VM price costs the node-hours (the price "
                         "file, gitops .../pricing/vm-prices.yaml; default h100)")
@@ -54,24 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     wanted = args.scenario or list(sim.SCENARIOS)
     vm_size, price = cost_prices.pool_price(args.env, args.pool)
     config = sim.SimConfig(seed=args.seed, node_hour_price=price)
-    runs, timings = [], {}
-    for name in wanted:
-        trace = sources.get(name)
-        if trace is None:
-            print(f"skipping {name}: no {'code' if name == 'bursty' else 'conversation'} trace given", file=sys.stderr)
-            continue
-        scenario = sim.scenario(name, trace, seed=args.seed)
-        started = time.perf_counter()
-        run = sim.run_scenario(scenario, config=config)
-        timings[name] = time.perf_counter() - started
-        run["replay_seconds"] = _time_policy_replay(scenario, config)
-        run["matched"] = _match_keda(scenario, run, config)
-        if name == "cold":
-            run["policies"]["bound"] = cold_bound(scenario.trace, config, run["static_nodes"])
-        runs.append(run)
-        if args.plot_dir:
-            Path(args.plot_dir).mkdir(parents=True, exist_ok=True)
-            sim.plot(run, Path(args.plot_dir) / f"scaling-{name}.png")
+    if args.variants:
+        return _report_variants(sources, wanted, config, args)
+    runs, timings = evaluate(sources, wanted, config, seed=args.seed, plot_dir=args.plot_dir)
     checks = targets(runs)
     if args.json:
         print(json.dumps({"runs": sim.metrics_json(runs), "targets": checks}, indent=2, default=str))
@@ -94,9 +83,63 @@ def main(argv: list[str] | None = None) -> int:
                       f"p95 {bound['wait_p95']:.1f}s, SLO holds after "
                       f"{'never' if holds is None else f'{holds / 60:.1f} min'} (row 'bound')")
         print()
-        for check in checks:
-            label = "PASS" if check["ok"] else ("INFEASIBLE" if check.get("infeasible") else "FAIL")
-            print(f"  {label}  {check['target']}: {check['measured']}")
+        _print_checks(checks)
+    return _status(checks)
+
+
+def evaluate(sources: dict[str, sim.Trace], wanted: list[str], config: sim.SimConfig, *, seed: int = 0,
+             plot_dir: str | None = None) -> tuple[list[dict], dict[str, float]]:
+    """Every wanted scenario with a trace: the three policies, the replay's CPU time, the policy at KEDA-like's
+    p95, and on cold the bound."""
+    runs, timings = [], {}
+    for name in wanted:
+        trace = sources.get(name)
+        if trace is None:
+            print(f"skipping {name}: no {'code' if name == 'bursty' else 'conversation'} trace given", file=sys.stderr)
+            continue
+        scenario = sim.scenario(name, trace, seed=seed)
+        started = time.perf_counter()
+        run = sim.run_scenario(scenario, config=config)
+        timings[name] = time.perf_counter() - started
+        run["replay_seconds"] = _time_policy_replay(scenario, config)
+        run["matched"] = _match_keda(scenario, run, config)
+        if name == "cold":
+            run["policies"]["bound"] = cold_bound(scenario.trace, config, run["static_nodes"])
+        runs.append(run)
+        if plot_dir:
+            Path(plot_dir).mkdir(parents=True, exist_ok=True)
+            sim.plot(run, Path(plot_dir) / f"scaling-{name}.png")
+    return runs, timings
+
+
+def _report_variants(sources: dict[str, sim.Trace], wanted: list[str], config: sim.SimConfig,
+                     args: argparse.Namespace) -> int:
+    """The targets on each reshaping of the traces (``simulator.VARIANTS``): demand shaped like the traces
+    but not them. One block of PASS/FAIL lines per variant; the exit status counts them all."""
+    every, report = [], {}
+    for variant in sim.VARIANTS:
+        reshaped = {name: sim.variant_trace(trace, variant, seed=args.seed) for name, trace in sources.items()}
+        runs, _ = evaluate(reshaped, wanted, config, seed=args.seed)
+        checks = [c for c in targets(runs) if "replay under" not in c["target"]]
+        every += checks
+        report[variant] = {"runs": sim.metrics_json(runs), "targets": checks}
+        if not args.json:
+            failed = sum(1 for c in checks if not c["ok"] and not c.get("infeasible"))
+            print(f"{variant}: {len(checks) - failed} of {len(checks)} targets met")
+            _print_checks(checks)
+            print()
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    return _status(every)
+
+
+def _print_checks(checks: list[dict]) -> None:
+    for check in checks:
+        label = "PASS" if check["ok"] else ("INFEASIBLE" if check.get("infeasible") else "FAIL")
+        print(f"  {label}  {check['target']}: {check['measured']}")
+
+
+def _status(checks: list[dict]) -> int:
     # A target no policy can meet together with another one is reported, not failed on.
     return 0 if all(check["ok"] or check.get("infeasible") for check in checks) else 1
 
@@ -212,7 +255,8 @@ def keda_comparison(run: dict, slo: float) -> dict:
     Met when the default policy costs no more than KEDA-like and either (1) its p95 is equal or better,
     or (2) both meet the SLO (a p95 below the SLO is a service level nobody asked for: KEDA-like buys it
     with node-hours); else (3) when the policy with more headroom or a backlog surge (``_levels``) reaches
-    KEDA-like's p95 at no more node-hours. The strict reading (the policy at KEDA-like's own p95) is always reported with it.
+    KEDA-like's p95 at no more node-hours. The strict reading (the policy at KEDA-like's own p95) is always
+    reported with it.
     """
     mine, keda, matched = run["policies"]["policy"], run["policies"]["keda"], run.get("matched")
     bound = run["policies"].get("bound")

@@ -53,21 +53,22 @@ def case_stays_at_zero_at_or_below_the_activation_threshold():
 
 def case_a_sustained_rise_scales_up_fast():
     # 4 req/s x 10 s = 40 busy slots = 5 nodes; the pool has 2, so until new nodes are ready (480 s)
-    # 24 slots' worth of work queues up: the backlog's share (at most backlog_headroom, 10% of the load)
-    # makes it 44 slots, 6 nodes.
+    # 24 slots' worth of work queues up, and the backlog's share (at most backlog_headroom, 10% of the
+    # load) is added: 5.2 nodes for the 3.8 req/s measured so far, 5 within the 6% sizing tolerance.
     state, now = steady(4.0, 10.0, ready=2)
     d = p.decide(PARAMS, obs(now, ready=2, completed_total=None), state, now)
-    return d, p.SCALE_UP, 6
+    assert d.figures["staffed_slots"] > d.figures["rate_ahead"] * 10.0  # the backlog's share is there
+    return d, p.SCALE_UP, 5
 
 
 def case_nodes_already_provisioning_are_not_added_twice():
-    # The tick after a scale-up to 6 sees the 4 nodes on their way and asks for none again.
+    # The tick after a scale-up to 5 sees the 3 nodes on their way and asks for none again.
     state, now = steady(4.0, 10.0, ready=2)
     first = p.decide(PARAMS, obs(now, ready=2), state, now)
-    assert first.target == 6, first.message
+    assert first.target == 5, first.message
     later = now + PARAMS.interval_seconds
-    d = p.decide(PARAMS, obs(later, ready=2, provisioning=4), first.state, later)
-    return d, p.STABILIZING, 6  # (their backlog share is already on its way)
+    d = p.decide(PARAMS, obs(later, ready=2, provisioning=3), first.state, later)
+    return d, p.HOLD, 5
 
 
 def case_one_decision_adds_at_most_max_step_up():
@@ -287,13 +288,13 @@ def _wake(rate_per_s: float, ticks: int, params: p.ScalingParameters) -> p.Decis
 
 
 def test_a_wake_from_zero_asks_for_the_backlog_expected_at_readiness_within_the_wake_headroom() -> None:
-    # 5 req/s x 10 s = 50 busy slots (6.1 nodes of 8 slots, 3% tolerance: 7). By the time the first node
+    # 5 req/s x 10 s = 50 busy slots (6.25 nodes of 8 slots, 6% tolerance: 6). By the time the first node
     # is ready 2,400 more requests have queued: the first wave adds wake_headroom (20%) for them at once,
-    # 60 slots = 8 nodes, not 7 now and more one time to ready later.
+    # 60 slots = 8 nodes, not 6 now and more one time to ready later.
     params = replace(PARAMS, max_count=16, max_step_up=8)
     d = _wake(5.0, 8, params)
     assert d.target == 8, d.message
     # (the figure is net of what the first nodes, asked for about 100 s ago, serve before then)
     assert d.figures["backlog"] >= 4.0 * params.time_to_ready_seconds
     # The wave never passes the load plus its headroom however large the backlog expected.
-    assert _wake(5.0, 8, replace(params, wake_headroom=0.0)).target == 7
+    assert _wake(5.0, 8, replace(params, wake_headroom=0.0)).target == 6

@@ -70,6 +70,10 @@ class ScalingParameters:
     trend_window_seconds: float = 900.0
     #: seconds of queue wait the SLO allows
     slo_wait_seconds: float = 30.0
+    #: ratio; the burst replay keeps waits within this share of ``slo_wait_seconds``: a fluid replay of
+    #: per-tick counts is optimistic (it spreads a tick's arrivals evenly and serves the average request),
+    #: and a pool given back on its word misses the SLO on the next, larger burst
+    burst_wait_share: float = 0.5
     #: share of requests that must wait at most ``slo_wait_seconds`` when sizing for recent bursts
     slo_quantile: float = 0.95
     #: seconds of per-tick arrivals replayed to size for bursts (a fluid queue over the recent past)
@@ -85,7 +89,7 @@ class ScalingParameters:
     #: square-root staffing factor: slots = a + safety x sqrt(a) for an offered load of a slots
     safety: float = 0.0
     #: ratio; a need at most this share above a whole number of nodes is left to the queue (noise, not demand)
-    sizing_tolerance: float = 0.03
+    sizing_tolerance: float = 0.06
     #: ratio; extra slots for the backlog expected one time to ready ahead are at most this share of
     #: the load's slots
     backlog_headroom: float = 0.1
@@ -504,7 +508,7 @@ def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], 
             # Requests arriving in this tick wait for the backlog ahead of them (on average, half of
             # this tick's own work too).
             wait = (backlog + n * service / 2) / capacity
-            if wait > params.slo_wait_seconds:
+            if wait > params.slo_wait_seconds * params.burst_wait_share:
                 late += n
             backlog = max(0.0, backlog + n * service - capacity * dt)
         return late <= (1.0 - params.slo_quantile) * total
