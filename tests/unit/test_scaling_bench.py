@@ -80,3 +80,15 @@ def test_the_policy_waking_from_zero_waits_no_less_than_the_cold_bound() -> None
     result = sim.simulate(trace, sim.PolicyController(sim.default_parameters(config)), config)
     assert result.peak_nodes <= bound["peak_nodes"]
     assert result.percentile(95) >= bound["wait_p95"]
+
+
+def test_the_policy_is_compared_at_keda_likes_p95_with_headroom_and_backlog_surge_levels() -> None:
+    config = bench.sim.SimConfig()
+    labels = [label for label, _ in bench._levels("cold")]
+    assert labels[:3] == ["headroom 1", "headroom 2", "headroom 4"] and labels[-1] == "surge 16"
+    surge = bench.surge_parameters(config, 8.0)
+    default = bench.sim.default_parameters(config)
+    # only the backlog knobs move: without a backlog the surge level is the default policy
+    assert (surge.wake_headroom, surge.backlog_headroom, surge.backlog_clear_seconds) == (8.0, 8.0, 120.0)
+    assert (surge.safety, surge.slo_wait_seconds, surge.sizing_tolerance) == (
+        default.safety, default.slo_wait_seconds, default.sizing_tolerance)

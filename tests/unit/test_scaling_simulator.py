@@ -150,3 +150,18 @@ def test_a_cold_start_on_a_mix_shifting_to_shorter_requests_does_not_overshoot()
     trace = sim.make_trace("shift", rows, duration=3600)
     run = sim.run_scenario(sim.scenario("cold", trace), policies=("policy", "static"))
     assert run["policies"]["policy"]["overshoot"] <= 1.2, run["policies"]["policy"]
+
+
+def test_variants_reshape_a_trace_and_keep_its_requests_and_duration() -> None:
+    trace = sim.make_trace("t", [(10.0, 1, 2), (20.0, 3, 4), (50.0, 5, 6), (90.0, 7, 8)], duration=100.0)
+    backwards = sim.variant_trace(trace, "reversed")
+    assert backwards.arrivals == (10.0, 50.0, 80.0, 90.0) and backwards.context_tokens == (7, 5, 3, 1)
+    shifted = sim.variant_trace(trace, "shifted")
+    assert shifted.arrivals == (0.0, 40.0, 60.0, 70.0) and shifted.context_tokens == (5, 7, 1, 3)
+    assert len(sim.variant_trace(trace, "double")) == 8
+    assert all(v.duration == 100.0 for v in (backwards, shifted, sim.variant_trace(trace, "double")))
+    many = sim.make_trace("m", [(k * 0.1, 1, 1) for k in range(2000)], duration=200.0)
+    half = sim.variant_trace(many, "half", seed=1)
+    assert 900 < len(half) < 1100 and half.arrivals == sim.variant_trace(many, "half", seed=1).arrivals
+    with pytest.raises(ValueError, match="unknown variant"):
+        sim.variant_trace(trace, "sideways")

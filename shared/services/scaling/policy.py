@@ -70,6 +70,10 @@ class ScalingParameters:
     trend_window_seconds: float = 900.0
     #: seconds of queue wait the SLO allows
     slo_wait_seconds: float = 30.0
+    #: ratio; the burst replay keeps waits within this share of ``slo_wait_seconds``: a fluid replay of
+    #: per-tick counts is optimistic (it spreads a tick's arrivals evenly and serves the average request),
+    #: and a pool given back on its word misses the SLO on the next, larger burst
+    burst_wait_share: float = 0.5
     #: share of requests that must wait at most ``slo_wait_seconds`` when sizing for recent bursts
     slo_quantile: float = 0.95
     #: seconds of per-tick arrivals replayed to size for bursts (a fluid queue over the recent past)
@@ -85,14 +89,15 @@ class ScalingParameters:
     #: square-root staffing factor: slots = a + safety x sqrt(a) for an offered load of a slots
     safety: float = 0.0
     #: ratio; a need at most this share above a whole number of nodes is left to the queue (noise, not demand)
-    sizing_tolerance: float = 0.03
-    #: ratio; extra slots for a backlog are at most this share of the load's slots
+    sizing_tolerance: float = 0.06
+    #: ratio; extra slots for the backlog expected one time to ready ahead are at most this share of
+    #: the load's slots
     backlog_headroom: float = 0.1
     #: ratio; while no node serves yet (a wake from zero), extra slots for the backlog expected when the
     #: first nodes are ready are at most this share of the load's slots: the whole first wave is asked
     #: for at once instead of in waves one time to ready apart, and stays within 1.2 x the load
     wake_headroom: float = 0.2
-    #: seconds after a node's time to ready by which a backlog should be gone
+    #: seconds after a node asked for now is ready by which the backlog expected then should be gone
     backlog_clear_seconds: float = 600.0
     #: seconds of per-tick arrivals kept to pair a backlog's measured service time with the arrival
     #: rate of one queue wait ago (a longer wait sizes on today's rate)
@@ -187,11 +192,18 @@ class PolicyState:
     #: (seconds covered, requests arrived) per tick inside the burst window
     arrivals: tuple[tuple[float, float], ...] = ()
     override: Override | None = None
+    #: the policy has seen the pool at zero nodes: its size since is the policy's own, so the warmup
+    #: that protects a size found on a running pool does not apply
+    seen_empty: bool = False
+    #: (time, nodes) the policy asked for within the last time to ready: how soon each provisioning
+    #: node serves, so that the backlog expected when new nodes are ready counts what those serve first
+    asks: tuple[tuple[float, int], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: asdict deep-copies
         data["recommendations"] = [list(r) for r in self.recommendations]
         data["arrivals"] = [list(r) for r in self.arrivals]
+        data["asks"] = [list(r) for r in self.asks]
         data["override"] = asdict(self.override) if self.override else None
         return data
 
@@ -203,6 +215,7 @@ class PolicyState:
         values = {k: v for k, v in data.items() if k in known}
         values["recommendations"] = tuple((float(t), int(n)) for t, n in values.get("recommendations") or ())
         values["arrivals"] = tuple((float(t), float(n)) for t, n in values.get("arrivals") or ())
+        values["asks"] = tuple((float(t), int(n)) for t, n in values.get("asks") or ())
         if values.get("override"):
             values["override"] = Override(**values["override"])
         return cls(**values)
@@ -265,25 +278,22 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
         rate_now = rate_ahead = lagged
     load_slots = rate_ahead * service
     staffed = load_slots + params.safety * math.sqrt(load_slots) if load_slots > 0 else 0.0
-    # The backlog the capacity already there or on its way cannot clear within a node's time to ready
-    # plus ``backlog_clear_seconds`` is all that needs more nodes: a cold start must not ask for its
-    # whole queue (those nodes would arrive after the queue is gone).
-    spare = max(0.0, (obs.ready + obs.provisioning) * slots - load_slots)
-    horizon = params.time_to_ready_seconds + params.backlog_clear_seconds
-    backlog = obs.queued
-    headroom = params.backlog_headroom
-    if obs.ready == 0:
-        # Nothing serves yet (a wake from zero): every arrival until the first node is ready joins the
-        # queue. Size for the backlog there will be then, not for today's queue (which is only the first
-        # seconds of it), so the first wave is asked for in the first ticks instead of in waves one time
-        # to ready apart (each wave waits 480 s more, and the earliest requests set the p95).
-        backlog = round(obs.queued + rate_now * params.time_to_ready_seconds)
-        headroom = params.wake_headroom
-    leftover = max(0.0, backlog * service - spare * horizon)
-    # ... and at most ``backlog_headroom`` (``wake_headroom`` before any node serves) above the load: a
-    # backlog is a one-off, capacity bought for it outlives it (a cold start would otherwise overshoot
-    # what the demand needs).
-    staffed += min(leftover / params.backlog_clear_seconds, headroom * max(load_slots, slots))
+    # Nodes asked for now serve one time to ready from now: size for the backlog there will be then,
+    # not for today's queue. Until then the queue grows by the work arriving beyond what the ready
+    # nodes serve, less what the nodes already on their way serve once they are ready (the policy
+    # knows when it asked for them: ``asks``). A cold start thus asks for its first wave in the first
+    # ticks instead of in waves one time to ready apart (each wave waits 480 s more, and the earliest
+    # requests set the p95), and a node on its way is never asked for twice.
+    ttr = params.time_to_ready_seconds
+    growth = 0.5 * (rate_now + rate_ahead) * service - obs.ready * slots  # slots short until then
+    serving_soon = _provisioning_serve(params, state.asks, obs.provisioning, now) * slots
+    backlog_work = max(0.0, obs.queued * service + growth * ttr - serving_soon)  # slot-seconds
+    backlog = round(backlog_work / service) if service > 0 else 0
+    # That backlog is to be gone ``backlog_clear_seconds`` after, with at most ``backlog_headroom``
+    # (``wake_headroom`` while nothing serves yet) above the load: a backlog is a one-off, capacity
+    # bought for it outlives it (a cold start would otherwise overshoot what the demand needs).
+    headroom = params.wake_headroom if obs.ready == 0 else params.backlog_headroom
+    staffed += min(backlog_work / params.backlog_clear_seconds, headroom * max(load_slots, slots))
     wanted = math.ceil(staffed / slots / (1.0 + params.sizing_tolerance) - 1e-9)
     if active and wanted == 0:
         wanted = 1
@@ -307,9 +317,13 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
         if bounded != target and reason not in (IDLE_TO_ZERO,):
             message += f"; held within bounds {params.min_count}..{params.max_count}"
             reason = BOUNDS if bounded == current else reason
-        return Decision(bounded, current, reason, message, state, fig)
+        asks = tuple(a for a in state.asks if a[0] > now - params.time_to_ready_seconds)
+        if bounded > current:
+            asks = (*asks, (now, bounded - current))
+        return Decision(bounded, current, reason, message, replace(state, asks=asks), fig)
 
     if current == 0:
+        state = replace(state, seen_empty=True)
         if obs.queued > params.activation_queue_length:
             target = min(max(wanted, 1), params.max_step_up)
             return out(target, WAKE, f"{obs.queued} queued (> {params.activation_queue_length}): waking to "
@@ -330,7 +344,7 @@ def decide(params: ScalingParameters, obs: Observation | None, state: PolicyStat
     # A pool found at some size is not given back before ``warmup_seconds`` of history: a quiet start
     # says nothing about the bursts that size was for.
     needed_history = max(params.stabilization_seconds, params.warmup_seconds)
-    if highest < current and history < needed_history:
+    if highest < current and history < needed_history and not state.seen_empty:
         return out(current, STABILIZING,
                    f"need {wanted} now, but only {history:.0f}s of history (< {needed_history:.0f}s): "
                    f"holding {current}")
@@ -439,6 +453,21 @@ def _update_estimates(params: ScalingParameters, obs: Observation, state: Policy
     return new, fig
 
 
+def _provisioning_serve(params: ScalingParameters, asks: tuple[tuple[float, int], ...], provisioning: int,
+                        now: float) -> float:
+    """Node-seconds the ``provisioning`` nodes serve within one time to ready from ``now``: the newest
+    asks are the nodes still on their way; a node asked for by someone else counts half a time to ready."""
+    ttr = params.time_to_ready_seconds
+    total, left = 0.0, provisioning
+    for at, n in reversed(asks):
+        if left <= 0:
+            break
+        take = min(n, left)
+        total += take * min(ttr, max(0.0, now - at))
+        left -= take
+    return total + max(0, left) * ttr / 2
+
+
 def _fit_rate(history: tuple[tuple[float, float], ...], window: float) -> tuple[float, float]:
     """(rate at the end, slope) of the least-squares line through per-tick rates of the last ``window`` s,
     each tick weighted by its length; (0, 0) with fewer than three ticks; a slope not significant is 0."""
@@ -479,7 +508,7 @@ def _burst_need(params: ScalingParameters, arrivals: tuple[tuple[float, float], 
             # Requests arriving in this tick wait for the backlog ahead of them (on average, half of
             # this tick's own work too).
             wait = (backlog + n * service / 2) / capacity
-            if wait > params.slo_wait_seconds:
+            if wait > params.slo_wait_seconds * params.burst_wait_share:
                 late += n
             backlog = max(0.0, backlog + n * service - capacity * dt)
         return late <= (1.0 - params.slo_quantile) * total

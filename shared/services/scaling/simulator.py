@@ -190,6 +190,34 @@ def synthetic_trace(shape: str, *, seed: int = 0, duration: float = 3600.0) -> T
     return make_trace(f"synthetic-{shape}-{seed}", rows, duration=duration)
 
 
+#: reshapings of a published trace, to check the policy on demand shaped like it but not it
+VARIANTS = ("reversed", "shifted", "half", "double")
+
+
+def variant_trace(trace: Trace, variant: str, *, seed: int = 0) -> Trace:
+    """``trace`` reshaped, same requests (tokens) and duration, seeded:
+
+    - ``reversed``: time runs backwards (a ramp up becomes a ramp down, a burst's tail its head);
+    - ``shifted``: the second half first (what was the busy start comes after a warmed-up pool);
+    - ``half``: each request kept with probability 0.5 (a smaller service);
+    - ``double``: each request twice, the copy within 1 s of it (a larger one, with the same bursts).
+    """
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}: expected one of {', '.join(VARIANTS)}")
+    rng = random.Random(f"{variant}/{seed}")
+    rows = list(zip(trace.arrivals, trace.context_tokens, trace.generated_tokens, strict=True))
+    end = trace.duration
+    if variant == "reversed":
+        rows = [(max(0.0, end - a), c, g) for a, c, g in rows]
+    elif variant == "shifted":
+        rows = [((a + end / 2) % end, c, g) for a, c, g in rows]
+    elif variant == "half":
+        rows = [r for r in rows if rng.random() < 0.5]
+    else:
+        rows = rows + [(min(end, max(0.0, a + rng.uniform(-1.0, 1.0))), c, g) for a, c, g in rows]
+    return make_trace(f"{trace.name}-{variant}", rows, duration=end)
+
+
 @dataclass(frozen=True)
 class SimConfig:
     slots_per_node: int = 8  # requests one node serves at once
