@@ -1,5 +1,6 @@
-"""Hourly housekeeping of the automation's own state: forget de-duplication ids past their expiry, and
-delete audit records older than the retention (``AUDIT_RETENTION_DAYS``, default 400 days)."""
+"""Hourly housekeeping of the automation's own state: forget de-duplication ids past their expiry, delete
+audit records older than the retention (``AUDIT_RETENTION_DAYS``, default 400 days), and delete ChatOps
+approval rows expired for more than a day (the audit trail keeps what was asked and approved)."""
 
 from __future__ import annotations
 
@@ -23,5 +24,10 @@ def state_housekeeping(timer: func.TimerRequest) -> None:
     purged = ctx.state.purge_expired()
     retention = ctx.settings.audit_retention_days
     expired = ctx.state.purge_audit(older_than=dt.timedelta(days=retention))
-    log.info("purged %d expired de-duplication ids and %d audit records older than %d days", purged, expired,
-             retention, extra={"purged": purged, "audit_purged": expired, "audit_retention_days": retention})
+    from shared.services.chatops import approvals  # lazily: the app's cold start imports only what runs
+
+    approvals_purged = approvals.purge_expired(ctx.storage, ctx.state.clock())
+    log.info("purged %d expired de-duplication ids, %d audit records older than %d days and %d expired approvals",
+             purged, expired, retention, approvals_purged,
+             extra={"purged": purged, "audit_purged": expired, "audit_retention_days": retention,
+                    "approvals_purged": approvals_purged})

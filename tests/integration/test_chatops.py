@@ -257,6 +257,21 @@ def test_an_approval_expires(ctx, functions, sandbox):
     assert tick.autoscaling_pause(ctx.storage, ENV) is None
 
 
+def test_housekeeping_deletes_approvals_expired_for_a_day_and_keeps_the_rest(ctx, functions):
+    from shared.services.chatops import approvals
+
+    now = ctx.clock()
+    for request_id, minutes_ago in (("old-one", 2 * 24 * 60), ("fresh-one", 60)):
+        approvals.create(ctx.storage, request_id=request_id, env=ENV, requester="slack:T/UALICE", requester_name="alice",
+                         command=f"pause autoscaling {ENV}", chat="slack", now=now - dt.timedelta(minutes=minutes_ago),
+                         minutes=15, reply=None)
+    functions["state_housekeeping"](None)
+    # expired two days ago: gone; expired 45 minutes ago: still there to answer a late click with "expired"
+    assert approvals.get(ctx.storage, ENV, "old-one") is None
+    assert approvals.get(ctx.storage, ENV, "fresh-one") is not None
+    ctx.storage.delete(approvals.APPROVALS_TABLE, ENV, "fresh-one")
+
+
 def test_teams_commands_reply_in_the_channel_and_approve_by_command(ctx, functions, sandbox, dev_platform):
     response, reply = teams(functions, sandbox, "help")
     assert response.status_code == 200 and reply["type"] == "message" and "pause autoscaling" in reply["text"]

@@ -3,7 +3,9 @@
 A request is created pending with an expiry (``CHATOPS_APPROVAL_MINUTES``). Approving it is one
 ETag-guarded replace, so two operators pressing the button at once approve it once; the requester cannot
 approve their own request, and an expired one cannot be approved (ask again). ``decide_approval`` is the
-pure rule; ``approve`` gathers the row, decides and writes.
+pure rule; ``approve`` gathers the row, decides and writes. ``purge_expired`` (the hourly housekeeping
+timer) deletes rows expired for more than a day: the row is working state, the request and its approval
+live on in the hash-chained audit trail.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import ConflictError
+
+#: expired rows are kept this long (to answer a late click with "expired", not "no such request")
+KEEP_EXPIRED = dt.timedelta(days=1)
 
 APPROVALS_TABLE = "chatopsapprovals"
 
@@ -96,6 +101,16 @@ def approve(storage: Any, env: str, request_id: str, *, approver: str,
         return ApprovalDecision(False, "AlreadyApproved", f"`{request.command}` was just approved by someone else."), \
             request
     return decision, approved
+
+
+def purge_expired(storage: Any, now: dt.datetime, *, keep: dt.timedelta = KEEP_EXPIRED, limit: int = 1000) -> int:
+    """Delete approval rows that expired more than ``keep`` ago; returns how many. No ETag is needed: an expired
+    request can no longer be approved (``decide_approval``), so nothing races the delete."""
+    cutoff = (now - keep).astimezone(dt.UTC).isoformat()
+    rows = storage.query(APPROVALS_TABLE, "expires_at lt @cutoff", {"cutoff": cutoff}, limit=limit)
+    for row in rows:
+        storage.delete(APPROVALS_TABLE, row["PartitionKey"], row["RowKey"])
+    return len(rows)
 
 
 def _with(request: ApprovalRequest, **changes: Any) -> ApprovalRequest:
