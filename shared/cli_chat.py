@@ -36,6 +36,7 @@ def cmd_chat(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
     import requests
 
     from shared.local.sandbox import chat
+    from shared.services.chat_notify import card_text
 
     values = cli.load_settings_file(args.settings) if args.settings else dict(os.environ)
     emulator = values.get("CHAT_SANDBOX_URL")
@@ -61,8 +62,9 @@ def cmd_chat(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
         headers, body = chat.teams_message(args.text, user=args.user, secret=s.teams_webhook_secret or "")
         response = call("POST", f"{app}/api/chatops/teams", headers=headers, data=body)
         reply = _json(response)
-        lines = [f"HTTP {response.status_code}", str(reply.get("text", reply))]
-        wait_for = s.chat_notify_teams_webhook_url if "answer follows" in str(reply.get("text", "")) else None
+        said = card_text(reply) if isinstance(reply, dict) else str(reply)
+        lines = [f"HTTP {response.status_code}", said]
+        wait_for = s.chat_notify_teams_webhook_url if "answer follows" in said else None
     else:
         url = call("POST", f"{emulator}/_sandbox/response-urls").json()["response_url"]
         if args.click:
@@ -90,7 +92,8 @@ def cmd_chat(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
             messages = call("GET", f"{emulator}/_sandbox/messages", params={"url": wait_for}).json()
             posted = [m for m in messages if m["at"] >= started - 1]
         lines += [f"-- posted to {'the Teams channel' if args.teams else 'the response_url'}:"]
-        lines += [m["body"].get("text", "") for m in posted] or [f"(nothing within {args.wait:g}s)"]
+        lines += [card_text(m["body"]) + ("" if m.get("delivered", True) else f"  [not shown: {m.get('flow_error')}]")
+                  for m in posted] or [f"(nothing within {args.wait:g}s)"]
     code = 0 if response.status_code < 400 and (posted or not wait_for) else 1
     return code, {"status": response.status_code, "posted": [m["body"] for m in posted]}, "\n".join(lines)
 

@@ -19,6 +19,9 @@ from shared.platform import DEFAULT_CONFIG_DIR, ENVIRONMENTS
 
 # Every setting the app reads: name -> (required, secret, description). The README's table and
 # local.settings.sample.json are checked against this by a test, so the three never disagree.
+#: Hosts of Office 365 connector ("incoming webhook") URLs, which Microsoft retired in Teams in 2026.
+RETIRED_TEAMS_HOSTS = ("webhook.office.com", "outlook.office.com", "outlook.office365.com")
+
 SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "PLATFORM_ENV": ("required", False, f"which environment this app manages: {', '.join(ENVIRONMENTS)}"),
     "PLATFORM_CONFIG_DIR": ("optional", False, "folder holding <env>/platform.yaml (default: infra/envs in the app)"),
@@ -44,7 +47,8 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "CHATOPS_ACCESS_FILE": ("optional", False, "who may do what in chat (default infra/chatops-access.yaml)"),
     "CHATOPS_APPROVAL_MINUTES": ("optional", False, "minutes a production approval request stays open (default 15)"),
     "CHAT_NOTIFY_SLACK_WEBHOOK_URL": ("optional", True, "Slack incoming webhook URL for notifications"),
-    "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": ("optional", True, "Teams incoming webhook URL for notifications"),
+    "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": ("optional", True, "Teams Workflows webhook URL for notifications and ChatOps "
+                                      "answers (Office 365 connector URLs are refused: retired)"),
     "TLS_CA_BUNDLE": ("optional", False, "CA bundle (PEM path) to trust instead of the system's (the sandbox CA)"),
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
@@ -121,7 +125,13 @@ class Settings:
             if value is not None:
                 parsed = urlparse(value)
                 if parsed.scheme not in ("http", "https") or not parsed.netloc:
-                    problems.append(f"{name}: expected an http(s) URL, got {value!r}")
+                    # A webhook URL is a credential: never echo a secret setting's value.
+                    shown = "a value that is not one" if SETTINGS_DOC.get(name, ("", False))[1] else repr(value)
+                    problems.append(f"{name}: expected an http(s) URL, got {shown}")
+                elif name == "CHAT_NOTIFY_TEAMS_WEBHOOK_URL" and (parsed.hostname or "").endswith(RETIRED_TEAMS_HOSTS):
+                    problems.append(f"{name}: an Office 365 connector webhook ({parsed.hostname}); Microsoft retired "
+                                    "them in 2026. In the channel, create a Workflows webhook ('Send webhook alerts "
+                                    "to a channel') and set its URL")
             return value.rstrip("/") if value else value
 
         def number(name: str, default: float, cast: type, low: float, high: float) -> float:

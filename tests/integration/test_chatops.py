@@ -14,6 +14,7 @@ from shared.context import Context, set_context
 from shared.credentials import StaticTokenCredential
 from shared.local.sandbox import Sandbox
 from shared.local.sandbox.chat import slack_click, slack_command, teams_message
+from shared.services.chat_notify import card_text
 from shared.services.chatops import commands, grammar, service
 from shared.services.scaling import tick
 from shared.settings import Settings
@@ -107,13 +108,15 @@ def answer(response) -> dict:
 
 
 def posted_text(sandbox, url=None) -> str:
-    return "\n".join(m["body"]["text"] for m in sandbox.chat.posted(url))
+    """What the channel shows: Slack's text, Teams' Adaptive Card text (a message the Workflow could not post
+    does not count)."""
+    return "\n".join(card_text(m["body"]) for m in sandbox.chat.posted(url) if m.get("delivered", True))
 
 
 def approval_id(reply: dict) -> str:
     if "blocks" in reply:
         return reply["blocks"][1]["elements"][0]["value"]
-    return reply["text"].split("`approve ")[1].split("`")[0]
+    return card_text(reply).split("`approve ")[1].split("`")[0]
 
 
 def approved(ctx, functions, sandbox, text, *, requester="alice", approver="bob"):
@@ -262,9 +265,9 @@ def test_housekeeping_deletes_approvals_expired_for_a_day_and_keeps_the_rest(ctx
 
     now = ctx.clock()
     for request_id, minutes_ago in (("old-one", 2 * 24 * 60), ("fresh-one", 60)):
-        approvals.create(ctx.storage, request_id=request_id, env=ENV, requester="slack:T/UALICE", requester_name="alice",
-                         command=f"pause autoscaling {ENV}", chat="slack", now=now - dt.timedelta(minutes=minutes_ago),
-                         minutes=15, reply=None)
+        approvals.create(ctx.storage, request_id=request_id, env=ENV, requester="slack:T/UALICE",
+                         requester_name="alice", command=f"pause autoscaling {ENV}", chat="slack",
+                         now=now - dt.timedelta(minutes=minutes_ago), minutes=15, reply=None)
     functions["state_housekeeping"](None)
     # expired two days ago: gone; expired 45 minutes ago: still there to answer a late click with "expired"
     assert approvals.get(ctx.storage, ENV, "old-one") is None
@@ -274,7 +277,8 @@ def test_housekeeping_deletes_approvals_expired_for_a_day_and_keeps_the_rest(ctx
 
 def test_teams_commands_reply_in_the_channel_and_approve_by_command(ctx, functions, sandbox, dev_platform):
     response, reply = teams(functions, sandbox, "help")
-    assert response.status_code == 200 and reply["type"] == "message" and "pause autoscaling" in reply["text"]
+    assert response.status_code == 200 and reply["type"] == "message" and "pause autoscaling" in card_text(reply)
+    assert reply["attachments"][0]["contentType"] == "application/vnd.microsoft.card.adaptive"
     _, reply = teams(functions, sandbox, f"pause autoscaling {ENV}")
     ident = approval_id(reply)
     work(ctx, functions)
@@ -282,10 +286,10 @@ def test_teams_commands_reply_in_the_channel_and_approve_by_command(ctx, functio
     work(ctx, functions)
     assert "another operator must approve" in posted_text(sandbox)
     _, ok = teams(functions, sandbox, f"approve {ident}", user="bob")
-    assert "Checking approval" in ok["text"]
+    assert "Checking approval" in card_text(ok)
     work(ctx, functions)
     assert "is paused" in posted_text(sandbox) and "(alice, approved by bob)" in posted_text(sandbox)
-    assert sandbox.chat.posted()[-1]["kind"] == "teams"
+    assert sandbox.chat.posted()[-1]["kind"] == "teams" and sandbox.chat.posted()[-1]["delivered"]
     # The GPU tick honours the runtime kill switch: it decides and audits, and changes nothing.
     results = tick.tick(ctx, now=ctx.clock(), switches=tick.Switches())
     assert {r.action for r in results} == {"skipped"} and "paused by chat:" in results[0].message
@@ -365,9 +369,36 @@ def test_the_chat_adapter_maps_a_spent_response_url_to_a_permanent_error_and_a_5
     with pytest.raises(PermanentError) as spent:
         ctx.chat.slack(url, {"text": "a sixth"})
     assert spent.value.code == "ChatRefused" and url not in str(spent.value)
-    sandbox.chat.inject(status=503, path="/teams/webhook")
+    sandbox.chat.inject(status=503, path="/powerautomate")
     with pytest.raises(TemporaryError):
         ctx.chat.teams(ctx.settings.chat_notify_teams_webhook_url, {"type": "message", "text": "x"})
+
+
+def test_the_teams_workflows_webhook_takes_adaptive_cards_only_like_the_service(sandbox):
+    import urllib.request
+    from urllib.error import HTTPError
+
+    from shared.services.chat_notify import teams_card
+
+    context = __import__("ssl").create_default_context(cafile=str(sandbox.ca.ca_path))
+    url = sandbox.chat.workflow_url("card-check")
+
+    def post(target: str, message: dict) -> int:
+        request = urllib.request.Request(target, data=json.dumps(message).encode(), method="POST",  # noqa: S310
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, context=context) as response:  # noqa: S310 - the emulator
+            return response.status
+
+    for target, code in ((url.split("&sig=")[0], "AuthorizationFailed"),
+                         (url.split("&sig=")[0] + "&sig=forged", "DirectApiInvalidAuthorizationSignature")):
+        with pytest.raises(HTTPError) as refused:
+            post(target, teams_card("x"))
+        assert refused.value.code == 401 and json.loads(refused.value.read())["error"]["code"] == code
+    # The trigger answers 202 either way; the flow then posts only a message with an Adaptive Card.
+    assert post(url, {"type": "message", "text": "plain text, as the retired connectors took"}) == 202
+    assert post(url, teams_card("a card")) == 202
+    plain, card = sandbox.chat.posted(url)[-2:]
+    assert (plain["delivered"], card["delivered"]) == (False, True) and "Adaptive Cards only" in plain["flow_error"]
 
 
 def test_the_response_url_refuses_a_sixth_use_like_slack(sandbox):
@@ -393,11 +424,11 @@ def test_chat_notify_posts_to_every_configured_channel_and_never_raises(ctx, san
     from shared.services import chat_notify
 
     assert chat_notify.post(ctx, "scan finished: 0 open findings") is True
-    assert [(m["kind"], m["body"]["text"]) for m in sandbox.chat.posted()] == [
-        ("slack", "[dev-uaenorth] scan finished: 0 open findings"),
-        ("teams", "[dev-uaenorth] scan finished: 0 open findings")]
+    assert [(m["kind"], card_text(m["body"]), m.get("delivered", True)) for m in sandbox.chat.posted()] == [
+        ("slack", "[dev-uaenorth] scan finished: 0 open findings", True),
+        ("teams", "[dev-uaenorth] scan finished: 0 open findings", True)]
     sandbox.chat.inject(status=500, path="/slack/services", times=None)
-    sandbox.chat.inject(status=400, path="/teams/webhook", times=None)
+    sandbox.chat.inject(status=400, path="/powerautomate", times=None)
     try:
         assert chat_notify.post(ctx, "again", env="prd-uaenorth") is False
     finally:

@@ -254,3 +254,16 @@ PENDING = approvals.ApprovalRequest("abcdef12", "prd-uaenorth", ALICE, "alice", 
 def test_an_approval_needs_a_second_person_before_it_expires(request_, approver, env, now, reason):
     decision = approvals.decide_approval(request_, approver, env, now)
     assert decision.reason == reason and decision.ok == (reason == "Approved")
+
+
+def test_teams_messages_are_adaptive_cards_with_code_blocks_in_monospace():
+    from shared.services.chat_notify import ADAPTIVE_CARD, card_text, teams_card
+
+    message = teams_card("Pools:\n```\nh100   3 ready\nmi300x 0 ready\n```\nAll good.")
+    assert message["type"] == "message" and message["attachments"][0]["contentType"] == ADAPTIVE_CARD
+    card = message["attachments"][0]["content"]
+    assert card["type"] == "AdaptiveCard" and card["version"] == "1.4"
+    assert [(b["text"], b.get("fontType")) for b in card["body"]] == [
+        ("Pools:", None), ("h100   3 ready\nmi300x 0 ready", "Monospace"), ("All good.", None)]
+    assert card_text(message) == "Pools:\nh100   3 ready\nmi300x 0 ready\nAll good."
+    assert card_text({"type": "message", "text": "plain"}) == "plain"

@@ -38,6 +38,20 @@ def test_secret_settings_never_appear_in_the_repr():
     assert settings.configured()["cloudflare"] is True
 
 
+def test_a_retired_teams_connector_url_is_refused_and_a_bad_webhook_url_is_not_echoed():
+    connector = "https://contoso.webhook.office.com/webhookb2/0000@1111/IncomingWebhook/abc/def"
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**GOOD, "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": connector,
+                           "CHAT_NOTIFY_SLACK_WEBHOOK_URL": "hooks.slack.com/services/T0/B0/s3cr3t-part"})
+    text = str(caught.value)
+    assert "CHAT_NOTIFY_TEAMS_WEBHOOK_URL: an Office 365 connector webhook" in text and "Workflows webhook" in text
+    assert "CHAT_NOTIFY_SLACK_WEBHOOK_URL: expected an http(s) URL" in text
+    assert "abc/def" not in text and "s3cr3t-part" not in text
+    workflow = ("https://prod-00.uaenorth.logic.azure.com/powerautomate/automations/direct/workflows/abc/triggers/"
+                "manual/paths/invoke?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig=xyz")
+    assert Settings.from_env({**GOOD, "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": workflow}).chat_notify_teams_webhook_url
+
+
 def test_the_sample_settings_list_every_setting_with_no_secret_values():
     sample = json.loads((ROOT / "local.settings.sample.json").read_text())["Values"]
     assert set(SETTINGS_DOC) <= set(sample), set(SETTINGS_DOC) - set(sample)

@@ -6,7 +6,13 @@ Server side (what the app posts to):
   that this emulator refuses with 404 and a plain-text ``used_url`` / ``expired_url`` body (Slack's error
   bodies for webhooks are plain text).
 - ``POST /slack/services/<T>/<B>/<secret>``: a Slack incoming webhook (answers ``ok``).
-- ``POST /teams/webhook/<id>``: a Teams incoming webhook (answers ``1``, as Teams' connector does).
+- ``POST /powerautomate/automations/direct/workflows/<id>/triggers/manual/paths/invoke?api-version=1&sp=…&sv=…&sig=…``:
+  a Teams Workflows webhook (the "When a Teams webhook request is received" trigger that replaced the retired
+  Office 365 connectors). As the service does: 401 ``AuthorizationFailed`` without ``sp``/``sv``/``sig``, 401
+  ``DirectApiInvalidAuthorizationSignature`` with a wrong ``sig``, else 202 with no body; the flow then posts
+  the message's Adaptive Card to the channel, and fails (asynchronously: the trigger already answered 202)
+  on a message without one ("Workflows support Adaptive Cards only"): such a message is recorded with
+  ``delivered: false`` and the flow's error, not shown in the channel.
 - ``POST /_sandbox/response-urls``: mint a fresh ``response_url`` (what Slack puts in each command);
   ``GET /_sandbox/messages``: everything posted, oldest first (``?url=`` filters by one URL).
 
@@ -19,6 +25,7 @@ published rules: Slack v0 over ``v0:{ts}:{body}``, Teams ``HMAC`` with the base6
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import secrets
 import time
@@ -30,6 +37,8 @@ from typing import Any
 from shared.local.sandbox.base import Emulator, HttpError, Request, Response
 
 ACCESS_FILE = Path(__file__).with_name("chatops-access.yaml")
+WORKFLOW_PATH = r"/powerautomate/automations/direct/workflows/(?P<workflow>[A-Za-z0-9-]+)/triggers/manual/paths/invoke"
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
 TEAM = "TSANDBOX"
 #: The sandbox's chat users (granted in chatops-access.yaml next to this file; mallory is granted nothing).
 SANDBOX_USERS: dict[str, dict[str, str]] = {
@@ -50,6 +59,7 @@ class ChatEmulator(Emulator):
         self.clock = clock
         self.slack_signing_secret = secrets.token_hex(16)
         self.teams_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.workflow_sig = secrets.token_urlsafe(32)
         self.response_urls: dict[str, dict[str, float]] = {}
         self.messages: list[dict[str, Any]] = []
         super().__init__()
@@ -57,7 +67,7 @@ class ChatEmulator(Emulator):
     def routes(self) -> None:
         self.route("POST", r"/slack/response/(?P<token>[A-Za-z0-9]+)", self._response_url)
         self.route("POST", r"/slack/services/(?P<hook>[A-Za-z0-9/]+)", self._incoming("slack", "ok"))
-        self.route("POST", r"/teams/webhook/(?P<hook>[A-Za-z0-9-]+)", self._incoming("teams", "1"))
+        self.route("POST", WORKFLOW_PATH, self._workflow)
 
     def error_body(self, status: int, code: str, message: str) -> Any:
         return code  # Slack's webhook errors are a plain-text code
@@ -66,7 +76,12 @@ class ChatEmulator(Emulator):
         return {"SLACK_SIGNING_SECRET": self.slack_signing_secret, "TEAMS_WEBHOOK_SECRET": self.teams_secret,
                 "CHATOPS_ACCESS_FILE": str(ACCESS_FILE),
                 "CHAT_NOTIFY_SLACK_WEBHOOK_URL": f"{self.base_url}/slack/services/{TEAM}/BSANDBOX/notify",
-                "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": f"{self.base_url}/teams/webhook/sandbox-channel"}
+                "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": self.workflow_url("sandbox-channel")}
+
+    def workflow_url(self, workflow: str) -> str:
+        """A Workflows webhook URL as Teams shows it (the query carries the shared-access signature)."""
+        return (f"{self.base_url}/powerautomate/automations/direct/workflows/{workflow}/triggers/manual/paths/invoke"
+                f"?api-version=1&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={self.workflow_sig}")
 
     # -- what the app posts to ----------------------------------------------------------------
 
@@ -76,9 +91,10 @@ class ChatEmulator(Emulator):
             self.response_urls[token] = {"created": self.clock(), "uses": 0}
         return f"{self.base_url}/slack/response/{token}"
 
-    def _record(self, kind: str, request: Request) -> None:
-        self.messages.append({"kind": kind, "url": f"{self.base_url}{request.path}", "at": self.clock(),
-                              "body": request.json()})
+    def _record(self, kind: str, request: Request, **extra: Any) -> None:
+        with self.lock:
+            self.messages.append({"kind": kind, "url": f"{self.base_url}{request.path}", "at": self.clock(),
+                                  "body": request.json(), **extra})
 
     def _response_url(self, request: Request) -> Response:
         url = self.response_urls.get(request.params["token"])
@@ -92,6 +108,25 @@ class ChatEmulator(Emulator):
         self._record("slack-response", request)
         return Response(200, "ok")
 
+    def _workflow(self, request: Request) -> Response:
+        if not all(request.query.get(k) for k in ("sp", "sv", "sig")):
+            return Response(401, {"error": {"code": "AuthorizationFailed", "message": (
+                "Required parameters for shared access URL are permissions ('sp'), version ('sv'), and "
+                "signature ('sig').")}})
+        if not hmac.compare_digest(request.query["sig"], self.workflow_sig):
+            return Response(401, {"error": {"code": "DirectApiInvalidAuthorizationSignature",
+                                            "message": "The provided authorization signature is not valid."}})
+        body = request.json()
+        attachments = body.get("attachments") if isinstance(body, dict) else None
+        cards = [a for a in attachments or [] if isinstance(a, dict) and a.get("contentType") == ADAPTIVE_CARD
+                 and (a.get("content") or {}).get("type") == "AdaptiveCard"]
+        if cards:
+            self._record("teams", request, delivered=True)
+        else:
+            self._record("teams", request, delivered=False,
+                         flow_error="the message has no Adaptive Card attachment: Workflows post Adaptive Cards only")
+        return Response(202, None)
+
     def _incoming(self, kind: str, answer: str) -> Callable[[Request], Response]:
         def handler(request: Request) -> Response:
             self._record(kind, request)
@@ -103,13 +138,15 @@ class ChatEmulator(Emulator):
             return Response(201, {"response_url": self.new_response_url()})
         if request.path == "/_sandbox/messages" and request.method == "GET":
             with self.lock:
-                wanted = request.query.get("url")
+                wanted = (request.query.get("url") or "").split("?")[0]
                 return Response(200, [m for m in self.messages if not wanted or m["url"] == wanted])
         return super()._control(request)
 
     def posted(self, url: str | None = None) -> list[dict[str, Any]]:
+        """Messages posted (to ``url``, its query ignored), oldest first."""
+        wanted = url.split("?")[0] if url else None
         with self.lock:
-            return [m for m in self.messages if url is None or m["url"] == url]
+            return [m for m in self.messages if wanted is None or m["url"] == wanted]
 
 
 # -- the chats' side: requests as Slack and Teams send them ------------------------------------------

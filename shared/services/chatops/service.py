@@ -261,7 +261,11 @@ def _reply(request: Request, text: str, *, follows: bool = False) -> Answer:
 
 
 def teams_reply(text: str) -> dict[str, Any]:
-    return {"type": "message", "text": text}
+    """A Teams outgoing webhook's answer: a message activity with one Adaptive Card (``chat_notify.teams_card``);
+    outgoing webhooks render cards, with no actions but ``Action.OpenUrl`` (so approval is ``approve <id>``)."""
+    from shared.services.chat_notify import teams_card
+
+    return teams_card(text)
 
 
 def approval_message(request: Request, command: Command, env: str, approval: str,
