@@ -63,6 +63,18 @@ def test_cluster_secret_store_reads_the_environment_key_vault_with_workload_iden
 
 
 @pytest.mark.parametrize("env", ENVS)
+def test_synced_secrets_are_the_namespaces_external_secrets_fills(objects, env):
+    # Certificate rotation revokes the old certificate only once every synced_secrets entry holds the new
+    # serial: an entry no ClusterExternalSecret fills would hold revocation forever ("(missing)").
+    label = "platform.example.com/origin-certificate"
+    labelled = sorted({ns["metadata"]["name"] for (_, e), objs in objects.items() if e == env
+                       for ns in find(objs, "Namespace") if (ns["metadata"].get("labels") or {}).get(label) == "true"})
+    assert labelled, "no namespace receives the origin certificate"
+    for cert in platform(env)["certificates"]:
+        assert sorted(cert["synced_secrets"]) == [f"{ns}/{cert['name']}" for ns in labelled], cert["name"]
+
+
+@pytest.mark.parametrize("env", ENVS)
 def test_every_origin_certificate_becomes_a_tls_secret_of_the_same_name(objects, env):
     objs = layer(objects, "infrastructure/configs", env)
     made = {}

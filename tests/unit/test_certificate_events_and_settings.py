@@ -100,7 +100,7 @@ def test_every_certificate_names_the_secrets_external_secrets_fills(env):
     for cert in load_environment(env).certificates:
         assert cert.synced_secrets, cert.name
         assert all(ref.endswith("/" + cert.name) for ref in cert.synced_secrets)
-        assert "ingress-nginx/" + cert.name in cert.synced_secrets
+        assert "gateways/" + cert.name in cert.synced_secrets  # where the public Gateway serves it
 
 
 def test_production_sweeps_orphans_as_a_dry_run_by_default():
