@@ -65,6 +65,8 @@ class Cluster(Protocol):
 
     def pod_metrics(self, namespace: str, pod: str, port: int, *, timeout: float = POD_PROXY_TIMEOUT) -> str: ...
 
+    def evict(self, namespace: str, pod: str) -> None: ...
+
     def probe(self) -> str: ...
 
 
@@ -261,6 +263,14 @@ class KubernetesCluster:
                 raise
             raise mapped from exc
         return bytes(raw).decode("utf-8", "replace")
+
+    def evict(self, namespace: str, pod: str) -> None:
+        """Evict a pod through the Eviction API (``POST .../pods/{name}/eviction``, policy/v1; RBAC: ``create`` on
+        ``pods/eviction``): a graceful delete that honours PodDisruptionBudgets. A budget allowing no disruption
+        now is 429 (``TemporaryError``: ask again later); a pod already gone is ``NotFoundError``."""
+        body = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": namespace}}
+        self._call("POST", f"{resource_path('v1', 'pods', pod, namespace)}/eviction", body=body,
+                   content_type="application/json", what=f"evict pod {namespace}/{pod}")
 
     def request_reconcile(self, api_version: str, plural: str, name: str, namespace: str, token: str) -> dict:
         """Flux handles this when ``status.lastHandledReconcileAt`` equals ``token``."""

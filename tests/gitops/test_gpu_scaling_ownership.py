@@ -132,7 +132,8 @@ def test_only_a_paused_scaled_object_leaves_replicas_alone(scaler, sets):
 
 # ------------------------------------------------------------------------------------------------ RBAC
 
-VERBS = {"nodes": "list", "list": "list", "get": "get", "patch_merge": "patch", "pod_metrics": "get"}
+VERBS = {"nodes": "list", "list": "list", "get": "get", "patch_merge": "patch", "pod_metrics": "get",
+         "evict": "create"}
 
 
 def cluster_calls() -> set[tuple[str, str, str]]:
@@ -149,6 +150,9 @@ def cluster_calls() -> set[tuple[str, str, str]]:
             continue
         if method == "pod_metrics":  # GET .../pods/{name}:{port}/proxy/metrics: the pods/proxy subresource
             calls.add(("", "pods/proxy", "get"))
+            continue
+        if method == "evict":  # POST .../pods/{name}/eviction: the pods/eviction subresource
+            calls.add(("", "pods/eviction", "create"))
             continue
         api_version, plural = (a.value for a in node.args[:2])
         group = "" if api_version == "v1" else api_version.split("/")[0]
@@ -194,7 +198,7 @@ def allows(rules, namespace, group, resource, verb, name=None) -> bool:
 def test_the_scaling_code_makes_the_calls_this_check_expects():
     assert cluster_calls() == {("", "nodes", "list"), ("", "nodes", "patch"), ("", "pods", "list"),
                                ("", "pods", "patch"), ("apps", "deployments", "get"), ("apps", "deployments", "patch"),
-                               ("", "pods/proxy", "get")}
+                               ("", "pods/proxy", "get"), ("", "pods/eviction", "create")}
 
 
 @pytest.mark.parametrize("env", ENVS)

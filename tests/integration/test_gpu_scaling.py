@@ -216,6 +216,46 @@ def test_scale_down_drains_the_chosen_nodes_before_deleting_exactly_those_machin
     assert sandbox.arm.pool(pool.name)["properties"]["count"] == 1
 
 
+def test_a_pool_another_owner_sizes_is_drained_through_the_eviction_api_honouring_its_budget(
+        ctx, sandbox, dev_platform):
+    # mi300x declares no serving Deployment (KEDA sizes its pods): its GPU pods are found by what they hold
+    # (amd.com/gpu) and evicted like kubectl drain does, never killed with their machine.
+    pool = next(p for p in dev_platform.gpu_pools if p.serving_deployment is None)
+    _with_nodes(sandbox, pool, 1)
+    node = next(iter(_nodes(sandbox, pool)))
+    kube = sandbox.kubernetes
+    with kube.lock:
+        kube._store("v1", "pods", {
+            "metadata": {"name": "vllm-mi300x-abc", "namespace": "model-serving", "labels": {"app": "vllm-mi300x"}},
+            "spec": {"nodeName": node, "containers": [{"name": "vllm", "image": "vllm",
+                                                       "resources": {"limits": {"amd.com/gpu": "1"}}}]},
+            "status": {"phase": "Running"}})
+        kube._store("v1", "pods", {  # a DaemonSet's pod stays with its node: not a workload to drain
+            "metadata": {"name": "amd-exporter-x", "namespace": "model-serving",
+                         "ownerReferences": [{"kind": "DaemonSet", "name": "amd-exporter", "apiVersion": "apps/v1"}]},
+            "spec": {"nodeName": node, "containers": [{"name": "e", "image": "e",
+                                                       "resources": {"limits": {"amd.com/gpu": "1"}}}]},
+            "status": {"phase": "Running"}})
+        kube._store("policy/v1", "poddisruptionbudgets", {
+            "metadata": {"name": "vllm-mi300x", "namespace": "model-serving"},
+            "spec": {"maxUnavailable": 0, "selector": {"matchLabels": {"app": "vllm-mi300x"}}},
+            "status": {"disruptionsAllowed": 0}})
+    scaling.set_override(ctx, pool.name, 0, NOW + dt.timedelta(hours=2), by="test")
+    first = _tick(ctx, pool)
+    assert (first.reason, first.action) == ("Override", "cordon") and kube.evictions == []  # the budget said no
+    waiting = _tick(ctx, pool, at=NOW + dt.timedelta(seconds=15))
+    assert waiting.action == "draining" and sandbox.arm.count("POST", "deleteMachines") == 0
+    with kube.lock:
+        kube.objects[("policy/v1", "poddisruptionbudgets")][("model-serving", "vllm-mi300x")]["status"] = {
+            "disruptionsAllowed": 1}
+    assert _tick(ctx, pool, at=NOW + dt.timedelta(seconds=30)).action == "draining"  # asked again: granted
+    assert kube.evictions == [("model-serving", "vllm-mi300x-abc")]
+    done = _tick(ctx, pool, at=NOW + dt.timedelta(seconds=45))
+    assert done.action == "delete-machines" and sandbox.arm.count("POST", "/deleteMachines$") == 1
+    assert [r.action for r in ctx.state.audit_trail(f"nodepool/dev-uaenorth/{pool.name}", limit=10)
+            if r.action == "evict"], "the second ask is audited"
+
+
 def test_platformctl_override_status_and_decide_drive_the_same_tick(ctx, sandbox, dev_platform):
     import argparse
 

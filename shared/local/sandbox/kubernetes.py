@@ -72,6 +72,8 @@ BUILTIN_RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
     # Read by the compliance scan (shared/services/compliance): workloads, network and routes as the real API
     # serves them (Gateway API and Kyverno's reports are CRDs: custom resources, no strategic merge).
     ("apps/v1", "replicasets"): ("ReplicaSet", True),
+    # PodDisruptionBudgets gate the Eviction API (``pods/<name>/eviction``, below).
+    ("policy/v1", "poddisruptionbudgets"): ("PodDisruptionBudget", True),
     ("batch/v1", "jobs"): ("Job", True),
     ("batch/v1", "cronjobs"): ("CronJob", True),
     ("networking.k8s.io/v1", "networkpolicies"): ("NetworkPolicy", True),
@@ -287,6 +289,8 @@ class KubernetesEmulator(Emulator):
         self.source_head: Any = None
         #: What the pods' servers answer on /metrics: (namespace, pod, port) -> Prometheus text.
         self.pod_metrics: dict[tuple[str, str, int], str] = {}
+        #: (namespace, pod) of every eviction granted, oldest first (tests read it)
+        self.evictions: list[tuple[str, str]] = []
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
 
@@ -305,6 +309,7 @@ class KubernetesEmulator(Emulator):
             self.faults.clear()
             self.requests.clear()
             self.pod_metrics.clear()
+            self.evictions.clear()
             self._seed(system_nodes, system_vm_size, gpu_nodes)
 
     def settings_env(self) -> dict[str, str]:
@@ -486,6 +491,7 @@ class KubernetesEmulator(Emulator):
         self.route("GET", r"/apis/(?P<group>[^/]+)/(?P<version>[^/]+)", self.resource_list)
         self.route("GET", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<target>[^/]+)/proxy(?P<rest>/.*)?",
                    self.pod_proxy)
+        self.route("POST", r"/api/v1/namespaces/(?P<ns>[^/]+)/pods/(?P<name>[^/]+)/eviction", self.evict_pod)
         core = r"/api/(?P<version>v1)"
         grouped = r"/apis/(?P<group>[^/]+)/(?P<version>[^/]+)"
         tail = r"(?:/namespaces/(?P<ns>[^/]+))?/(?P<plural>[^/]+)"
@@ -521,6 +527,31 @@ class KubernetesEmulator(Emulator):
         if (request.params.get("rest") or "/") != "/metrics":
             return Response(404, {"detail": "Not Found"})  # the pod's own server (vLLM's FastAPI) answers
         return Response(200, text, {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    def evict_pod(self, request: Request) -> Response:
+        """The Eviction API (kubernetes.io/docs/concepts/scheduling-eviction/api-eviction): a policy/v1
+        ``Eviction`` for the pod named in the path. A PodDisruptionBudget selecting the pod (``matchLabels``)
+        whose ``status.disruptionsAllowed`` is 0 refuses with 429; more than one selecting it is a 500, as the
+        API server answers; otherwise the pod is deleted (this emulator skips the grace period) and the answer
+        is a ``Success`` Status."""
+        ns, name = request.params["ns"], request.params["name"]
+        body = self._body(request)
+        if body.get("kind") != "Eviction" or (body.get("metadata") or {}).get("name") != name:
+            raise HttpError(400, "BadRequest", "name in URL does not match name in Eviction object")
+        pod = self._existing("v1", "pods", ns, name)
+        labels = pod["metadata"].get("labels") or {}
+        budgets = [b for (bns, _), b in self.objects.get(("policy/v1", "poddisruptionbudgets"), {}).items()
+                   if bns == ns and _selects((b.get("spec") or {}).get("selector") or {}, labels)]
+        if len(budgets) > 1:
+            raise HttpError(500, "InternalError", "This pod has more than one PodDisruptionBudget, which the "
+                                                  "eviction subresource does not support.")
+        if budgets and ((budgets[0].get("status") or {}).get("disruptionsAllowed", 1)) <= 0:
+            raise HttpError(429, "TooManyRequests",
+                            "Cannot evict pod as it would violate the pod's disruption budget.")
+        del self.objects[("v1", "pods")][(ns, name)]
+        self._rv += 1
+        self.evictions.append((ns, name))
+        return Response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
     def version(self, request: Request) -> Response:
         major, minor = self.kubernetes_version.lstrip("v").split(".")[:2]
@@ -1019,6 +1050,11 @@ def _declared_port(pod: dict[str, Any], name: str | None) -> int | None:
             if name is None or port.get("name") == name:
                 return port.get("containerPort")
     return None
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector's ``matchLabels`` against ``labels`` (an empty selector selects every pod, as in policy/v1)."""
+    return all(labels.get(k) == v for k, v in (selector.get("matchLabels") or {}).items())
 
 
 def _taint(text: str) -> dict[str, str]:

@@ -270,6 +270,12 @@ def read_pool(ctx: Any, pool: GpuPool, now: float, *, serving: tuple[str, str] |
                 node_name = (pod.get("spec") or {}).get("nodeName")
                 if node_name:
                     pods_on[node_name] = pods_on.get(node_name, 0) + 1
+        else:
+            # No Deployment this function sizes (another owner, e.g. KEDA): the pool's GPU workloads are
+            # whatever pods hold its GPUs; a node is busy while one of them runs there.
+            names = {n["metadata"]["name"] for n in raw_nodes}
+            for node_name, pods in gpu_pods_on(ctx, pool, names).items():
+                pods_on[node_name] = len(pods)
         nodes = tuple(_node_view(n, pods_on) for n in raw_nodes)
     except PlatformError as exc:
         problems.append(f"nodes of {pool.name}: {exc.code}")
@@ -397,6 +403,62 @@ def _node_view(node: dict, pods_on: dict[str, int]) -> NodeView:
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
     cordoned = bool((node.get("spec") or {}).get("unschedulable"))
     return NodeView(name, ready, cordoned, pods_on.get(name, 0))
+
+
+#: the extended resource each vendor's device plugin advertises (NVIDIA and AMD GPU operators)
+GPU_RESOURCES = {"nvidia": "nvidia.com/gpu", "amd": "amd.com/gpu"}
+
+
+def workloads_namespace(platform: PlatformEnvironment, pool: GpuPool) -> str | None:
+    """Where the pool's GPU workloads run: its serving Deployment's namespace, else the one the environment's
+    serving Deployments share (gitops/apps/base/vllm: every model server is in it); None when none is declared."""
+    own = serving_of(platform, pool)
+    if own is not None:
+        return own[0]
+    return next((s[0] for p in platform.gpu_pools if (s := serving_of(platform, p)) is not None), None)
+
+
+def gpu_pods_on(ctx: Any, pool: GpuPool, nodes: set[str]) -> dict[str, list[dict]]:
+    """The pods holding the pool's GPUs on ``nodes``, by node: not finished, not a DaemonSet's (the device
+    plugin and exporters stay with their node), asking for the vendor's GPU resource."""
+    namespace = workloads_namespace(ctx.platform, pool)
+    resource = GPU_RESOURCES.get(pool.vendor)
+    if namespace is None or resource is None or not nodes:
+        return {}
+    out: dict[str, list[dict]] = {}
+    for pod in ctx.cluster.list("v1", "pods", namespace=namespace):
+        spec, status = pod.get("spec") or {}, pod.get("status") or {}
+        node = spec.get("nodeName")
+        if node not in nodes or status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        if any(ref.get("kind") == "DaemonSet" for ref in pod["metadata"].get("ownerReferences") or ()):
+            continue
+        wants = [(c.get("resources") or {}) for c in spec.get("containers") or ()]
+        if any(resource in (r.get("limits") or {}) or resource in (r.get("requests") or {}) for r in wants):
+            out.setdefault(node, []).append(pod)
+    return out
+
+
+def _pods_to_evict(ctx: Any, pool: GpuPool, nodes: list[str]) -> list[dict]:
+    """The pool's GPU pods on ``nodes`` not yet terminating (a terminating pod's grace period is running)."""
+    return [pod for pods in gpu_pods_on(ctx, pool, set(nodes)).values() for pod in pods
+            if not pod["metadata"].get("deletionTimestamp")]
+
+
+def _evict(ctx: Any, pool: GpuPool, pods: list[dict]) -> None:
+    """Ask the Eviction API to move ``pods`` off their cordoned nodes: their graceful shutdown finishes the
+    requests in flight and their owner recreates them elsewhere, as ``kubectl drain`` and the
+    cluster-autoscaler do. A PodDisruptionBudget that allows no disruption now answers 429: that pod is
+    asked again on the next tick (the drain waits for it, up to its timeout)."""
+    for pod in pods:
+        meta = pod["metadata"]
+        try:
+            ctx.cluster.evict(meta["namespace"], meta["name"])
+        except NotFoundError:
+            continue
+        except TemporaryError as exc:
+            log.info("eviction of %s/%s refused for now: %s", meta["namespace"], meta["name"], exc.code,
+                     extra={"pool": pool.name, "error_code": exc.code})
 
 
 def _serving_pods(ctx: Any, serving: tuple[str, str]) -> list[dict]:
@@ -692,6 +754,8 @@ def _start_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Decisi
                                         namespace)
             except NotFoundError:
                 log.warning("serving deployment %s/%s not found: replicas left alone", namespace, deployment)
+        else:
+            _evict(ctx, pool, _pods_to_evict(ctx, pool, names))
 
     mutate(ctx, actor=ACTOR, action="cordon", target=f"nodepool/{env}/{pool.name}", reason=decision.reason,
            inputs={"nodes": names, **inputs}, lease_seconds=30, change=cordon)
@@ -717,6 +781,12 @@ def _continue_drain(ctx: Any, pool: GpuPool, reading: PoolReading, decision: Dec
                 _replace(carried, drain=None))
     busy = [n for n in remaining if present[n].serving_pods > 0]
     waited = reading.observed_at - float(drain.get("since") or reading.observed_at)
+    if busy and waited < switches.drain_timeout_seconds and not dry and serving_of(ctx.platform, pool) is None:
+        pods = _pods_to_evict(ctx, pool, busy)  # again: a PodDisruptionBudget may have refused the last ask
+        if pods:
+            mutate(ctx, actor=ACTOR, action="evict", target=f"nodepool/{ctx.platform.name}/{pool.name}",
+                   reason=decision.reason, inputs={"pods": [p["metadata"]["name"] for p in pods], **inputs},
+                   lease_seconds=30, change=lambda: _evict(ctx, pool, pods))
     if busy and waited < switches.drain_timeout_seconds:
         return (_result(pool, decision, "draining", inputs,
                         f"waiting for {', '.join(busy)} to finish their requests ({waited:.0f}s of "
