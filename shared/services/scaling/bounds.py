@@ -356,7 +356,8 @@ def propose_due(ctx: Any, results: Sequence[Any], *, now: dt.datetime, dry_run: 
     except PlatformError as exc:
         log.warning("gpu pool bounds: %s: %s (next tick)", exc.code, exc, extra={"error_code": exc.code})
     except Exception:  # our own bug must not stop the scaling that already happened
-        log.exception("gpu pool bounds proposal crashed", extra={"error_code": ALERT_FAILED})
+        # The code in the message: the log-code alert matches the message text (infra alerts.tf).
+        log.exception("%s: gpu pool bounds proposal crashed", ALERT_FAILED, extra={"error_code": ALERT_FAILED})
     return None
 
 
