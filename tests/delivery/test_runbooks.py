@@ -11,6 +11,7 @@ from pathlib import Path
 import hcl2
 import pytest
 import yaml
+from infra_helpers import for_each_instances
 
 REPO = Path(__file__).resolve().parents[2]
 RUNBOOKS = REPO / "docs" / "runbooks"
@@ -39,8 +40,8 @@ def prometheus_alerts() -> dict[str, dict]:
 
 @cache
 def azure_alerts() -> dict[str, str]:
-    """`<type>.<label>` -> the text that must carry the runbook URL, for every azurerm_monitor_*alert* and
-    azurerm_consumption_budget_* in infra/."""
+    """`<type>.<label>` (`<type>.<label>["<key>"]` for each key of a for_each alert) -> the text that must carry the
+    runbook URL, for every azurerm_monitor_*alert* and azurerm_consumption_budget_* in infra/."""
     found: dict[str, str] = {}
     for path in sorted((REPO / "infra").rglob("*.tf")):
         text = path.read_text()
@@ -60,9 +61,14 @@ def azure_alerts() -> dict[str, str]:
                 for label, body in instances.items():
                     if label.startswith("__"):
                         continue
-                    carried = comments if budget else " ".join(
-                        str(v) for v in (body.get("description"), body.get("custom_properties")) if v)
-                    found[f"{path.relative_to(REPO).as_posix()}:{rtype}.{label}"] = carried
+                    # A for_each alert (log_code_alerts) is one alert a key of its map, rendered as Terraform would.
+                    expanded = ({f'{label}["{key}"]': rendered
+                                 for key, rendered in for_each_instances(path.parent, body)[0].items()}
+                                if "for_each" in body and not budget else {label: body})
+                    for address, rendered in expanded.items():
+                        carried = comments if budget else " ".join(
+                            str(v) for v in (rendered.get("description"), rendered.get("custom_properties")) if v)
+                        found[f"{path.relative_to(REPO).as_posix()}:{rtype}.{address}"] = carried
     return found
 
 

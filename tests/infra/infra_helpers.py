@@ -6,10 +6,12 @@ Everything here reads files only: no Azure credentials, no provider downloads.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import textwrap
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import hcl2
 import pytest
@@ -44,6 +46,11 @@ def load_hcl(path: Path) -> dict:
     """One .tf file as python-hcl2 renders it: blocks are lists of {label: body} dicts."""
     with path.open() as fh:
         return hcl2.load(fh, serialization_options=_HCL_OPTIONS)
+
+
+def parse_hcl(text: str) -> dict:
+    """Terraform source text as load_hcl renders a file (e.g. a file of an older commit)."""
+    return hcl2.loads(text, serialization_options=_HCL_OPTIONS)
 
 
 def tf_files(directory: Path) -> list[Path]:
@@ -82,6 +89,71 @@ def module_locals(directory: Path) -> dict:
         for entry in load_hcl(path).get("locals", []):
             merged.update(entry)
     return merged
+
+
+# `${...}` in a string python-hcl2 read: anything but braces, and quoted strings (`join(", ", x)`).
+_INTERPOLATION = re.compile(r'\$\{((?:[^{}"]|"[^"]*")*)\}')
+_JOIN = re.compile(r'join\("([^"]*)",\s*(.+)\)')
+# `for_each = local.NAME`, or the same map filtered on one attribute of its entries.
+_FOR_EACH = re.compile(r"\$\{local\.(\w+)\}|\$\{\{for (\w+), (\w+) in local\.(\w+) : \2 => \3 if \3\.(\w+)\}\}")
+_UNKNOWN = object()
+
+
+def for_each_instances(directory: Path, body: dict) -> tuple[dict[str, dict], str | None]:
+    """The instances of a resource whose for_each is a map in the module's locals: key -> the body with
+    `each.key`, `each.value.<attribute>`, `local.<name>` (plain strings) and `join(sep, list)` rendered as
+    Terraform would, other references (var., resources) left as written; and the entries' attribute that
+    filters the map (`{ for k, v in local.NAME : k => v if v.ATTR }`), or None. Every entry is rendered,
+    filtered out or not: the caller checks the filter attribute itself."""
+    match = _FOR_EACH.fullmatch(str(body.get("for_each", "")))
+    assert match, f"for_each is not a (filtered) map of the module's locals: {body.get('for_each')}"
+    scope = module_locals(directory)
+    entries = scope[match[1] or match[4]]
+    rest = {k: v for k, v in body.items() if k != "for_each"}
+    return {key: render(rest, key=key, entry=entry, scope=scope) for key, entry in entries.items()}, match[5]
+
+
+def instances(directory: Path, rtype: str, name: str) -> dict[str, dict]:
+    """key -> rendered body of each for_each instance of one resource of a module (see for_each_instances)."""
+    return for_each_instances(directory, resources(directory)[(rtype, name)])[0]
+
+
+def render(value: Any, *, key: str, entry: dict, scope: dict) -> Any:
+    """One for_each instance of a value python-hcl2 read (see for_each_instances)."""
+    if isinstance(value, dict):
+        return {k: render(v, key=key, entry=entry, scope=scope) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, key=key, entry=entry, scope=scope) for v in value]
+    if not isinstance(value, str):
+        return value
+    whole = _INTERPOLATION.fullmatch(value)
+    if whole:  # "${each.value.severity}" is the number itself, "${each.value.codes}" the list
+        found = _evaluate(whole[1], key, entry, scope)
+        return value if found is _UNKNOWN else found
+
+    def substitute(match: re.Match) -> str:
+        found = _evaluate(match[1], key, entry, scope)
+        if found is _UNKNOWN:
+            return match[0]
+        assert isinstance(found, (str, int)) and not isinstance(found, bool), f"{match[0]} is not a string"
+        return str(found)  # an expression ("${var.x}") stays one
+
+    return _INTERPOLATION.sub(substitute, value)
+
+
+def _evaluate(expression: str, key: str, entry: dict, scope: dict) -> Any:
+    expression = expression.strip()
+    if expression == "each.key":
+        return key
+    if match := re.fullmatch(r"each\.value\.(\w+)", expression):
+        return entry[match[1]]
+    if match := re.fullmatch(r"local\.(\w+)", expression):
+        found = scope.get(match[1])
+        return found if isinstance(found, str) and "${" not in found else _UNKNOWN
+    if match := _JOIN.fullmatch(expression):
+        items = _evaluate(match[2], key, entry, scope)
+        return _UNKNOWN if items is _UNKNOWN else match[1].join(items)
+    return _UNKNOWN
 
 
 def description_text(body: dict) -> str:

@@ -2,14 +2,14 @@
 
 import re
 
-from infra_helpers import MODULES_DIR, resources
+from infra_helpers import MODULES_DIR, instances
 
 from shared.services import certificates_rotation as rotation
 
 
 def alert() -> dict:
-    return resources(MODULES_DIR / "monitoring")[("azurerm_monitor_scheduled_query_rules_alert_v2",
-                                                   "certificate_rotation")]
+    return instances(MODULES_DIR / "monitoring", "azurerm_monitor_scheduled_query_rules_alert_v2",
+                     "log_code")["cert-rotation"]
 
 
 def _criteria(body: dict) -> dict:
@@ -33,3 +33,9 @@ def test_the_alert_watches_the_app_and_notifies_the_platform_action_group():
     assert action["action_groups"] == ["${azurerm_monitor_action_group.platform.id}"]
     criteria = _criteria(body)
     assert criteria["operator"] == "GreaterThan" and criteria["threshold"] == 0
+
+
+def test_the_alert_keeps_its_azure_name_and_pages_at_severity_1():
+    body = alert()
+    assert body["name"] == "alert-cert-rotation-${var.name_suffix}"  # the name forces a new rule in Azure
+    assert body["severity"] == 1

@@ -3,14 +3,14 @@ on-call, and names its runbook (docs/runbooks/<alert-name>.md with the four head
 
 import re
 
-from infra_helpers import MODULES_DIR, REPO, resources
+from infra_helpers import MODULES_DIR, REPO, instances
 
 from shared.services.compliance import scan
 
 
 def alert() -> dict:
-    return resources(MODULES_DIR / "monitoring")[("azurerm_monitor_scheduled_query_rules_alert_v2",
-                                                   "compliance_new_high")]
+    return instances(MODULES_DIR / "monitoring", "azurerm_monitor_scheduled_query_rules_alert_v2",
+                     "log_code")["compliance-new-high"]
 
 
 def _one(value):
@@ -36,3 +36,9 @@ def test_the_alert_notifies_the_platform_action_group_and_names_its_runbook():
     text = (REPO / "docs" / "runbooks" / "alert-compliance-new-high.md").read_text()
     for heading in ("## What it means", "## How to confirm", "## How to fix", "## How to escalate"):
         assert heading in text
+
+
+def test_the_alert_keeps_its_azure_name_and_severity_2():
+    body = alert()
+    assert body["name"] == "alert-compliance-new-high-${var.name_suffix}"  # the name forces a new rule in Azure
+    assert body["severity"] == 2

@@ -9,6 +9,7 @@ from infra_helpers import (
     MODULES_DIR,
     all_tf_files,
     blocks,
+    instances,
     load_hcl,
     module_locals,
     platform_file,
@@ -272,7 +273,9 @@ def test_key_vault_certificate_events_reach_the_apps_event_grid_function():
     automation = resources(MODULES_DIR / "automation")
     topic = automation[("azurerm_eventgrid_system_topic", "key_vault")]
     assert topic["topic_type"] == "Microsoft.KeyVault.vaults"
-    subscription = automation[("azurerm_eventgrid_system_topic_event_subscription", "certificates")]
+    subscription = instances(MODULES_DIR / "automation", "azurerm_eventgrid_system_topic_event_subscription",
+                             "app")["certificates"]
+    assert subscription["system_topic"] == "${azurerm_eventgrid_system_topic.key_vault.name}"
     assert all(t.startswith("Microsoft.KeyVault.Certificate") for t in subscription["included_event_types"])
     endpoint = subscription["azure_function_endpoint"][0]["function_id"]
     assert endpoint.endswith("/functions/${var.certificate_event_function}")
