@@ -16,6 +16,13 @@ not allowed" for a pod without ``status.podIP``, 503 ServiceUnavailable "error t
 port); otherwise what the pod's server answers. A pod's server is set by tests (``serve_pod_metrics``) or the
 sandbox (``POST /_sandbox/pod-metrics``): Prometheus text on ``/metrics``, as vLLM serves it.
 
+Controllers run where a write changes what they follow (no background thread): Deployments get a ReplicaSet and
+``spec.replicas`` pods, scheduled onto Ready, schedulable nodes that match their ``nodeSelector``, tolerate their
+taints and have their GPUs free, else Pending until such a node comes; scale-down removes the pods the ReplicaSet
+controller ranks first (``controller.kubernetes.io/pod-deletion-cost``); pods of deleted nodes go and are
+replaced. A Running pod of a pool's serving Deployment answers vLLM's ``/metrics`` through the pod proxy by
+default. What is and is not emulated: ``shared/local/sandbox/deployments.py``.
+
 Not served: ``watch``. Discovery does not advertise the verb, and ``?watch=true`` answers 405, so a
 client that needs watch learns it here rather than against a real cluster.
 
@@ -43,6 +50,7 @@ from typing import Any
 
 from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, iso, utc_now
 from shared.local.sandbox.declared import REPO_ROOT, flux_objects
+from shared.local.sandbox.deployments import DeploymentController, Load
 from shared.platform import PlatformEnvironment
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -287,6 +295,9 @@ class KubernetesEmulator(Emulator):
         self.source_head: Any = None
         #: What the pods' servers answer on /metrics: (namespace, pod, port) -> Prometheus text.
         self.pod_metrics: dict[tuple[str, str, int], str] = {}
+        #: kube-controller-manager's Deployment/ReplicaSet controllers, the scheduler and the pod GC (deployments.py)
+        self.deployments = DeploymentController(self)
+        self._pod_ips = 0
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
 
@@ -305,6 +316,8 @@ class KubernetesEmulator(Emulator):
             self.faults.clear()
             self.requests.clear()
             self.pod_metrics.clear()
+            self.deployments.reset()
+            self._pod_ips = 0
             self._seed(system_nodes, system_vm_size, gpu_nodes)
 
     def settings_env(self) -> dict[str, str]:
@@ -376,6 +389,7 @@ class KubernetesEmulator(Emulator):
             nodes = self.objects.setdefault(("v1", "nodes"), {})
             existing = sorted(k for k, n in nodes.items()
                               if n["metadata"]["labels"].get("kubernetes.azure.com/agentpool") == pool)
+            gone = {nodes[key]["metadata"]["name"] for key in existing[count:]}
             for key in existing[count:]:
                 del nodes[key]
             template = self._pool_template(pool)
@@ -388,6 +402,8 @@ class KubernetesEmulator(Emulator):
                 if node["metadata"]["name"] not in taken:
                     self._store("v1", "nodes", node, replace=True)
                     have += 1
+            if gone:
+                self.deployments.nodes_gone(gone)
 
     def serve_pod_metrics(self, namespace: str, pod: str, text: str | None, port: int | None = None) -> int:
         """Make the pod's server answer ``text`` on ``/metrics`` (None: stop serving); returns the port, by
@@ -404,6 +420,24 @@ class KubernetesEmulator(Emulator):
                 self.pod_metrics[(namespace, pod, port)] = text
             return port
 
+    def set_serving_load(self, namespace: str, deployment: str, load: Load | None) -> None:
+        """Requests the serving Deployment's Running pods report as running (a number, or a callable read at each
+        metrics request; None: 0), split over the pods up to their slots (deployments.py)."""
+        with self.lock:
+            if load is None:
+                self.deployments.serving_load.pop((namespace, deployment), None)
+            else:
+                self.deployments.serving_load[(namespace, deployment)] = load
+
+    def serve_pod_figures(self, namespace: str, pod: str, figures: dict[str, float] | None) -> None:
+        """The vLLM figures an emulated serving pod reports (``running``, ``waiting``, ``success``,
+        ``latency_seconds``; None: back to its share of the serving load)."""
+        with self.lock:
+            if figures is None:
+                self.deployments.pod_figures.pop((namespace, pod), None)
+            else:
+                self.deployments.pod_figures[(namespace, pod)] = {k: float(v) for k, v in figures.items()}
+
     def pool_node_names(self, pool: str) -> list[str]:
         """The names of an agent pool's nodes (its machines, as AKS names them)."""
         with self.lock:
@@ -417,10 +451,14 @@ class KubernetesEmulator(Emulator):
             nodes = self.objects.get(("v1", "nodes"), {})
             for key in [k for k, n in nodes.items() if n["metadata"]["name"] in set(names)]:
                 del nodes[key]
+            self.deployments.nodes_gone(set(names))
 
     def _control(self, request: Request) -> Response:
         """Besides faults: ``POST /_sandbox/pod-metrics`` ``{"namespace": ..., "pod": ..., "text": "..." or null,
-        "port": n (optional)}`` sets what a pod serves on /metrics (``serve_pod_metrics``);
+        "port": n (optional)}`` sets what a pod serves on /metrics (``serve_pod_metrics``), or with
+        ``"figures": {"running": n, "waiting": n, "success": n, "latency_seconds": s}`` (or null) the figures an
+        emulated serving pod reports (``serve_pod_figures``); ``POST /_sandbox/serving-load``
+        ``{"deployment": "model-serving/vllm-h100", "running": n}`` the load its pods share (``set_serving_load``);
         ``POST /_sandbox/drift`` ``{"kind": "kustomizations", "name": "apps", "suspend": true}`` or
         ``{"name": "apps", "fail": "kustomize build failed"}`` (Ready=False) or
         ``{"name": "apps", "stalled": "..."}``: the Flux states drift detection reports."""
@@ -428,12 +466,28 @@ class KubernetesEmulator(Emulator):
             body = request.json() or {}
             if not isinstance(body, dict) or not body.get("namespace") or not body.get("pod"):
                 return Response(400, {"error": "expected {\"namespace\", \"pod\", \"text\", \"port\"?}"})
+            if "figures" in body:
+                figures = body["figures"]
+                if figures is not None and (not isinstance(figures, dict) or not all(
+                        isinstance(v, int | float) and not isinstance(v, bool) for v in figures.values())):
+                    return Response(400, {"error": "figures: an object of numbers, or null"})
+                self.serve_pod_figures(str(body["namespace"]), str(body["pod"]), figures)
+                return Response(200, {"namespace": body["namespace"], "pod": body["pod"], "figures": figures})
             try:
                 port = self.serve_pod_metrics(str(body["namespace"]), str(body["pod"]), body.get("text"),
                                               body.get("port"))
             except HttpError as err:
                 return Response(err.status, {"error": err.message})
             return Response(200, {"namespace": body["namespace"], "pod": body["pod"], "port": port})
+        if request.path == "/_sandbox/serving-load" and request.method == "POST":
+            body = request.json() or {}
+            target = str(body.get("deployment") or "") if isinstance(body, dict) else ""
+            running = body.get("running") if isinstance(body, dict) else None
+            if "/" not in target or not (running is None or (isinstance(running, int) and running >= 0)):
+                return Response(400, {"error": "expected {\"deployment\": \"namespace/name\", \"running\": n >= 0}"})
+            namespace, deployment = target.split("/", 1)
+            self.set_serving_load(namespace, deployment, running)
+            return Response(200, {"deployment": target, "running": running})
         if request.path == "/_sandbox/drift" and request.method == "POST":
             body = request.json() or {}
             if not isinstance(body, dict):
@@ -516,6 +570,8 @@ class KubernetesEmulator(Emulator):
         if (pod.get("status") or {}).get("phase") != "Running" or not port_text.isdigit():
             raise refused
         text = self.pod_metrics.get((ns, name, int(port_text)))
+        if text is None:
+            text = self.deployments.serving_text(ns, name, int(port_text))
         if text is None:
             raise refused
         if (request.params.get("rest") or "/") != "/metrics":
@@ -707,6 +763,12 @@ class KubernetesEmulator(Emulator):
         obj = self._existing(gv, plural, ns, name)
         del self.objects[(gv, plural)][(ns, name)]
         self._rv += 1
+        if (gv, plural) == ("v1", "nodes"):
+            self.deployments.nodes_gone({name})
+        elif (gv, plural) == ("v1", "pods"):
+            self.deployments.pod_deleted(obj)
+        elif (gv, plural) == ("apps/v1", "deployments"):
+            self.deployments.deployment_deleted(obj)
         return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": name, "group": gv.split("/")[0] if "/" in gv else "",
                                           "kind": plural, "uid": obj["metadata"].get("uid")}})
@@ -769,7 +831,9 @@ class KubernetesEmulator(Emulator):
 
     def _after_write(self, gv: str, plural: str, before: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         if gv == "apps/v1" and plural == "deployments":
-            self._deployment_controller(obj)
+            self.deployments.deployment_written(obj)
+        elif gv == "v1" and plural == "nodes":
+            self.deployments.schedule_pending()
         if not self.simulate_flux or gv.split("/")[0] not in FLUX_GROUPS or before is None:
             return
         requested = (obj["metadata"].get("annotations") or {}).get(REQUESTED_AT)
@@ -843,14 +907,6 @@ class KubernetesEmulator(Emulator):
                 self._rv += 1
                 merged["metadata"]["resourceVersion"] = str(self._rv)
                 self.objects[(declared["apiVersion"], plural)][key] = merged
-
-    @staticmethod
-    def _deployment_controller(obj: dict[str, Any]) -> None:
-        replicas = (obj.get("spec") or {}).get("replicas", 1)
-        status = obj.setdefault("status", {})
-        ready = min(status.get("readyReplicas", replicas), replicas)
-        status.update(observedGeneration=obj["metadata"].get("generation", 1), replicas=replicas,
-                      updatedReplicas=replicas, readyReplicas=ready, availableReplicas=ready)
 
     # -- seed ---------------------------------------------------------------------------------
 
