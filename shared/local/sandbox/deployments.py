@@ -404,6 +404,10 @@ class DeploymentController:
             "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
                            for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
             "containerStatuses": [{"name": c.get("name"), "image": c.get("image"), "ready": True, "started": True,
+                                   "imageID": f"{c.get('image')}@sha256:"
+                                              + hashlib.sha256(str(c.get("image")).encode()).hexdigest(),
+                                   "containerID": "containerd://" + hashlib.sha256(
+                                       f"{pod['metadata']['name']}/{c.get('name')}".encode()).hexdigest(),
                                    "restartCount": 0, "state": {"running": {"startedAt": now}}}
                                   for c in pod["spec"].get("containers") or []]}
         if host_ip:

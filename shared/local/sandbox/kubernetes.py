@@ -112,6 +112,8 @@ KIND_FIELDS: dict[str, frozenset[str]] = {
                         "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
                         "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}),
 }
+#: Kinds holding pod specs, whose resource quantities are serialized as strings.
+POD_TEMPLATE_KINDS = frozenset({"Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"})
 MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH = ("application/merge-patch+json",
                                             "application/strategic-merge-patch+json",
                                             "application/json-patch+json")
@@ -383,8 +385,9 @@ class KubernetesEmulator(Emulator):
                          "tls.key": base64.b64encode(key.encode()).decode()},
             }, replace=True)
 
-    def scale_pool(self, pool: str, count: int) -> None:
-        """Make the nodes of an agent pool match ``count`` (what AKS does after a scale)."""
+    def scale_pool(self, pool: str, count: int, *, ready: bool = True) -> None:
+        """Make the nodes of an agent pool match ``count`` (what AKS does after a scale). ``ready=False``: the new
+        nodes are registered but their kubelet has not posted Ready yet (a write to their ``status`` does)."""
         with self.lock:
             nodes = self.objects.setdefault(("v1", "nodes"), {})
             existing = sorted(k for k, n in nodes.items()
@@ -398,6 +401,9 @@ class KubernetesEmulator(Emulator):
             index, have = 0, min(len(existing), count)
             while have < count:
                 node = self._node(pool, index, *template)
+                if not ready:
+                    node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                                                     "message": "container runtime network not ready"}]
                 index += 1
                 if node["metadata"]["name"] not in taken:
                     self._store("v1", "nodes", node, replace=True)
@@ -795,6 +801,8 @@ class KubernetesEmulator(Emulator):
         ns = meta.get("namespace", "") if namespaced else ""
         if not namespaced:
             meta.pop("namespace", None)
+        if kind in POD_TEMPLATE_KINDS:
+            _canonical_quantities(obj)
         self._rv += 1
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(utc_now()).split(".")[0] + "Z")
@@ -818,6 +826,8 @@ class KubernetesEmulator(Emulator):
         elif updated.get("spec") != current.get("spec"):
             meta["generation"] += 1
         updated["apiVersion"], updated["kind"] = current["apiVersion"], current["kind"]
+        if updated["kind"] in POD_TEMPLATE_KINDS:
+            _canonical_quantities(updated)
         if updated == current:
             return current  # a no-op write does not bump resourceVersion
         self._rv += 1
@@ -950,8 +960,16 @@ class KubernetesEmulator(Emulator):
                 "allocatable": {"cpu": "7820m", "memory": "27Gi", "pods": "110", **gpus},
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                 "message": "kubelet is posting ready status"}],
-                "nodeInfo": {"kubeletVersion": self.kubernetes_version, "osImage": "Ubuntu 22.04.5 LTS",
-                             "containerRuntimeVersion": "containerd://1.7.27-1", "architecture": "amd64"},
+                # Every field of NodeSystemInfo the API marks required (the official client refuses a node without).
+                "nodeInfo": {"kubeletVersion": self.kubernetes_version, "kubeProxyVersion": self.kubernetes_version,
+                             "osImage": "Ubuntu 22.04.5 LTS", "operatingSystem": "linux",
+                             "kernelVersion": "5.15.0-1079-azure",
+                             "containerRuntimeVersion": "containerd://1.7.27-1", "architecture": "amd64",
+                             "machineID": sha1_hex(f"machine-{name}")[:32],
+                             "systemUUID": str(uuid.UUID(sha1_hex(f"uuid-{name}")[:32])),
+                             "bootID": str(uuid.UUID(sha1_hex(f"boot-{name}")[:32]))},
+                "addresses": [{"type": "InternalIP", "address": f"10.224.{index // 250}.{index % 250 + 4}"},
+                              {"type": "Hostname", "address": name}],
             },
         }
 
@@ -1066,6 +1084,22 @@ class KubernetesEmulator(Emulator):
                     "name": "manager", "image": f"ghcr.io/fluxcd/{controller}:v1.5.0"}]},
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
             })
+
+
+def _canonical_quantities(node: Any) -> None:
+    """Resource quantities as the API server serializes them: strings (a manifest's ``nvidia.com/gpu: 1`` reads
+    back as ``"1"``; the official client refuses a number there)."""
+    if isinstance(node, list):
+        for item in node:
+            _canonical_quantities(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "resources" and isinstance(value, dict):
+                for part in ("requests", "limits"):
+                    if isinstance(value.get(part), dict):
+                        value[part] = {k: v if isinstance(v, str) else str(v) for k, v in value[part].items()}
+            else:
+                _canonical_quantities(value)
 
 
 def _declared_port(pod: dict[str, Any], name: str | None) -> int | None:
