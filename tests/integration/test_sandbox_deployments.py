@@ -236,3 +236,17 @@ def test_the_tick_wakes_the_pool_reads_vllm_and_drains_exactly_the_cordoned_node
     arm.pool(pool.name)  # the operation settles: exactly those machines are gone
     assert set(kube.pool_node_names(pool.name)) == set(nodes) - cordoned
     assert _placed(core) == {name: node for name, node in placed.items() if node not in cordoned}
+
+
+def test_a_pod_deleted_through_the_api_is_replaced_and_a_flux_reapply_leaves_the_pods_alone(core, api, kube):
+    kube.scale_pool("h100", 1)
+    _scale(api, 1)
+    [before] = _placed(core)
+    core.delete_namespaced_pod(before, NAMESPACE)
+    [after] = _placed(core)
+    assert after != before and _where(core) == kube.pool_node_names("h100")
+    generation = api[1].read_namespaced_deployment(DEPLOYMENT, NAMESPACE).metadata.generation
+    with kube.lock:  # the apps Kustomization reconciles: the declared manifest (GPU request 1, not "1") again
+        kube._apply_declared("flux-system", "apps")
+    assert api[1].read_namespaced_deployment(DEPLOYMENT, NAMESPACE).metadata.generation == generation
+    assert list(_placed(core)) == [after]

@@ -14,7 +14,8 @@ holds as kube-apiserver does (pkg/registry/core/pod: ResourceLocation): 404 for 
 not allowed" for a pod without ``status.podIP``, 503 ServiceUnavailable "error trying to reach service: dial tcp
 ...: connect: connection refused" when nothing listens there (the pod is not Running, or serves nothing on that
 port); otherwise what the pod's server answers. A pod's server is set by tests (``serve_pod_metrics``) or the
-sandbox (``POST /_sandbox/pod-metrics``): Prometheus text on ``/metrics``, as vLLM serves it.
+sandbox (``POST /_sandbox/pod-metrics``): Prometheus text on ``/metrics``, as vLLM serves it; a Running pod of a
+pool's serving Deployment made by the emulated controller serves vLLM's text by default (deployments.py).
 
 Controllers run where a write changes what they follow (no background thread): Deployments get a ReplicaSet and
 ``spec.replicas`` pods, scheduled onto Ready, schedulable nodes that match their ``nodeSelector``, tolerate their
@@ -773,6 +774,13 @@ class KubernetesEmulator(Emulator):
             self.deployments.nodes_gone({name})
         elif (gv, plural) == ("v1", "pods"):
             self.deployments.pod_deleted(obj)
+            # The pod registry answers the pod itself, marked for deletion, where most kinds answer a Status
+            # (https://github.com/kubernetes/kubernetes/issues/78343); graceful termination is not emulated: it is
+            # gone at once.
+            gone = copy.deepcopy(obj)
+            gone["metadata"].update(deletionTimestamp=iso(utc_now()).split(".")[0] + "Z",
+                                    deletionGracePeriodSeconds=0)
+            return Response(200, gone)
         elif (gv, plural) == ("apps/v1", "deployments"):
             self.deployments.deployment_deleted(obj)
         return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
@@ -911,12 +919,16 @@ class KubernetesEmulator(Emulator):
                 self._store(declared["apiVersion"], plural, body)
                 continue
             merged = merge_patch(copy.deepcopy(live), {k: v for k, v in body.items() if k != "status"})
+            if merged.get("kind") in POD_TEMPLATE_KINDS:
+                _canonical_quantities(merged)  # as stored: a manifest's 1 is the live "1", not a change
             if merged != live:
                 if merged.get("spec") != live.get("spec"):
                     merged["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
                 self._rv += 1
                 merged["metadata"]["resourceVersion"] = str(self._rv)
                 self.objects[(declared["apiVersion"], plural)][key] = merged
+                if plural == "deployments":
+                    self.deployments.deployment_written(merged)
 
     # -- seed ---------------------------------------------------------------------------------
 
