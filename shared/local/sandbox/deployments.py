@@ -243,7 +243,11 @@ class DeploymentController:
                              "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
                                                   "uid": uid, "controller": True, "blockOwnerDeletion": True}]},
                 "spec": {"replicas": wanted, "selector": selector, "template": template}})
-        rs["spec"]["replicas"] = wanted
+        if rs["spec"].get("replicas") != wanted:
+            rs["spec"]["replicas"] = wanted
+            rs["metadata"]["generation"] = rs["metadata"].get("generation", 1) + 1
+            self.k._rv += 1
+            rs["metadata"]["resourceVersion"] = str(self.k._rv)
         rs["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(wanted)
         pods = self._owned(self.PODS, ns, rs["metadata"]["uid"])
         for _ in range(wanted - len(pods)):
