@@ -40,8 +40,9 @@ is simulated after {sync_delay:g}s, the superseded certificate is revoked after 
   .venv/bin/platformctl --settings {settings} certs cleanup --apply   # after grace_period_minutes
 
 GPU scaling (README "GPU scaling"): queue requests and the pool wakes; the emulated Deployment controller starts
-a vLLM pod on each new node and the tick reads in flight from them ("in flight N (vllm)"); an override below the
-size drains: the cordoned nodes' pods go first, then exactly their machines (the timer ticks every 15 s, or now):
+a vLLM pod on each new node once it is Ready ({node_ready:g}s after it registers; Pending until then) and the tick
+reads in flight from them ("in flight N (vllm)"); an override below the size drains: the cordoned nodes' pods go
+first, then exactly their machines (the timer ticks every 15 s, or now):
   .venv/bin/python -m shared.local.enqueue --settings {settings} {gpu_queue} 12
   .venv/bin/platformctl --settings {settings} scaling override {gpu_pool} 2 --for 1h   # a size to drain from
   curl -s -X POST http://127.0.0.1:{port}/admin/functions/gpu_scaling -d '{{}}'       # tick now
@@ -105,6 +106,8 @@ def wire_certificates(sandbox, context, app_url: str, sync_delay: float = SYNC_D
     sandbox.keyvault.subscriber_url = f"{app_url}/runtime/webhooks/eventgrid?functionName=keyvault_certificate_events"
 
 
+#: Seconds a node the sandbox adds stays NotReady (a real GPU node takes minutes: VM, driver, image, model).
+NODE_READY_SECONDS = 3.0
 #: Seconds a serving pod's share of the queue is cached: the tick reads every pod within one second.
 SERVING_LOAD_CACHE_SECONDS = 1.0
 
@@ -195,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         host = LocalHost(function_app.app, port=args.port, storage=context.storage, function_key=function_key)
         wire_certificates(sandbox, context, host.start())
         wire_gpu_serving(sandbox, context)
+        sandbox.kubernetes.node_ready_seconds = NODE_READY_SECONDS
         # platformctl chat finds the app and the chat emulator here (neither is an app setting).
         settings.update({"CHATOPS_APP_URL": f"http://127.0.0.1:{host.port}", "CHAT_SANDBOX_URL": sandbox.chat.base_url})
         settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": settings}, indent=2))
@@ -208,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             arm=sandbox.arm.base_url, gitlab=sandbox.gitlab.base_url,
             gpu_pool=platform.gpu_pools[0].name if platform.gpu_pools else "POOL",
             gpu_queue=platform.gpu_pools[0].inference_queue if platform.gpu_pools else "QUEUE",
+            node_ready=NODE_READY_SECONDS,
         ), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,5 +1,6 @@
 """`make run` end to end: Azurite + sandbox + app come up, answer, and all stop on Ctrl-C."""
 
+import datetime as dt
 import json
 import os
 import re
@@ -98,7 +99,18 @@ def test_make_run_serves_the_app_on_the_sandbox_and_ctrl_c_stops_everything(tmp_
                 time.sleep(0.2)
             raise AssertionError(f"not done in {seconds}s: nodes {h100_nodes()}, pods {serving()}")
 
-        cli("shared.local.enqueue", "--settings", str(settings), "inference-h100", "12")
+        # (The banner's CLI lines run once each; the same calls in this process where a second interpreter would
+        # only cost seconds: the queue, the second override.)
+        from shared.context import Context
+        from shared.credentials import StaticTokenCredential
+        from shared.platform import load_environment
+        from shared.services.scaling import tick as scaling
+        from shared.settings import Settings
+
+        here = Context(settings=Settings.from_env(values), platform=load_environment("dev-uaenorth"),
+                       credential=StaticTokenCredential())
+        for i in range(12):
+            here.storage.send("inference-h100", f'{{"prompt": "request {i}"}}')
         cli("shared.cli", "--settings", str(settings), "scaling", "override", "h100", "2", "--for", "1h")
         def two_running():
             pods = serving()
@@ -110,7 +122,7 @@ def test_make_run_serves_the_app_on_the_sandbox_and_ctrl_c_stops_everything(tmp_
                  if r["pool"] == "h100"]
         assert (row["in_flight_source"], row["in_flight"]) == ("vllm", 12), row
         assert sorted(n["serving_pods"] for n in row["nodes"]) == [1, 1]
-        cli("shared.cli", "--settings", str(settings), "scaling", "override", "h100", "1", "--for", "1h")
+        scaling.set_override(here, "h100", 1, dt.datetime.now(dt.UTC) + dt.timedelta(hours=1), by="test")
         cordoned = ticks_until(lambda: [n for n, c in h100_nodes().items() if c])
         assert len(cordoned) == 1 and cordoned[0] not in serving()  # its pod went first, the other stays
         kept = {node: pod for node, pod in woken.items() if node not in cordoned}

@@ -6,6 +6,7 @@ before their machines go."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 from _fixtures_saas import sandbox_context
@@ -203,10 +204,14 @@ def ctx(core, arm, kube, azurite, sandbox_ca, dev_platform):
 
 
 def test_the_tick_wakes_the_pool_reads_vllm_and_drains_exactly_the_cordoned_nodes_pods_before_their_machines(
-        ctx, core, arm, kube, dev_platform):
+        ctx, core, arm, kube, dev_platform, azurite, tmp_path, capsys):
+    from shared.local import enqueue
+
     pool = dev_platform.gpu_pools[0]
-    for i in range(12):
-        ctx.storage.send(pool.inference_queue, f'{{"prompt": "request {i}"}}')
+    settings = tmp_path / "sandbox.settings.json"  # as make run writes it
+    settings.write_text(json.dumps({"Values": {"PLATFORM_STORAGE_CONNECTION_STRING": azurite.connection_string}}))
+    assert enqueue.main(["--settings", str(settings), pool.inference_queue, "12"]) == 0  # the banner's line
+    assert f"queued 12 request(s) on {pool.inference_queue}: depth 12" in capsys.readouterr().out
     kube.set_serving_load(NAMESPACE, DEPLOYMENT, lambda: ctx.storage.queue_depth(pool.inference_queue))
     scaling.set_override(ctx, pool.name, 3, NOW + dt.timedelta(hours=2), by="test")  # a size to drain from
     woke = scaling.tick_pool(ctx, pool, now=NOW, switches=ON)
@@ -250,3 +255,19 @@ def test_a_pod_deleted_through_the_api_is_replaced_and_a_flux_reapply_leaves_the
         kube._apply_declared("flux-system", "apps")
     assert api[1].read_namespaced_deployment(DEPLOYMENT, NAMESPACE).metadata.generation == generation
     assert list(_placed(core)) == [after]
+
+
+def test_nodes_added_after_the_seed_post_ready_after_node_ready_seconds_and_then_get_their_pods(core, api, kube):
+    now = [1000.0]
+    kube.monotonic = lambda: now[0]  # reset() restores the real clock and the delay
+    kube.node_ready_seconds = 30
+    kube.scale_pool("h100", 1)
+    _scale(api, 1)
+    [node] = kube.pool_node_names("h100")
+    [pod] = _pods(core)
+    assert pod.status.phase == "Pending" and "node.kubernetes.io/not-ready" in pod.status.conditions[0].message
+    now[0] += 29
+    assert _where(core) == [None]
+    now[0] += 1
+    assert _where(core) == [node]  # the next request sees the node Ready and the pod scheduled
+    assert core.read_node(node).status.conditions[0].status == "True"

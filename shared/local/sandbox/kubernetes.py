@@ -45,6 +45,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -275,7 +276,8 @@ class KubernetesEmulator(Emulator):
     def __init__(self, platform: PlatformEnvironment, *, tls: bool = False, reconcile_delay: float = 0.0,
                  simulate_flux: bool = True, revision: str | None = None, gpu_nodes: dict[str, int] | None = None,
                  system_nodes: int | None = None, system_vm_size: str | None = None,
-                 kubernetes_version: str = "v1.32.4", repository_root: Path = REPO_ROOT) -> None:
+                 kubernetes_version: str = "v1.32.4", repository_root: Path = REPO_ROOT,
+                 node_ready_seconds: float = 0.0) -> None:
         self.tls = tls
         #: The checkout whose flux.tf and gitops/ the Flux objects are seeded from.
         self.repository_root = Path(repository_root)
@@ -301,6 +303,12 @@ class KubernetesEmulator(Emulator):
         #: kube-controller-manager's Deployment/ReplicaSet controllers, the scheduler and the pod GC (deployments.py)
         self.deployments = DeploymentController(self)
         self._pod_ips = 0
+        #: Seconds a node added after the seed stays NotReady (its kubelet registering; a GPU node takes minutes
+        #: in AKS: driver, image pull). Checked on every request, no thread: see ``_post_ready``.
+        self.node_ready_seconds = self._node_ready_seconds = node_ready_seconds
+        #: The clock of those delays (tests replace it rather than sleep); node name -> when it posts Ready.
+        self.monotonic = time.monotonic
+        self._unready: dict[str, float] = {}
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
 
@@ -321,6 +329,9 @@ class KubernetesEmulator(Emulator):
             self.pod_metrics.clear()
             self.deployments.reset()
             self._pod_ips = 0
+            self._unready.clear()
+            self.monotonic = time.monotonic
+            self.node_ready_seconds = self._node_ready_seconds
             self._seed(system_nodes, system_vm_size, gpu_nodes)
 
     def settings_env(self) -> dict[str, str]:
@@ -357,6 +368,7 @@ class KubernetesEmulator(Emulator):
 
     def object(self, api_version: str, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         with self.lock:
+            self._post_ready()
             obj = self.objects.get((api_version, plural), {}).get((namespace or "", name))
             return copy.deepcopy(obj) if obj is not None else None
 
@@ -386,9 +398,10 @@ class KubernetesEmulator(Emulator):
                          "tls.key": base64.b64encode(key.encode()).decode()},
             }, replace=True)
 
-    def scale_pool(self, pool: str, count: int, *, ready: bool = True) -> None:
-        """Make the nodes of an agent pool match ``count`` (what AKS does after a scale). ``ready=False``: the new
-        nodes are registered but their kubelet has not posted Ready yet (a write to their ``status`` does)."""
+    def scale_pool(self, pool: str, count: int, *, ready: bool = True, seeding: bool = False) -> None:
+        """Make the nodes of an agent pool match ``count`` (what AKS does after a scale). New nodes register
+        NotReady and post Ready ``node_ready_seconds`` later (0: at once; the seed's nodes are Ready);
+        ``ready=False``: they stay NotReady until a write to their ``status`` says otherwise."""
         with self.lock:
             nodes = self.objects.setdefault(("v1", "nodes"), {})
             existing = sorted(k for k, n in nodes.items()
@@ -402,12 +415,15 @@ class KubernetesEmulator(Emulator):
             index, have = 0, min(len(existing), count)
             while have < count:
                 node = self._node(pool, index, *template)
-                if not ready:
+                delayed = ready and not seeding and self.node_ready_seconds > 0
+                if not ready or delayed:
                     node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
                                                      "message": "container runtime network not ready"}]
                 index += 1
                 if node["metadata"]["name"] not in taken:
                     self._store("v1", "nodes", node, replace=True)
+                    if delayed:
+                        self._unready[node["metadata"]["name"]] = self.monotonic() + self.node_ready_seconds
                     have += 1
             if gone:
                 self.deployments.nodes_gone(gone)
@@ -445,9 +461,33 @@ class KubernetesEmulator(Emulator):
             else:
                 self.deployments.pod_figures[(namespace, pod)] = {k: float(v) for k, v in figures.items()}
 
+    def _post_ready(self) -> None:
+        """Nodes whose ``node_ready_seconds`` are up turn Ready (as their kubelet would post), and Pending pods may
+        now be scheduled on them. Runs at every request and helper read, under the lock: no background thread."""
+        due = [name for name, when in self._unready.items() if when <= self.monotonic()]
+        if not due:
+            return
+        now = iso(utc_now()).split(".")[0] + "Z"
+        for node in self.objects.get(("v1", "nodes"), {}).values():
+            if node["metadata"]["name"] in due:
+                node["status"]["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                                 "message": "kubelet is posting ready status",
+                                                 "lastTransitionTime": now}]
+                self._rv += 1
+                node["metadata"]["resourceVersion"] = str(self._rv)
+        for name in due:
+            del self._unready[name]
+        self.deployments.schedule_pending()
+
+    def dispatch(self, request: Request) -> Response:
+        with self.lock:
+            self._post_ready()
+        return super().dispatch(request)
+
     def pool_node_names(self, pool: str) -> list[str]:
         """The names of an agent pool's nodes (its machines, as AKS names them)."""
         with self.lock:
+            self._post_ready()
             nodes = self.objects.get(("v1", "nodes"), {})
             return sorted(n["metadata"]["name"] for n in nodes.values()
                           if n["metadata"]["labels"].get("kubernetes.azure.com/agentpool") == pool)
@@ -1026,12 +1066,12 @@ class KubernetesEmulator(Emulator):
         for ns in ns_names:
             self._store("v1", "namespaces", {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                                              "status": {"phase": "Active"}})
-        self.scale_pool("system", system_nodes)
+        self.scale_pool("system", system_nodes, seeding=True)
         for name, declared in self._cluster_pools.items():
             if name != "system":
-                self.scale_pool(name, declared.min_count)
+                self.scale_pool(name, declared.min_count, seeding=True)
         for pool in self.platform.gpu_pools:
-            self.scale_pool(pool.name, (gpu_nodes or {}).get(pool.name, pool.min_count))
+            self.scale_pool(pool.name, (gpu_nodes or {}).get(pool.name, pool.min_count), seeding=True)
 
         revision = f"{self.platform.gitlab.default_branch}@sha1:{self.revision}"
 
