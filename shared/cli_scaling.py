@@ -125,6 +125,10 @@ def _status(ctx: Any) -> tuple[int, Any, str]:
             "override": {"count": override.count, "until": _iso(override.expires_at), "by": override.by}
             if active else None,
             "problems": list(reading.problems),
+            # the pool's nodes and the serving pods on each (the drain waits for those on cordoned nodes to go)
+            "nodes": None if reading.nodes is None else [
+                {"name": n.name, "ready": n.ready, "cordoned": n.cordoned, "serving_pods": n.serving_pods}
+                for n in reading.nodes],
         }
         row.update(_pool_cost(book, ctx.platform.location, pool.vm_size, obs))
         total += row["cost_per_hour"] or 0.0
@@ -137,6 +141,10 @@ def _status(ctx: Any) -> tuple[int, Any, str]:
             + (f"\n         last: {last.get('reason')} ({last.get('action')}) {last.get('message')}" if last else
                "\n         last: no decision yet")
             + (f"\n         override: {override.count} until {_iso(override.expires_at)}" if active else "")
+            + ("\n         nodes: " + ", ".join(
+                f"{n.name} ({'cordoned, ' if n.cordoned else ''}{'' if n.ready else 'not ready, '}"
+                f"{n.serving_pods} serving pod{'' if n.serving_pods == 1 else 's'})" for n in reading.nodes)
+               if reading.nodes else "")
             + (f"\n         draining: {', '.join(carried.drain['nodes'])}" if carried.drain else "")
             + (f"\n         problems: {'; '.join(reading.problems)}" if reading.problems else "")
             + (f"\n         cost: {row['billed_nodes']} x {pool.vm_size} at {row['hourly_price']:.2f}/h = "

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 from shared import logs
+from shared.errors import PlatformError
 from shared.local.azurite import Azurite, free_port
 from shared.platform import APP_ROOT, ENVIRONMENTS, load_environment
 
@@ -38,8 +39,15 @@ is simulated after {sync_delay:g}s, the superseded certificate is revoked after 
   .venv/bin/platformctl --settings {settings} certs status
   .venv/bin/platformctl --settings {settings} certs cleanup --apply   # after grace_period_minutes
 
-GPU scaling (README "GPU scaling" shows how to queue inference requests; the pool wakes, then drains):
-  .venv/bin/platformctl --settings {settings} scaling status
+GPU scaling (README "GPU scaling"): queue requests and the pool wakes; the emulated Deployment controller starts
+a vLLM pod on each new node once it is Ready ({node_ready:g}s after it registers; Pending until then) and the tick
+reads in flight from them ("in flight N (vllm)"); an override below the size drains: the cordoned nodes' pods go
+first, then exactly their machines (the timer ticks every 15 s, or now):
+  .venv/bin/python -m shared.local.enqueue --settings {settings} {gpu_queue} 12
+  .venv/bin/platformctl --settings {settings} scaling override {gpu_pool} 2 --for 1h   # a size to drain from
+  curl -s -X POST http://127.0.0.1:{port}/admin/functions/gpu_scaling -d '{{}}'       # tick now
+  .venv/bin/platformctl --settings {settings} scaling status     # nodes, their serving pods, in flight (vllm)
+  .venv/bin/platformctl --settings {settings} scaling override {gpu_pool} 1 --for 1h   # then tick twice: cordon, delete
   .venv/bin/platformctl --settings {settings} scaling decide --pool {gpu_pool}
 
 Cost (README "Cost"; the sandbox's OpenCost emulator, priced from the platform's price file):
@@ -96,6 +104,38 @@ def wire_certificates(sandbox, context, app_url: str, sync_delay: float = SYNC_D
 
     sandbox.keyvault.on_new_version.append(later)
     sandbox.keyvault.subscriber_url = f"{app_url}/runtime/webhooks/eventgrid?functionName=keyvault_certificate_events"
+
+
+#: Seconds a node the sandbox adds stays NotReady (a real GPU node takes minutes: VM, driver, image, model).
+NODE_READY_SECONDS = 3.0
+#: Seconds a serving pod's share of the queue is cached: the tick reads every pod within one second.
+SERVING_LOAD_CACHE_SECONDS = 1.0
+
+
+def wire_gpu_serving(sandbox, context, cache_seconds: float = SERVING_LOAD_CACHE_SECONDS) -> None:
+    """The emulated vLLM pods of each pool's serving Deployment report the pool's queue as their load: the queue's
+    messages split over the Running pods up to their slots, as if each pod had taken that many requests (nothing
+    completes: the sandbox has no model). So the tick reads in flight from vLLM (``in_flight_source: vllm``)."""
+    import time
+
+    def depth_of(queue: str):
+        cached: list[float] = [0.0, -1.0]  # (value, when)
+
+        def depth() -> int:
+            if time.monotonic() - cached[1] > cache_seconds:
+                try:
+                    cached[0] = float(context.storage.queue_depth(queue))
+                except PlatformError:  # Azurite unreachable: the pods report nothing running
+                    cached[0] = 0.0
+                cached[1] = time.monotonic()
+            return int(cached[0])
+
+        return depth
+
+    for pool in sandbox.platform.gpu_pools:
+        if pool.serving_deployment and "/" in pool.serving_deployment:
+            namespace, name = pool.serving_deployment.split("/", 1)
+            sandbox.kubernetes.set_serving_load(namespace, name, depth_of(pool.inference_queue))
 
 
 def _port_free(port: int) -> bool:
@@ -157,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         function_key = os.environ.get("LOCAL_FUNCTION_KEY") or secrets.token_urlsafe(24)
         host = LocalHost(function_app.app, port=args.port, storage=context.storage, function_key=function_key)
         wire_certificates(sandbox, context, host.start())
+        wire_gpu_serving(sandbox, context)
+        sandbox.kubernetes.node_ready_seconds = NODE_READY_SECONDS
         # platformctl chat finds the app and the chat emulator here (neither is an app setting).
         settings.update({"CHATOPS_APP_URL": f"http://127.0.0.1:{host.port}", "CHAT_SANDBOX_URL": sandbox.chat.base_url})
         settings_file.write_text(json.dumps({"IsEncrypted": False, "Values": settings}, indent=2))
@@ -169,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
             certificate=platform.certificates[0].name if platform.certificates else "NAME",
             arm=sandbox.arm.base_url, gitlab=sandbox.gitlab.base_url,
             gpu_pool=platform.gpu_pools[0].name if platform.gpu_pools else "POOL",
+            gpu_queue=platform.gpu_pools[0].inference_queue if platform.gpu_pools else "QUEUE",
+            node_ready=NODE_READY_SECONDS,
         ), flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -221,9 +221,12 @@ def test_a_pool_another_owner_sizes_is_drained_through_the_eviction_api_honourin
     # mi300x declares no serving Deployment (KEDA sizes its pods): its GPU pods are found by what they hold
     # (amd.com/gpu) and evicted like kubectl drain does, never killed with their machine.
     pool = next(p for p in dev_platform.gpu_pools if p.serving_deployment is None)
+    kube = sandbox.kubernetes
+    for (namespace, name), _ in list(kube.objects.get(("apps/v1", "deployments"), {}).items()):
+        if namespace == "model-serving":  # only the pod this test places holds the pool's GPUs
+            ctx.cluster.patch_merge("apps/v1", "deployments", name, {"spec": {"replicas": 0}}, namespace)
     _with_nodes(sandbox, pool, 1)
     node = next(iter(_nodes(sandbox, pool)))
-    kube = sandbox.kubernetes
     with kube.lock:
         kube._store("v1", "pods", {
             "metadata": {"name": "vllm-mi300x-abc", "namespace": "model-serving", "labels": {"app": "vllm-mi300x"}},
@@ -323,19 +326,31 @@ def _replicas(sandbox, namespace="model-serving", name="vllm-h100"):
     return None if deployment is None else deployment["spec"].get("replicas", 1)
 
 
+def _set_replicas(sandbox, replicas: int, namespace="model-serving", name="vllm-h100") -> None:
+    """As a client would (the emulator's Deployment controller follows)."""
+    deployment = sandbox.kubernetes.object("apps/v1", "deployments", name, namespace)
+    deployment["spec"]["replicas"] = replicas
+    sandbox.kubernetes.put_object(deployment, "deployments")
+
+
 def test_new_nodes_get_pods_the_serving_deployment_follows_a_scale_up_and_is_never_lowered_outside_a_drain(
         ctx, sandbox, dev_platform):
     # The function, not KEDA, sizes the serving Deployment (gitops pauses the ScaledObject): a pool that wakes
     # must get pods, or its nodes serve nothing.
     pool = dev_platform.gpu_pools[0]
     assert pool.serving_deployment == "model-serving/vllm-h100"
-    with sandbox.kubernetes.lock:
-        sandbox.kubernetes.objects[("apps/v1", "deployments")][("model-serving", "vllm-h100")]["spec"]["replicas"] = 0
+    _set_replicas(sandbox, 0)
     _queue(ctx, pool, 12)
     woke = _tick(ctx, pool)
     assert woke.action == "scale" and _replicas(sandbox) == woke.target >= 1
     raised = ctx.state.audit_trail(f"deployment/{dev_platform.name}/model-serving/vllm-h100", since=ctx.started)
     assert [(r.action, r.outcome, r.inputs["replicas"]) for r in raised] == [("replicas", "succeeded", woke.target)]
+    # The pods wait Pending for their nodes; once the autoscaler brought them, one runs on each.
+    sandbox.arm.pool(pool.name)
+    running = [p["spec"].get("nodeName") for p in sandbox.kubernetes.objects[("v1", "pods")].values()
+               if p["metadata"]["labels"].get("app.kubernetes.io/instance") == "vllm-h100"
+               and p["status"]["phase"] == "Running"]
+    assert sorted(running) == sorted(_nodes(sandbox, pool)) and len(running) == woke.target
     # While the nodes come, the next ticks keep the replicas (the pool's minCount counts them).
     again = _tick(ctx, pool, at=NOW + dt.timedelta(seconds=15))
     assert _replicas(sandbox) == max(woke.target, again.target)
@@ -343,8 +358,7 @@ def test_new_nodes_get_pods_the_serving_deployment_follows_a_scale_up_and_is_nev
 
 def test_dry_run_and_kill_switch_leave_the_serving_replicas_alone(ctx, sandbox, dev_platform):
     pool = dev_platform.gpu_pools[0]
-    with sandbox.kubernetes.lock:
-        sandbox.kubernetes.objects[("apps/v1", "deployments")][("model-serving", "vllm-h100")]["spec"]["replicas"] = 0
+    _set_replicas(sandbox, 0)
     _queue(ctx, pool, 12)
     _tick(ctx, pool, switches=dataclasses.replace(ON, dry_run=True))
     _tick(ctx, pool, at=NOW + dt.timedelta(seconds=15), switches=dataclasses.replace(ON, enabled=False))

@@ -72,7 +72,11 @@ def _empty(ctx, queue: str) -> None:
 
 def _pool_with_pods(arm, kube, pool, texts: dict[str, str | None], phase: str = "Running") -> list[str]:
     """``len(texts)`` ready nodes, one serving pod on each, made from the Deployment gitops declares (as its
-    ReplicaSet would); each pod's server answers its text on /metrics (None: serves nothing)."""
+    ReplicaSet would); each pod's server answers its text on /metrics (None: serves nothing). The Deployment is
+    scaled to 0 first: these pods stand for its ReplicaSet's, so the emulator's own controller keeps none."""
+    deployment = kube.object("apps/v1", "deployments", DEPLOYMENT, NAMESPACE)
+    deployment["spec"]["replicas"] = 0
+    kube.put_object(deployment, "deployments")
     arm.set_pool(pool.name, count=len(texts))
     kube.scale_pool(pool.name, len(texts))
     template = kube.object("apps/v1", "deployments", DEPLOYMENT, NAMESPACE)["spec"]["template"]

@@ -1,5 +1,6 @@
 """`make run` end to end: Azurite + sandbox + app come up, answer, and all stop on Ctrl-C."""
 
+import datetime as dt
 import json
 import os
 import re
@@ -60,6 +61,74 @@ def test_make_run_serves_the_app_on_the_sandbox_and_ctrl_c_stops_everything(tmp_
             "storage": True, "aks": True, "keyvault": True, "cloudflare": True, "kubernetes": True, "gitlab": True,
         }
         assert "sandbox-cloudflare-token" not in cli.stdout
+
+        # GPU scaling as the banner shows it: requests queued, the pool woken to the override's size, a vLLM pod
+        # started on each new node by the emulated Deployment controller and in flight read from them; an override
+        # below drains: the cordoned node's pod goes first, then exactly its machine.
+        assert "shared.local.enqueue" in text and "scaling override h100 1" in text
+        values = json.loads(settings.read_text())["Values"]
+        kube = values["KUBERNETES_API_URL"]
+
+        def cli(*words):
+            run = subprocess.run([sys.executable, "-m", *words], cwd=ROOT, env=env, capture_output=True, text=True,
+                                 timeout=60)
+            assert run.returncode == 0, run.stdout + run.stderr
+            return run.stdout
+
+        def listed(path):
+            answer = requests.get(f"{kube}{path}", headers={"Authorization": "Bearer sandbox"}, timeout=10)
+            return answer.json()["items"]
+
+        def serving():  # the serving pods by node, as the tick lists them
+            return {p["spec"].get("nodeName"): p["metadata"]["name"] for p in listed(
+                "/api/v1/namespaces/model-serving/pods?labelSelector=app.kubernetes.io/instance%3Dvllm-h100")}
+
+        def h100_nodes():
+            return {n["metadata"]["name"]: bool(n["spec"].get("unschedulable"))
+                    for n in listed("/api/v1/nodes?labelSelector=kubernetes.azure.com/agentpool%3Dh100")}
+
+        def ticks_until(done, seconds=30):
+            """Tick now (the admin endpoint), again every 2 s, until ``done()``; the 15 s timer may tick too."""
+            deadline, last = time.monotonic() + seconds, 0.0
+            while time.monotonic() < deadline:
+                if time.monotonic() - last > 2:
+                    requests.post(f"http://127.0.0.1:{port}/admin/functions/gpu_scaling", json={}, timeout=10)
+                    last = time.monotonic()
+                if result := done():
+                    return result
+                time.sleep(0.2)
+            raise AssertionError(f"not done in {seconds}s: nodes {h100_nodes()}, pods {serving()}")
+
+        # (The banner's CLI lines run once each; the same calls in this process where a second interpreter would
+        # only cost seconds: the queue, the second override.)
+        from shared.context import Context
+        from shared.credentials import StaticTokenCredential
+        from shared.platform import load_environment
+        from shared.services.scaling import tick as scaling
+        from shared.settings import Settings
+
+        here = Context(settings=Settings.from_env(values), platform=load_environment("dev-uaenorth"),
+                       credential=StaticTokenCredential())
+        for i in range(12):
+            here.storage.send("inference-h100", f'{{"prompt": "request {i}"}}')
+        cli("shared.cli", "--settings", str(settings), "scaling", "override", "h100", "2", "--for", "1h")
+        def two_running():
+            pods = serving()
+            return pods if len(pods) == 2 and None not in pods else None
+
+        woken = ticks_until(two_running)
+        assert set(woken) == set(h100_nodes())  # one Running pod on each new node
+        [row] = [r for r in json.loads(cli("shared.cli", "--settings", str(settings), "--json", "scaling", "status"))
+                 if r["pool"] == "h100"]
+        assert (row["in_flight_source"], row["in_flight"]) == ("vllm", 12), row
+        assert sorted(n["serving_pods"] for n in row["nodes"]) == [1, 1]
+        scaling.set_override(here, "h100", 1, dt.datetime.now(dt.UTC) + dt.timedelta(hours=1), by="test")
+        cordoned = ticks_until(lambda: [n for n, c in h100_nodes().items() if c])
+        assert len(cordoned) == 1 and cordoned[0] not in serving()  # its pod went first, the other stays
+        kept = {node: pod for node, pod in woken.items() if node not in cordoned}
+        assert serving() == kept
+        ticks_until(lambda: set(h100_nodes()) == set(kept))  # then exactly the cordoned node's machine
+        assert serving() == kept
 
         # ChatOps as the banner shows it: a command answered through the response_url, then an approval.
         def chat(*words):

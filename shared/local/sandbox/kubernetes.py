@@ -14,7 +14,15 @@ holds as kube-apiserver does (pkg/registry/core/pod: ResourceLocation): 404 for 
 not allowed" for a pod without ``status.podIP``, 503 ServiceUnavailable "error trying to reach service: dial tcp
 ...: connect: connection refused" when nothing listens there (the pod is not Running, or serves nothing on that
 port); otherwise what the pod's server answers. A pod's server is set by tests (``serve_pod_metrics``) or the
-sandbox (``POST /_sandbox/pod-metrics``): Prometheus text on ``/metrics``, as vLLM serves it.
+sandbox (``POST /_sandbox/pod-metrics``): Prometheus text on ``/metrics``, as vLLM serves it; a Running pod of a
+pool's serving Deployment made by the emulated controller serves vLLM's text by default (deployments.py).
+
+Controllers run where a write changes what they follow (no background thread): Deployments get a ReplicaSet and
+``spec.replicas`` pods, scheduled onto Ready, schedulable nodes that match their ``nodeSelector``, tolerate their
+taints and have their GPUs free, else Pending until such a node comes; scale-down removes the pods the ReplicaSet
+controller ranks first (``controller.kubernetes.io/pod-deletion-cost``); pods of deleted nodes go and are
+replaced. A Running pod of a pool's serving Deployment answers vLLM's ``/metrics`` through the pod proxy by
+default. What is and is not emulated: ``shared/local/sandbox/deployments.py``.
 
 Not served: ``watch``. Discovery does not advertise the verb, and ``?watch=true`` answers 405, so a
 client that needs watch learns it here rather than against a real cluster.
@@ -37,12 +45,14 @@ import hashlib
 import json
 import re
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from shared.local.sandbox.base import Emulator, HttpError, Request, Response, bearer_token, iso, utc_now
 from shared.local.sandbox.declared import REPO_ROOT, flux_objects
+from shared.local.sandbox.deployments import DeploymentController, Load
 from shared.platform import PlatformEnvironment
 
 REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
@@ -106,6 +116,8 @@ KIND_FIELDS: dict[str, frozenset[str]] = {
                         "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
                         "involvedObject.fieldPath", "reason", "reportingComponent", "source", "type"}),
 }
+#: Kinds holding pod specs, whose resource quantities are serialized as strings.
+POD_TEMPLATE_KINDS = frozenset({"Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob"})
 MERGE_PATCH, STRATEGIC_PATCH, JSON_PATCH = ("application/merge-patch+json",
                                             "application/strategic-merge-patch+json",
                                             "application/json-patch+json")
@@ -266,7 +278,8 @@ class KubernetesEmulator(Emulator):
     def __init__(self, platform: PlatformEnvironment, *, tls: bool = False, reconcile_delay: float = 0.0,
                  simulate_flux: bool = True, revision: str | None = None, gpu_nodes: dict[str, int] | None = None,
                  system_nodes: int | None = None, system_vm_size: str | None = None,
-                 kubernetes_version: str = "v1.32.4", repository_root: Path = REPO_ROOT) -> None:
+                 kubernetes_version: str = "v1.32.4", repository_root: Path = REPO_ROOT,
+                 node_ready_seconds: float = 0.0) -> None:
         self.tls = tls
         #: The checkout whose flux.tf and gitops/ the Flux objects are seeded from.
         self.repository_root = Path(repository_root)
@@ -291,6 +304,15 @@ class KubernetesEmulator(Emulator):
         self.pod_metrics: dict[tuple[str, str, int], str] = {}
         #: (namespace, pod) of every eviction granted, oldest first (tests read it)
         self.evictions: list[tuple[str, str]] = []
+        #: kube-controller-manager's Deployment/ReplicaSet controllers, the scheduler and the pod GC (deployments.py)
+        self.deployments = DeploymentController(self)
+        self._pod_ips = 0
+        #: Seconds a node added after the seed stays NotReady (its kubelet registering; a GPU node takes minutes
+        #: in AKS: driver, image pull). Checked on every request, no thread: see ``_post_ready``.
+        self.node_ready_seconds = self._node_ready_seconds = node_ready_seconds
+        #: The clock of those delays (tests replace it rather than sleep); node name -> when it posts Ready.
+        self.monotonic = time.monotonic
+        self._unready: dict[str, float] = {}
         super().__init__()
         self._seed(system_nodes, system_vm_size, gpu_nodes)
 
@@ -310,6 +332,11 @@ class KubernetesEmulator(Emulator):
             self.requests.clear()
             self.pod_metrics.clear()
             self.evictions.clear()
+            self.deployments.reset()
+            self._pod_ips = 0
+            self._unready.clear()
+            self.monotonic = time.monotonic
+            self.node_ready_seconds = self._node_ready_seconds
             self._seed(system_nodes, system_vm_size, gpu_nodes)
 
     def settings_env(self) -> dict[str, str]:
@@ -346,6 +373,7 @@ class KubernetesEmulator(Emulator):
 
     def object(self, api_version: str, plural: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
         with self.lock:
+            self._post_ready()
             obj = self.objects.get((api_version, plural), {}).get((namespace or "", name))
             return copy.deepcopy(obj) if obj is not None else None
 
@@ -375,12 +403,15 @@ class KubernetesEmulator(Emulator):
                          "tls.key": base64.b64encode(key.encode()).decode()},
             }, replace=True)
 
-    def scale_pool(self, pool: str, count: int) -> None:
-        """Make the nodes of an agent pool match ``count`` (what AKS does after a scale)."""
+    def scale_pool(self, pool: str, count: int, *, ready: bool = True, seeding: bool = False) -> None:
+        """Make the nodes of an agent pool match ``count`` (what AKS does after a scale). New nodes register
+        NotReady and post Ready ``node_ready_seconds`` later (0: at once; the seed's nodes are Ready);
+        ``ready=False``: they stay NotReady until a write to their ``status`` says otherwise."""
         with self.lock:
             nodes = self.objects.setdefault(("v1", "nodes"), {})
             existing = sorted(k for k, n in nodes.items()
                               if n["metadata"]["labels"].get("kubernetes.azure.com/agentpool") == pool)
+            gone = {nodes[key]["metadata"]["name"] for key in existing[count:]}
             for key in existing[count:]:
                 del nodes[key]
             template = self._pool_template(pool)
@@ -389,10 +420,18 @@ class KubernetesEmulator(Emulator):
             index, have = 0, min(len(existing), count)
             while have < count:
                 node = self._node(pool, index, *template)
+                delayed = ready and not seeding and self.node_ready_seconds > 0
+                if not ready or delayed:
+                    node["status"]["conditions"] = [{"type": "Ready", "status": "False", "reason": "KubeletNotReady",
+                                                     "message": "container runtime network not ready"}]
                 index += 1
                 if node["metadata"]["name"] not in taken:
                     self._store("v1", "nodes", node, replace=True)
+                    if delayed:
+                        self._unready[node["metadata"]["name"]] = self.monotonic() + self.node_ready_seconds
                     have += 1
+            if gone:
+                self.deployments.nodes_gone(gone)
 
     def serve_pod_metrics(self, namespace: str, pod: str, text: str | None, port: int | None = None) -> int:
         """Make the pod's server answer ``text`` on ``/metrics`` (None: stop serving); returns the port, by
@@ -409,9 +448,51 @@ class KubernetesEmulator(Emulator):
                 self.pod_metrics[(namespace, pod, port)] = text
             return port
 
+    def set_serving_load(self, namespace: str, deployment: str, load: Load | None) -> None:
+        """Requests the serving Deployment's Running pods report as running (a number, or a callable read at each
+        metrics request; None: 0), split over the pods up to their slots (deployments.py)."""
+        with self.lock:
+            if load is None:
+                self.deployments.serving_load.pop((namespace, deployment), None)
+            else:
+                self.deployments.serving_load[(namespace, deployment)] = load
+
+    def serve_pod_figures(self, namespace: str, pod: str, figures: dict[str, float] | None) -> None:
+        """The vLLM figures an emulated serving pod reports (``running``, ``waiting``, ``success``,
+        ``latency_seconds``; None: back to its share of the serving load)."""
+        with self.lock:
+            if figures is None:
+                self.deployments.pod_figures.pop((namespace, pod), None)
+            else:
+                self.deployments.pod_figures[(namespace, pod)] = {k: float(v) for k, v in figures.items()}
+
+    def _post_ready(self) -> None:
+        """Nodes whose ``node_ready_seconds`` are up turn Ready (as their kubelet would post), and Pending pods may
+        now be scheduled on them. Runs at every request and helper read, under the lock: no background thread."""
+        due = [name for name, when in self._unready.items() if when <= self.monotonic()]
+        if not due:
+            return
+        now = iso(utc_now()).split(".")[0] + "Z"
+        for node in self.objects.get(("v1", "nodes"), {}).values():
+            if node["metadata"]["name"] in due:
+                node["status"]["conditions"] = [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                                 "message": "kubelet is posting ready status",
+                                                 "lastTransitionTime": now}]
+                self._rv += 1
+                node["metadata"]["resourceVersion"] = str(self._rv)
+        for name in due:
+            del self._unready[name]
+        self.deployments.schedule_pending()
+
+    def dispatch(self, request: Request) -> Response:
+        with self.lock:
+            self._post_ready()
+        return super().dispatch(request)
+
     def pool_node_names(self, pool: str) -> list[str]:
         """The names of an agent pool's nodes (its machines, as AKS names them)."""
         with self.lock:
+            self._post_ready()
             nodes = self.objects.get(("v1", "nodes"), {})
             return sorted(n["metadata"]["name"] for n in nodes.values()
                           if n["metadata"]["labels"].get("kubernetes.azure.com/agentpool") == pool)
@@ -422,10 +503,14 @@ class KubernetesEmulator(Emulator):
             nodes = self.objects.get(("v1", "nodes"), {})
             for key in [k for k, n in nodes.items() if n["metadata"]["name"] in set(names)]:
                 del nodes[key]
+            self.deployments.nodes_gone(set(names))
 
     def _control(self, request: Request) -> Response:
         """Besides faults: ``POST /_sandbox/pod-metrics`` ``{"namespace": ..., "pod": ..., "text": "..." or null,
-        "port": n (optional)}`` sets what a pod serves on /metrics (``serve_pod_metrics``);
+        "port": n (optional)}`` sets what a pod serves on /metrics (``serve_pod_metrics``), or with
+        ``"figures": {"running": n, "waiting": n, "success": n, "latency_seconds": s}`` (or null) the figures an
+        emulated serving pod reports (``serve_pod_figures``); ``POST /_sandbox/serving-load``
+        ``{"deployment": "model-serving/vllm-h100", "running": n}`` the load its pods share (``set_serving_load``);
         ``POST /_sandbox/drift`` ``{"kind": "kustomizations", "name": "apps", "suspend": true}`` or
         ``{"name": "apps", "fail": "kustomize build failed"}`` (Ready=False) or
         ``{"name": "apps", "stalled": "..."}``: the Flux states drift detection reports."""
@@ -433,12 +518,28 @@ class KubernetesEmulator(Emulator):
             body = request.json() or {}
             if not isinstance(body, dict) or not body.get("namespace") or not body.get("pod"):
                 return Response(400, {"error": "expected {\"namespace\", \"pod\", \"text\", \"port\"?}"})
+            if "figures" in body:
+                figures = body["figures"]
+                if figures is not None and (not isinstance(figures, dict) or not all(
+                        isinstance(v, int | float) and not isinstance(v, bool) for v in figures.values())):
+                    return Response(400, {"error": "figures: an object of numbers, or null"})
+                self.serve_pod_figures(str(body["namespace"]), str(body["pod"]), figures)
+                return Response(200, {"namespace": body["namespace"], "pod": body["pod"], "figures": figures})
             try:
                 port = self.serve_pod_metrics(str(body["namespace"]), str(body["pod"]), body.get("text"),
                                               body.get("port"))
             except HttpError as err:
                 return Response(err.status, {"error": err.message})
             return Response(200, {"namespace": body["namespace"], "pod": body["pod"], "port": port})
+        if request.path == "/_sandbox/serving-load" and request.method == "POST":
+            body = request.json() or {}
+            target = str(body.get("deployment") or "") if isinstance(body, dict) else ""
+            running = body.get("running") if isinstance(body, dict) else None
+            if "/" not in target or not (running is None or (isinstance(running, int) and running >= 0)):
+                return Response(400, {"error": "expected {\"deployment\": \"namespace/name\", \"running\": n >= 0}"})
+            namespace, deployment = target.split("/", 1)
+            self.set_serving_load(namespace, deployment, running)
+            return Response(200, {"deployment": target, "running": running})
         if request.path == "/_sandbox/drift" and request.method == "POST":
             body = request.json() or {}
             if not isinstance(body, dict):
@@ -523,6 +624,8 @@ class KubernetesEmulator(Emulator):
             raise refused
         text = self.pod_metrics.get((ns, name, int(port_text)))
         if text is None:
+            text = self.deployments.serving_text(ns, name, int(port_text))
+        if text is None:
             raise refused
         if (request.params.get("rest") or "/") != "/metrics":
             return Response(404, {"detail": "Not Found"})  # the pod's own server (vLLM's FastAPI) answers
@@ -532,8 +635,8 @@ class KubernetesEmulator(Emulator):
         """The Eviction API (kubernetes.io/docs/concepts/scheduling-eviction/api-eviction): a policy/v1
         ``Eviction`` for the pod named in the path. A PodDisruptionBudget selecting the pod (``matchLabels``)
         whose ``status.disruptionsAllowed`` is 0 refuses with 429; more than one selecting it is a 500, as the
-        API server answers; otherwise the pod is deleted (this emulator skips the grace period) and the answer
-        is a ``Success`` Status."""
+        API server answers; otherwise the pod is deleted (this emulator skips the grace period; its owner
+        replaces it) and the answer is a ``Success`` Status."""
         ns, name = request.params["ns"], request.params["name"]
         body = self._body(request)
         if body.get("kind") != "Eviction" or (body.get("metadata") or {}).get("name") != name:
@@ -551,6 +654,7 @@ class KubernetesEmulator(Emulator):
         del self.objects[("v1", "pods")][(ns, name)]
         self._rv += 1
         self.evictions.append((ns, name))
+        self.deployments.pod_deleted(pod)  # its ReplicaSet replaces it, on a node that is not cordoned
         return Response(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"})
 
     def version(self, request: Request) -> Response:
@@ -738,6 +842,19 @@ class KubernetesEmulator(Emulator):
         obj = self._existing(gv, plural, ns, name)
         del self.objects[(gv, plural)][(ns, name)]
         self._rv += 1
+        if (gv, plural) == ("v1", "nodes"):
+            self.deployments.nodes_gone({name})
+        elif (gv, plural) == ("v1", "pods"):
+            self.deployments.pod_deleted(obj)
+            # The pod registry answers the pod itself, marked for deletion, where most kinds answer a Status
+            # (https://github.com/kubernetes/kubernetes/issues/78343); graceful termination is not emulated: it is
+            # gone at once.
+            gone = copy.deepcopy(obj)
+            gone["metadata"].update(deletionTimestamp=iso(utc_now()).split(".")[0] + "Z",
+                                    deletionGracePeriodSeconds=0)
+            return Response(200, gone)
+        elif (gv, plural) == ("apps/v1", "deployments"):
+            self.deployments.deployment_deleted(obj)
         return Response(200, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                               "details": {"name": name, "group": gv.split("/")[0] if "/" in gv else "",
                                           "kind": plural, "uid": obj["metadata"].get("uid")}})
@@ -764,6 +881,8 @@ class KubernetesEmulator(Emulator):
         ns = meta.get("namespace", "") if namespaced else ""
         if not namespaced:
             meta.pop("namespace", None)
+        if kind in POD_TEMPLATE_KINDS:
+            _canonical_quantities(obj)
         self._rv += 1
         meta.setdefault("uid", str(uuid.uuid4()))
         meta.setdefault("creationTimestamp", iso(utc_now()).split(".")[0] + "Z")
@@ -787,6 +906,8 @@ class KubernetesEmulator(Emulator):
         elif updated.get("spec") != current.get("spec"):
             meta["generation"] += 1
         updated["apiVersion"], updated["kind"] = current["apiVersion"], current["kind"]
+        if updated["kind"] in POD_TEMPLATE_KINDS:
+            _canonical_quantities(updated)
         if updated == current:
             return current  # a no-op write does not bump resourceVersion
         self._rv += 1
@@ -800,7 +921,9 @@ class KubernetesEmulator(Emulator):
 
     def _after_write(self, gv: str, plural: str, before: dict[str, Any] | None, obj: dict[str, Any]) -> None:
         if gv == "apps/v1" and plural == "deployments":
-            self._deployment_controller(obj)
+            self.deployments.deployment_written(obj)
+        elif gv == "v1" and plural == "nodes":
+            self.deployments.schedule_pending()
         if not self.simulate_flux or gv.split("/")[0] not in FLUX_GROUPS or before is None:
             return
         requested = (obj["metadata"].get("annotations") or {}).get(REQUESTED_AT)
@@ -868,20 +991,16 @@ class KubernetesEmulator(Emulator):
                 self._store(declared["apiVersion"], plural, body)
                 continue
             merged = merge_patch(copy.deepcopy(live), {k: v for k, v in body.items() if k != "status"})
+            if merged.get("kind") in POD_TEMPLATE_KINDS:
+                _canonical_quantities(merged)  # as stored: a manifest's 1 is the live "1", not a change
             if merged != live:
                 if merged.get("spec") != live.get("spec"):
                     merged["metadata"]["generation"] = live["metadata"].get("generation", 1) + 1
                 self._rv += 1
                 merged["metadata"]["resourceVersion"] = str(self._rv)
                 self.objects[(declared["apiVersion"], plural)][key] = merged
-
-    @staticmethod
-    def _deployment_controller(obj: dict[str, Any]) -> None:
-        replicas = (obj.get("spec") or {}).get("replicas", 1)
-        status = obj.setdefault("status", {})
-        ready = min(status.get("readyReplicas", replicas), replicas)
-        status.update(observedGeneration=obj["metadata"].get("generation", 1), replicas=replicas,
-                      updatedReplicas=replicas, readyReplicas=ready, availableReplicas=ready)
+                if plural == "deployments":
+                    self.deployments.deployment_written(merged)
 
     # -- seed ---------------------------------------------------------------------------------
 
@@ -925,8 +1044,16 @@ class KubernetesEmulator(Emulator):
                 "allocatable": {"cpu": "7820m", "memory": "27Gi", "pods": "110", **gpus},
                 "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
                                 "message": "kubelet is posting ready status"}],
-                "nodeInfo": {"kubeletVersion": self.kubernetes_version, "osImage": "Ubuntu 22.04.5 LTS",
-                             "containerRuntimeVersion": "containerd://1.7.27-1", "architecture": "amd64"},
+                # Every field of NodeSystemInfo the API marks required (the official client refuses a node without).
+                "nodeInfo": {"kubeletVersion": self.kubernetes_version, "kubeProxyVersion": self.kubernetes_version,
+                             "osImage": "Ubuntu 22.04.5 LTS", "operatingSystem": "linux",
+                             "kernelVersion": "5.15.0-1079-azure",
+                             "containerRuntimeVersion": "containerd://1.7.27-1", "architecture": "amd64",
+                             "machineID": sha1_hex(f"machine-{name}")[:32],
+                             "systemUUID": str(uuid.UUID(sha1_hex(f"uuid-{name}")[:32])),
+                             "bootID": str(uuid.UUID(sha1_hex(f"boot-{name}")[:32]))},
+                "addresses": [{"type": "InternalIP", "address": f"10.224.{index // 250}.{index % 250 + 4}"},
+                              {"type": "Hostname", "address": name}],
             },
         }
 
@@ -971,12 +1098,12 @@ class KubernetesEmulator(Emulator):
         for ns in ns_names:
             self._store("v1", "namespaces", {"metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
                                              "status": {"phase": "Active"}})
-        self.scale_pool("system", system_nodes)
+        self.scale_pool("system", system_nodes, seeding=True)
         for name, declared in self._cluster_pools.items():
             if name != "system":
-                self.scale_pool(name, declared.min_count)
+                self.scale_pool(name, declared.min_count, seeding=True)
         for pool in self.platform.gpu_pools:
-            self.scale_pool(pool.name, (gpu_nodes or {}).get(pool.name, pool.min_count))
+            self.scale_pool(pool.name, (gpu_nodes or {}).get(pool.name, pool.min_count), seeding=True)
 
         revision = f"{self.platform.gitlab.default_branch}@sha1:{self.revision}"
 
@@ -1041,6 +1168,22 @@ class KubernetesEmulator(Emulator):
                     "name": "manager", "image": f"ghcr.io/fluxcd/{controller}:v1.5.0"}]},
                 "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
             })
+
+
+def _canonical_quantities(node: Any) -> None:
+    """Resource quantities as the API server serializes them: strings (a manifest's ``nvidia.com/gpu: 1`` reads
+    back as ``"1"``; the official client refuses a number there)."""
+    if isinstance(node, list):
+        for item in node:
+            _canonical_quantities(item)
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            if key == "resources" and isinstance(value, dict):
+                for part in ("requests", "limits"):
+                    if isinstance(value.get(part), dict):
+                        value[part] = {k: v if isinstance(v, str) else str(v) for k, v in value[part].items()}
+            else:
+                _canonical_quantities(value)
 
 
 def _declared_port(pod: dict[str, Any], name: str | None) -> int | None:
