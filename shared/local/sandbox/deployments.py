@@ -35,8 +35,9 @@ What it does:
   (background cascading deletion).
 
 What it does not do: adopt pods it did not create (a pod written directly, as some tests do, is left alone but
-its requests count on its node), StatefulSets, DaemonSets, Jobs, preemption, evictions, readiness probes,
-``minReadySeconds``, pod disruption budgets.
+its requests count on its node), StatefulSets, DaemonSets, Jobs, preemption, readiness probes,
+``minReadySeconds``. (Evictions and the PodDisruptionBudgets that gate them are the emulator's ``eviction``
+subresource, in kubernetes.py: an evicted pod comes here as deleted and is replaced.)
 
 **vLLM metrics of the serving pods.** A Running pod of a pool's serving Deployment (``platform.yaml``
 ``gpu_pools[].serving_deployment``) answers ``/metrics`` on its container port named ``http`` through the pod
