@@ -124,8 +124,10 @@ def _report_variants(sources: dict[str, sim.Trace], wanted: list[str], config: s
         every += checks
         report[variant] = {"runs": sim.metrics_json(runs), "targets": checks}
         if not args.json:
-            failed = sum(1 for c in checks if not c["ok"] and not c.get("infeasible"))
-            print(f"{variant}: {len(checks) - failed} of {len(checks)} targets met")
+            met = sum(1 for c in checks if c["ok"])
+            infeasible = sum(1 for c in checks if not c["ok"] and c.get("infeasible"))
+            print(f"{variant}: {met} of {len(checks)} targets met"
+                  + (f", {infeasible} infeasible (with the numbers)" if infeasible else ""))
             _print_checks(checks)
             print()
     if args.json:
@@ -203,7 +205,7 @@ def cold_bound(trace: sim.Trace, config: sim.SimConfig, static_nodes: int) -> di
 #: headroom levels tried to bring the policy to KEDA-like's p95 (see ``headroom_parameters``)
 HEADROOM_LEVELS = (1.0, 2.0, 4.0)
 #: surge levels tried as well (see ``surge_parameters``)
-SURGE_LEVELS = (2.0, 4.0, 8.0, 16.0)
+SURGE_LEVELS = (2.0, 4.0, 8.0, 16.0, 32.0)
 
 
 def headroom_parameters(config: sim.SimConfig, k: float) -> sim.ScalingParameters:

@@ -85,7 +85,7 @@ def test_the_policy_waking_from_zero_waits_no_less_than_the_cold_bound() -> None
 def test_the_policy_is_compared_at_keda_likes_p95_with_headroom_and_backlog_surge_levels() -> None:
     config = bench.sim.SimConfig()
     labels = [label for label, _ in bench._levels("cold")]
-    assert labels[:3] == ["headroom 1", "headroom 2", "headroom 4"] and labels[-1] == "surge 16"
+    assert labels[:3] == ["headroom 1", "headroom 2", "headroom 4"] and labels[-1] == "surge 32"
     surge = bench.surge_parameters(config, 8.0)
     default = bench.sim.default_parameters(config)
     # only the backlog knobs move: without a backlog the surge level is the default policy
