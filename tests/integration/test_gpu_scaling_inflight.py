@@ -12,8 +12,6 @@ import pytest
 from _fixtures_saas import sandbox_context
 
 from shared.errors import NotFoundError, PermanentError, TemporaryError
-from shared.local.sandbox.arm import ArmEmulator
-from shared.local.sandbox.kubernetes import KubernetesEmulator
 from shared.services.scaling import tick as scaling
 
 pytestmark = pytest.mark.integration
@@ -35,20 +33,8 @@ def vllm_text(running: int, waiting: int = 0, stop: int = 0, length: int = 0, se
 
 
 @pytest.fixture(scope="module")
-def kube(dev_platform):
-    emulator = KubernetesEmulator(dev_platform)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def arm(sandbox_ca, dev_platform, kube):
-    emulator = ArmEmulator(dev_platform)
-    emulator.link_kubernetes(kube)
-    emulator.start(sandbox_ca)
-    yield emulator
-    emulator.stop()
+def arm(linked_arm):
+    return linked_arm
 
 
 @pytest.fixture

@@ -24,14 +24,6 @@ HR = "helm.toolkit.fluxcd.io/v2"
 
 
 @pytest.fixture(scope="module")
-def kube(dev_platform):
-    emulator = KubernetesEmulator(dev_platform)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
 def arm(sandbox_ca, dev_platform):
     emulator = ArmEmulator(dev_platform)
     emulator.start(sandbox_ca)

@@ -12,21 +12,12 @@ import pytest
 from _fixtures_saas import sandbox_context
 
 from shared import cli
-from shared.local.sandbox.kubernetes import KubernetesEmulator
 from shared.services import model_routing as mr
 from shared.services.scaling.tick import STATE_TABLE as SCALING_TABLE
 
 pytestmark = pytest.mark.integration
 KS = ("kustomize.toolkit.fluxcd.io/v1", "kustomizations")
 T0 = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC)
-
-
-@pytest.fixture(scope="module")
-def kube(dev_platform):
-    emulator = KubernetesEmulator(dev_platform)
-    emulator.start()
-    yield emulator
-    emulator.stop()
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,6 @@ import json
 import pytest
 from _fixtures_saas import sandbox_context
 
-from shared.local.sandbox.arm import ArmEmulator
-from shared.local.sandbox.kubernetes import KubernetesEmulator
 from shared.services.scaling import serving_metrics
 from shared.services.scaling import tick as scaling
 
@@ -24,20 +22,8 @@ COST = "controller.kubernetes.io/pod-deletion-cost"
 
 
 @pytest.fixture(scope="module")
-def kube(dev_platform):
-    emulator = KubernetesEmulator(dev_platform)
-    emulator.start()
-    yield emulator
-    emulator.stop()
-
-
-@pytest.fixture(scope="module")
-def arm(sandbox_ca, dev_platform, kube):
-    emulator = ArmEmulator(dev_platform)
-    emulator.link_kubernetes(kube)
-    emulator.start(sandbox_ca)
-    yield emulator
-    emulator.stop()
+def arm(linked_arm):
+    return linked_arm
 
 
 @pytest.fixture(scope="module")
