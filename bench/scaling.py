@@ -3,6 +3,7 @@
     .venv/bin/python bench/scaling.py CONV_TRACE.csv [CODE_TRACE.csv] [--json] [--plot-dir DIR]
     .venv/bin/python bench/scaling.py --synthetic [--seed N]      # generated shapes, no files
     .venv/bin/python bench/scaling.py CONV_TRACE.csv CODE_TRACE.csv --variants   # the targets on reshapings
+    .venv/bin/python bench/scaling.py CONV_WEEK.csv CODE_WEEK.csv --start-hour 36 --hours 1   # a slice of a long trace
 
 The traces are the Azure LLM inference traces 2023 (Azure Public Dataset, github.com/Azure/
 AzurePublicDataset, ``AzureLLMInferenceTrace_conv.csv`` and ``AzureLLMInferenceTrace_code.csv``);
@@ -43,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--plot-dir", metavar="DIR", help="write one PNG per scenario there")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--start-hour", type=float, default=0.0,
+                        help="benchmark the traces from this hour on (a week-long trace, an hour or a day at a time)")
+    parser.add_argument("--hours", type=float, help="and for this many hours (default: to the end)")
     parser.add_argument("--variants", action="store_true",
                         help="instead, the targets on each reshaping of the traces (reversed, second half first, "
                              "half, double: simulator.VARIANTS), to check shapes the files do not have")
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give TRACE files or --synthetic")
 
     sources = _synthetic(args.seed) if args.synthetic else _pick(args.traces)
+    if args.start_hour or args.hours:
+        sources = {name: sim.window(trace, args.start_hour, args.hours) for name, trace in sources.items()}
     wanted = args.scenario or list(sim.SCENARIOS)
     vm_size, price = cost_prices.pool_price(args.env, args.pool)
     config = sim.SimConfig(seed=args.seed, node_hour_price=price)

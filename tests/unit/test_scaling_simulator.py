@@ -165,3 +165,12 @@ def test_variants_reshape_a_trace_and_keep_its_requests_and_duration() -> None:
     assert 900 < len(half) < 1100 and half.arrivals == sim.variant_trace(many, "half", seed=1).arrivals
     with pytest.raises(ValueError, match="unknown variant"):
         sim.variant_trace(trace, "sideways")
+
+
+def test_a_window_of_a_long_trace_starts_its_clock_at_the_window():
+    trace = sim.make_trace("week", [(h * 3600.0 + 10, 1, 1) for h in range(48)], duration=48 * 3600.0)
+    hour = sim.window(trace, start_hour=36, hours=2)
+    assert hour.arrivals == (10.0, 3610.0) and hour.duration == 7200.0 and hour.name == "week@36h"
+    assert sim.window(trace) is trace and len(sim.window(trace, start_hour=47)) == 1
+    with pytest.raises(ValueError, match="no request between hour 50"):
+        sim.window(trace, start_hour=50, hours=1)

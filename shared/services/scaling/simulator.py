@@ -190,6 +190,22 @@ def synthetic_trace(shape: str, *, seed: int = 0, duration: float = 3600.0) -> T
     return make_trace(f"synthetic-{shape}-{seed}", rows, duration=duration)
 
 
+def window(trace: Trace, start_hour: float = 0.0, hours: float | None = None) -> Trace:
+    """The requests of ``trace`` from ``start_hour`` for ``hours`` (None: to the end), times from the window's
+    start: a week-long trace (the 2024 Azure traces) benchmarked an hour or a day at a time."""
+    begin = start_hour * 3600.0
+    end = math.inf if hours is None else begin + hours * 3600.0
+    if begin == 0.0 and hours is None:
+        return trace
+    lo, hi = bisect.bisect_left(trace.arrivals, begin), bisect.bisect_left(trace.arrivals, end)
+    if lo >= hi:
+        raise ValueError(f"{trace.name}: no request between hour {start_hour:g} and "
+                         f"{'the end' if hours is None else f'hour {start_hour + hours:g}'}")
+    rows = [(trace.arrivals[i] - begin, trace.context_tokens[i], trace.generated_tokens[i]) for i in range(lo, hi)]
+    duration = None if hours is None else hours * 3600.0
+    return make_trace(f"{trace.name}@{start_hour:g}h", rows, duration=duration)
+
+
 #: reshapings of a published trace, to check the policy on demand shaped like it but not it
 VARIANTS = ("reversed", "shifted", "half", "double")
 
