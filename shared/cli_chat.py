@@ -44,7 +44,7 @@ def cmd_chat(ctx: Any, args: argparse.Namespace) -> tuple[int, Any, str]:
         raise ConfigError(["platformctl chat talks to make run's sandbox: CHAT_SANDBOX_URL is not in the settings "
                            "(pass --settings .local/sandbox.settings.json)"])
     app = (args.app or values.get("CHATOPS_APP_URL") or DEFAULT_APP).rstrip("/")
-    verify = ctx.settings.tls_ca_bundle or True
+    verify = ctx.http.verify
     s = ctx.settings
     started = time.time()
     session = requests.Session()

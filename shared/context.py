@@ -42,7 +42,13 @@ class Context:
     @cached_property
     def http(self) -> HttpOptions:
         s = self.settings
-        return HttpOptions(max_retries=s.sdk_max_retries, timeout=s.http_timeout, ca_bundle=s.tls_ca_bundle)
+        ca_bundle = s.tls_ca_bundle
+        if s.tls_extra_ca_pem:
+            # The roots (TLS_CA_BUNDLE or certifi's) plus the internal CA, in one file every adapter uses.
+            from shared import tls
+
+            ca_bundle = tls.merged_bundle(s.tls_ca_bundle, s.tls_extra_ca_pem)
+        return HttpOptions(max_retries=s.sdk_max_retries, timeout=s.http_timeout, ca_bundle=ca_bundle)
 
     @cached_property
     def azure_credential(self) -> Any:

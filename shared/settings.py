@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from shared import logs
+from shared import logs, tls
 from shared.errors import ConfigError
 from shared.platform import DEFAULT_CONFIG_DIR, ENVIRONMENTS
 
@@ -50,6 +50,8 @@ SETTINGS_DOC: dict[str, tuple[str, bool, str]] = {
     "CHAT_NOTIFY_TEAMS_WEBHOOK_URL": ("optional", True, "Teams Workflows webhook URL for notifications and ChatOps "
                                       "answers (Office 365 connector URLs are refused: retired)"),
     "TLS_CA_BUNDLE": ("optional", False, "CA bundle (PEM path) to trust instead of the system's (the sandbox CA)"),
+    "TLS_EXTRA_CA_PEM": ("optional", False, "CA certificates (PEM text) trusted in addition to the public roots (or "
+                         "TLS_CA_BUNDLE): the cluster's internal CA, a Key Vault reference in Azure"),
     "SDK_MAX_RETRIES": ("optional", False, "retries inside each SDK call before our own retry policy (default 3)"),
     "HTTP_TIMEOUT_SECONDS": ("optional", False, "timeout for one call to an external API (default 30)"),
     "LOG_LEVEL": ("optional", False, "DEBUG, INFO, WARNING or ERROR (default INFO)"),
@@ -93,6 +95,8 @@ class Settings:
     chat_notify_slack_webhook_url: str | None = field(default=None, repr=False)
     chat_notify_teams_webhook_url: str | None = field(default=None, repr=False)
     tls_ca_bundle: str | None = None
+    #: Normalised PEM of CA certificates trusted on top of the roots (shared/tls.py); None: none.
+    tls_extra_ca_pem: str | None = field(default=None, repr=False)
     #: Retries the SDK makes on its own for one call; our retry policy wraps that.
     sdk_max_retries: int = 3
     #: Seconds for one HTTP call to an external API.
@@ -174,6 +178,15 @@ class Settings:
         ca = get("TLS_CA_BUNDLE")
         if ca and not Path(ca).is_file():
             problems.append(f"TLS_CA_BUNDLE: {ca} is not a file")
+        extra_ca = get("TLS_EXTRA_CA_PEM")
+        if extra_ca == tls.PLACEHOLDER:
+            extra_ca = None  # Terraform's value until external-secrets pushes the internal CA
+        elif extra_ca:
+            try:
+                extra_ca = tls.parse_extra_ca_pem(extra_ca)
+            except ValueError as exc:
+                problems.append(f"TLS_EXTRA_CA_PEM: {exc}")
+                extra_ca = None
 
         teams_secret = get("TEAMS_WEBHOOK_SECRET")
         if teams_secret:
@@ -214,6 +227,7 @@ class Settings:
             chat_notify_slack_webhook_url=url("CHAT_NOTIFY_SLACK_WEBHOOK_URL", None),
             chat_notify_teams_webhook_url=url("CHAT_NOTIFY_TEAMS_WEBHOOK_URL", None),
             tls_ca_bundle=ca,
+            tls_extra_ca_pem=extra_ca,
             sdk_max_retries=int(number("SDK_MAX_RETRIES", 3, int, 0, 10)),
             http_timeout=float(number("HTTP_TIMEOUT_SECONDS", 30.0, float, 1, 230)),
             log_level=level,

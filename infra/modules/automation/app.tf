@@ -33,7 +33,11 @@ locals {
       COMPLIANCE_SCHEDULE = var.compliance_schedule
     },
     {
-      for setting, secret in var.key_vault_secret_settings :
+      for setting, secret in merge(
+        var.key_vault_secret_settings,
+        # Not a secret (a CA certificate is public), but it changes when the CA renews: read from Key Vault too.
+        var.extra_ca_secret_name == null ? {} : { TLS_EXTRA_CA_PEM = var.extra_ca_secret_name },
+      ) :
       setting => "@Microsoft.KeyVault(SecretUri=https://${var.key_vault.name}.vault.azure.net/secrets/${secret}/)"
     },
   )

@@ -88,6 +88,17 @@ variable "key_vault_secret_settings" {
   }
 }
 
+variable "extra_ca_secret_name" {
+  type        = string
+  description = "Optional. Key Vault secret holding CA certificates (PEM) the app trusts on top of the public roots: the cluster's internal CA, pushed by external-secrets. Becomes the Key Vault reference TLS_EXTRA_CA_PEM. null: none."
+  default     = null
+
+  validation {
+    condition     = var.extra_ca_secret_name == null || can(regex("^[0-9a-zA-Z-]{1,127}$", var.extra_ca_secret_name))
+    error_message = "extra_ca_secret_name is a Key Vault secret name (letters, digits, hyphens)."
+  }
+}
+
 variable "app_settings" {
   type        = map(string)
   description = "Optional. Further plain (non-secret) app settings. Secrets belong in key_vault_secret_settings."

@@ -228,6 +228,8 @@ module "automation" {
     id   = module.keyvault.id
     name = module.keyvault.name
   }
+  # The secret's name through the resource: the app's reference is set only once the secret exists.
+  extra_ca_secret_name = azapi_resource.internal_ca_secret.name
   storage = {
     id                   = module.storage.id
     name                 = module.storage.name

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 class SandboxCA:
     """A throwaway CA and one server certificate for 127.0.0.1/localhost, written to ``directory``."""
 
-    def __init__(self, directory: Path | str) -> None:
+    def __init__(self, directory: Path | str, common_name: str = "Platform Core sandbox CA") -> None:
         from cryptography import x509
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,7 +42,7 @@ class SandboxCA:
         self.directory.mkdir(parents=True, exist_ok=True)
         now = dt.datetime.now(dt.UTC)
         ca_key = ec.generate_private_key(ec.SECP256R1())
-        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Platform Core sandbox CA")])
+        ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
         ca_cert = (
             x509.CertificateBuilder()
             .subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
