@@ -179,8 +179,11 @@ class Settings:
         if ca and not Path(ca).is_file():
             problems.append(f"TLS_CA_BUNDLE: {ca} is not a file")
         extra_ca = get("TLS_EXTRA_CA_PEM")
-        if extra_ca == tls.PLACEHOLDER:
-            extra_ca = None  # Terraform's value until external-secrets pushes the internal CA
+        if extra_ca == tls.PLACEHOLDER or (extra_ca or "").startswith("@Microsoft.KeyVault("):
+            # Terraform's value until external-secrets pushes the internal CA, or a Key Vault reference App
+            # Service could not resolve (it then passes the reference text): calls to internal hosts fail TLS
+            # (a TemporaryError, logged) while everything else runs; refusing to start would stop the whole app.
+            extra_ca = None
         elif extra_ca:
             try:
                 extra_ca = tls.parse_extra_ca_pem(extra_ca)

@@ -42,6 +42,11 @@ def test_terraforms_placeholder_before_external_secrets_pushed_the_ca_means_no_e
     assert Settings.from_env({**GOOD, "TLS_EXTRA_CA_PEM": tls.PLACEHOLDER}).tls_extra_ca_pem is None
 
 
+def test_an_unresolved_key_vault_reference_means_no_extra_ca_not_an_app_that_refuses_to_start():
+    unresolved = "@Microsoft.KeyVault(VaultName=kv-plat-dev-uaen;SecretName=platform-internal-ca-crt)"
+    assert Settings.from_env({**GOOD, "TLS_EXTRA_CA_PEM": unresolved}).tls_extra_ca_pem is None
+
+
 REFUSALS = {
     "text that is no PEM is refused, quoting only a short prefix": (
         "hello this is not a certificate at all, 0123456789", "expected PEM CERTIFICATE blocks, got text starting"),
@@ -49,9 +54,6 @@ REFUSALS = {
         "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n", "does not parse"),
     "a private key is refused, even next to the certificate": (
         "-----BEGIN PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n-----END PRIVATE KEY-----\n", "holds a private key"),
-    "an unresolved Key Vault reference is refused": (
-        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/platform-internal-ca-crt/)",
-        "expected PEM CERTIFICATE blocks"),
 }
 
 
