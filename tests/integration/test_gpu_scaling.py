@@ -259,6 +259,29 @@ def test_a_pool_another_owner_sizes_is_drained_through_the_eviction_api_honourin
             if r.action == "evict"], "the second ask is audited"
 
 
+def test_an_override_waits_out_a_tick_holding_the_pools_lease(ctx, dev_platform):
+    import threading
+
+    pool = dev_platform.gpu_pools[0]
+    held, release = threading.Event(), threading.Event()
+
+    def tick_in_progress():
+        with ctx.state.lease(scaling._lease_name(dev_platform.name, pool.name), seconds=15):
+            held.set()
+            release.wait(5)
+
+    worker = threading.Thread(target=tick_in_progress)
+    worker.start()
+    held.wait(5)
+    threading.Timer(1.5, release.set).start()
+    try:
+        scaling.set_override(ctx, pool.name, 2, NOW + dt.timedelta(hours=1), by="test")
+    finally:
+        release.set()
+        worker.join()
+    assert scaling.load_carried(ctx.storage, dev_platform.name, pool.name).policy.override.count == 2
+
+
 def test_platformctl_override_status_and_decide_drive_the_same_tick(ctx, sandbox, dev_platform):
     import argparse
 

@@ -518,15 +518,33 @@ def save_carried(storage: Any, env: str, pool: str, carried: Carried) -> None:
             storage.replace(STATE_TABLE, entity, row["_etag"] if row else "*")
 
 
+#: Attempts, a second apart, to take a pool's lease for an override while a tick holds it.
+OVERRIDE_LEASE_ATTEMPTS = 15
+
+
 def set_override(ctx: Any, pool: str, count: int, until: dt.datetime, by: str) -> Override:
     """Pin ``pool`` at ``count`` nodes until ``until`` (the policy honours it, within max_count)."""
     env = ctx.platform.name
     ctx.platform.gpu_pool(pool)  # KeyError for an unknown pool
     override = Override(count=count, expires_at=until.timestamp(), by=by)
-    with ctx.state.lease(_lease_name(env, pool), seconds=30):
-        carried = load_carried(ctx.storage, env, pool)
-        policy = PolicyState.from_json({**carried.policy.to_json(), "override": vars(override)})
-        save_carried(ctx.storage, env, pool, _replace(carried, policy=policy))
+
+    def write() -> None:
+        with ctx.state.lease(_lease_name(env, pool), seconds=30):
+            carried = load_carried(ctx.storage, env, pool)
+            policy = PolicyState.from_json({**carried.policy.to_json(), "override": vars(override)})
+            save_carried(ctx.storage, env, pool, _replace(carried, policy=policy))
+
+    # A tick holds the pool's lease for its few seconds every 15 s: wait it out rather than fail the operator
+    # (the write is idempotent: the same override again). Not for the lease's own duration (its Retry-After):
+    # a tick releases it as soon as it is done.
+    for attempt in range(OVERRIDE_LEASE_ATTEMPTS):
+        try:
+            write()
+            break
+        except TemporaryError as exc:
+            if exc.code != "LeaseHeld" or attempt == OVERRIDE_LEASE_ATTEMPTS - 1:
+                raise
+            time.sleep(1.0)
     ctx.state.audit(actor=by or "platformctl", action="override", target=_lease_name(env, pool),
                     reason="ManualOverride", outcome="succeeded",
                     inputs={"count": count, "until": until.isoformat()})
